@@ -1,0 +1,124 @@
+"""All configuration, from environment variables prefixed ``HOTLINE_`` (or a ``.env`` file).
+
+Secrets (bot tokens, webhook secrets) only ever come from here, never from the repository.
+Validation errors are turned into one sentence naming the bad variable (``load_settings``).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+from hotline.errors import ConfigError
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///hotline.db"
+
+
+def _split_dates(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="HOTLINE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # --- storage -------------------------------------------------------------------------------
+    database_url: str = DEFAULT_DATABASE_URL
+    database_echo: bool = False
+
+    # --- locale and calendar -------------------------------------------------------------------
+    default_language: str = "vi"
+    timezone: str = "Asia/Ho_Chi_Minh"
+    work_start_hour: int = Field(8, ge=0, le=23)
+    work_end_hour: int = Field(17, ge=1, le=24)
+    #: Extra days off decided by the government or the operator (comma-separated ISO dates).
+    extra_days_off: Annotated[list[date], NoDecode] = Field(default_factory=list)
+    #: Saturdays (or other days) worked to make up for a moved day off.
+    makeup_working_days: Annotated[list[date], NoDecode] = Field(default_factory=list)
+
+    # --- taxonomy and classification -----------------------------------------------------------
+    taxonomy_file: Path | None = None
+    classifier_threshold: float = Field(0.55, ge=0.0, le=1.0)
+    #: Where coordinator corrections live is the database; this is an optional cache of the model.
+    classifier_cache_dir: Path | None = None
+
+    # --- ticket rules --------------------------------------------------------------------------
+    first_response_business_days: float = Field(1.0, gt=0)
+    critical_sla_days: int = Field(3, ge=1)
+    auto_close_business_days: int = Field(5, ge=1)
+    reopen_window_business_days: int = Field(10, ge=0)
+    daily_report_limit: int = Field(10, ge=1)
+    max_message_chars: int = Field(4000, ge=100)
+    invite_ttl_hours: int = Field(72, ge=1)
+
+    # --- escalation ----------------------------------------------------------------------------
+    reminder_fraction: float = Field(0.5, gt=0, lt=1)
+    l1_fraction: float = Field(0.75, gt=0, lt=1)
+    l1_no_update_business_days: float = Field(3.0, gt=0)
+    l3_business_days_overdue: float = Field(5.0, gt=0)
+    red_alert_overdue_threshold: int = Field(3, ge=0)
+    sweep_interval_seconds: int = Field(60, ge=5)
+
+    # --- digests -------------------------------------------------------------------------------
+    weekly_digest_weekday: int = Field(0, ge=0, le=6)  # Monday
+    weekly_digest_hour: int = Field(8, ge=0, le=23)
+    monthly_report_day: int = Field(10, ge=1, le=14)
+    output_dir: Path = Path("out")
+
+    # --- Telegram ------------------------------------------------------------------------------
+    telegram_token: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    webhook_secret: SecretStr | None = None
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = Field(8080, ge=1, le=65535)
+    webhook_path: str = "/telegram/webhook"
+    public_base_url: str | None = None
+
+    # --- outbox dispatcher ---------------------------------------------------------------------
+    outbox_per_chat_interval: float = Field(1.0, ge=0)
+    outbox_group_per_minute: int = Field(20, ge=1)
+    outbox_global_per_second: float = Field(30.0, gt=0)
+    outbox_max_attempts: int = Field(8, ge=1)
+    outbox_backoff_base: float = Field(1.0, gt=0)
+    outbox_backoff_cap: float = Field(300.0, gt=0)
+
+    # --- Zalo ----------------------------------------------------------------------------------
+    zalo_bot_token: SecretStr | None = None
+    zalo_bot_api_url: str = "https://bot-api.zapps.me"
+    zalo_bot_webhook_secret: SecretStr | None = None
+    zalo_oa_app_id: str | None = None
+    zalo_oa_secret_key: SecretStr | None = None
+    zalo_oa_api_url: str = "https://openapi.zalo.me"
+    zalo_oa_oauth_url: str = "https://oauth.zaloapp.com"
+
+    # --- web -----------------------------------------------------------------------------------
+    web_session_secret: SecretStr | None = None
+
+    @field_validator("extra_days_off", "makeup_working_days", mode="before")
+    @classmethod
+    def _dates(cls, value: object) -> object:
+        return _split_dates(value)
+
+    @field_validator("default_language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        if value not in ("vi", "en"):
+            raise ValueError("must be 'vi' or 'en'")
+        return value
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment; one clear sentence on a bad value."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "HOTLINE_" + "_".join(str(p) for p in first["loc"]).upper()
+        raise ConfigError(f"invalid configuration {name}: {first['msg']}") from None
