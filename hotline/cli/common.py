@@ -1,0 +1,53 @@
+"""What every CLI command shares: settings, an opened App, one-sentence errors."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import TypeVar
+
+from rich.console import Console
+
+from hotline.app import App, open_app
+from hotline.clock import Clock
+from hotline.config import Settings, load_settings
+from hotline.errors import ConfigError
+
+T = TypeVar("T")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def run_async(factory: Callable[[], Awaitable[T]]) -> T:
+    return asyncio.run(factory())  # type: ignore[arg-type]
+
+
+def ensure_schema(settings: Settings) -> None:
+    """SQLite databases are created/upgraded on the fly (no setup); PostgreSQL must be at head
+    (``hotline db upgrade``), since several workers may share it."""
+    from storage import migrate
+
+    url = settings.database_url
+    if url.startswith("sqlite"):
+        migrate.upgrade(url)
+        return
+    head = migrate.head_revision()
+    now = migrate.current(url)
+    if now != head:
+        raise ConfigError(
+            f"database schema is at {now or 'nothing'}, expected {head}: run 'hotline db upgrade'"
+        )
+
+
+@asynccontextmanager
+async def opened_app(
+    settings: Settings | None = None, clock: Clock | None = None
+) -> AsyncIterator[App]:
+    settings = settings or load_settings()
+    await asyncio.to_thread(ensure_schema, settings)
+    app = await open_app(settings, clock)
+    try:
+        yield app
+    finally:
+        await app.close()

@@ -1,0 +1,184 @@
+"""``hotline``: the command line. Each command opens what it needs and says errors in one line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from hotline.cli.common import console, err_console, opened_app, run_async
+from hotline.config import load_settings
+from hotline.domain.enums import Role
+from hotline.errors import HotlineError
+
+app = typer.Typer(
+    name="hotline",
+    help="Blocker hotline: chat intake, deadlines, escalation and digests.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+tickets_app = typer.Typer(help="Look at tickets.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(tickets_app, name="tickets")
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head")) -> None:
+    """Create or upgrade the schema (Alembic)."""
+    from storage import migrate
+
+    settings = load_settings()
+    migrate.upgrade(settings.database_url, revision)
+    console.print(f"database at revision {migrate.current(settings.database_url)}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the schema revision of the configured database."""
+    from storage import migrate
+
+    settings = load_settings()
+    console.print(migrate.current(settings.database_url) or "empty (run 'hotline db upgrade')")
+
+
+@app.command("invite")
+def invite(
+    role: str = typer.Argument(..., help="member, lead, coordinator, leader or admin"),
+    group: Optional[str] = typer.Argument(None, help="owner group code (member and lead)"),
+    hours: Optional[int] = typer.Option(None, help="validity in hours"),
+) -> None:
+    """Create a single-use invite code; the person sends '/join CODE' to the bot."""
+    from hotline.services import people
+
+    try:
+        parsed = Role(role)
+    except ValueError:
+        raise HotlineError(
+            f"unknown role {role!r}: use member, lead, coordinator, leader or admin"
+        ) from None
+
+    async def _go() -> tuple[str, str]:
+        async with opened_app() as hotline:
+            async with hotline.uow() as uow:
+                issued = await people.create_invite(uow, hotline, parsed, group, ttl_hours=hours)
+                await uow.commit()
+                return issued.code, issued.invite.expires_at.isoformat(timespec="minutes")
+
+    code, expires = run_async(_go)
+    console.print(f"invite code for {parsed.value}{' of ' + group if group else ''}: [bold]{code}[/]")
+    console.print(f"valid until {expires} UTC; send '/join {code}' to the bot")
+
+
+@tickets_app.command("list")
+def tickets_list(
+    state: list[str] = typer.Option([], "--state", help="filter by state (repeatable)"),
+    group: Optional[str] = typer.Option(None, help="owner group code"),
+    category: Optional[str] = typer.Option(None),
+    open_only: bool = typer.Option(False, "--open", help="open tickets only"),
+    overdue: bool = typer.Option(False, "--overdue", help="open tickets past their deadline"),
+    rag: Optional[str] = typer.Option(None, "--rag", help="green, amber or red (open tickets)"),
+    triage: bool = typer.Option(False, "--triage", help="waiting for triage"),
+    limit: int = typer.Option(50, min=1, max=10000),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """List tickets with filters, soonest deadline first."""
+    from hotline.domain.enums import Rag, TicketState
+    from hotline.services.queries import list_tickets
+
+    for s in state:
+        if s not in {x.value for x in TicketState}:
+            raise HotlineError(f"unknown state {s!r}")
+    if rag is not None and rag not in {x.value for x in Rag}:
+        raise HotlineError(f"unknown RAG status {rag!r}: use green, amber or red")
+
+    async def _go() -> list[dict[str, object]]:
+        async with opened_app() as hotline:
+            async with hotline.uow() as uow:
+                return await list_tickets(
+                    uow, hotline, states=state or None, group=group, category=category,
+                    open_only=open_only or overdue or rag is not None, overdue=overdue, rag=rag,
+                    triage=triage, limit=limit,
+                )
+
+    rows = run_async(_go)
+    if as_json:
+        print(json.dumps(rows, ensure_ascii=False, indent=1, default=str))
+        return
+    table = Table(title=f"{len(rows)} ticket(s)")
+    for col in ("ref", "state", "rag", "category", "group", "assignee", "deadline", "title"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*(str(r[c] or "") for c in
+                        ("ref", "state", "rag", "category", "group", "assignee", "deadline_local",
+                         "title")))
+    console.print(table)
+
+
+@tickets_app.command("show")
+def tickets_show(ref: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """One ticket with its full event history."""
+    from hotline.services.queries import ticket_detail
+
+    async def _go() -> dict[str, object]:
+        async with opened_app() as hotline:
+            async with hotline.uow() as uow:
+                return await ticket_detail(uow, hotline, ref)
+
+    detail = run_async(_go)
+    if as_json:
+        print(json.dumps(detail, ensure_ascii=False, indent=1, default=str))
+        return
+    for key in ("ref", "state", "rag", "priority", "category", "group", "assignee", "reporter",
+                "organisation", "deadline_local", "extensions", "title"):
+        console.print(f"[bold]{key}[/]: {detail[key]}")
+    table = Table(title="history")
+    for col in ("at", "event", "actor", "from", "to", "note"):
+        table.add_column(col)
+    for e in detail["events"]:  # type: ignore[union-attr]
+        table.add_row(e["at_local"], e["kind"], e["actor"] or "system", e["from_state"] or "",
+                      e["to_state"] or "", (e["note"] or "")[:80])
+    console.print(table)
+
+
+def _register_optional_commands() -> None:
+    """Commands owned by other modules; each registers itself if present."""
+    import importlib
+
+    for module_name, attr, name in (
+        ("hotline.cli.classify", "classify", "classify"),
+        ("hotline.cli.chat", "chat", "chat"),
+        ("hotline.cli.run", "run_bot", "run"),
+        ("hotline.cli.sweep", "sweep", "sweep"),
+        ("hotline.cli.digest", "digest", "digest"),
+        ("hotline.cli.digest", "export", "export"),
+        ("hotline.cli.demo", "demo", "demo"),
+        ("hotline.cli.web", "web", "web"),
+    ):
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue
+            raise
+        func = getattr(module, attr, None)
+        if func is not None:
+            app.command(name)(func)
+
+
+_register_optional_commands()
+
+
+def run() -> None:
+    """Console-script entry point: expected failures become one sentence and exit code 1."""
+    try:
+        app()
+    except HotlineError as exc:
+        err_console.print(f"error: {exc}", highlight=False, markup=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)

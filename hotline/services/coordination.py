@@ -1,0 +1,220 @@
+"""Coordinator and lead powers: triage, recategorise, duplicates, priority, rejection, extensions.
+
+Extensions are never quiet: each request and decision is an event, counted in digests, and a
+second request on the same ticket is itself an escalation trigger (SPEC §6 L3).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from escalation import sla
+from hotline.app import Deps
+from hotline.domain import payloads as P
+from hotline.domain.enums import (
+    OPEN_STATES,
+    EventKind,
+    ExtensionStatus,
+    Priority,
+    Role,
+    TicketState,
+)
+from hotline.domain.lifecycle import Action
+from hotline.errors import InvalidInput, NotFound
+from hotline.i18n import format_local_date
+from hotline.services import permissions as perm
+from hotline.services.common import apply_sla, record, sla_clock, sla_days_for, transition
+from hotline.services.tickets import _check_text, _tell_person, _tell_reporter, route
+from storage.models import Extension, LabelledExample, Person, Ticket, TicketFollower
+from storage.uow import UnitOfWork
+
+MAX_EXTENSION = timedelta(days=366)
+
+
+def _require_open(ticket: Ticket) -> None:
+    if TicketState(ticket.state) not in OPEN_STATES:
+        raise InvalidInput("ticket is not open", key="error.ticket_not_open", ref=ticket.ref)
+
+
+def _rebudget(deps: Deps, ticket: Ticket, days: int) -> None:
+    """Same cycle start, new SLA length (recategorisation or a priority change)."""
+    budget = sla.start_cycle(deps.calendar, ticket.cycle_started_at, days).budget_seconds
+    ticket.sla_days = days
+    ticket.budget_seconds = budget
+    ticket.deadline_at = deps.calendar.add_business_seconds(
+        ticket.cycle_started_at, budget + ticket.paused_seconds
+    )
+
+
+async def recategorise(
+    uow: UnitOfWork, deps: Deps, ticket: Ticket, actor: Person, category: str
+) -> None:
+    """Move a ticket to another category (and owner group); the correction trains the classifier."""
+    perm.require(perm.is_coordinator(actor), "recategorise tickets")
+    _require_open(ticket)
+    cat = deps.taxonomy.category(category)
+    now = deps.clock.now()
+    old_category, old_group_id = ticket.category, ticket.group_id
+    group = await uow.people.group(cat.group)
+    if group is None:
+        raise NotFound(f"owner group {cat.group} missing", key="error.unknown_group")
+    ticket.category = category
+    ticket.group_id = group.id
+    was_triage = ticket.needs_triage
+    ticket.needs_triage = False
+    _rebudget(deps, ticket, sla_days_for(deps, category, ticket.priority))
+    record(uow, ticket, EventKind.RECATEGORISED, at=now, actor=actor, note=None,
+           old=old_category, new=category, old_group_id=old_group_id, group=group.code)
+    record(uow, ticket, EventKind.DEADLINE_CHANGED, at=now, actor=actor,
+           deadline=ticket.deadline_at.isoformat(), cycle=ticket.cycle, reason="recategorised")
+    uow.session.add(LabelledExample(text=ticket.description, label=category, source="correction",
+                                    ticket_id=ticket.id, created_by_id=actor.id, created_at=now))
+    moved = was_triage or old_group_id != group.id or ticket.assignee_id is None
+    # A ticket waiting on the reporter keeps its assignee (the SLA is paused); the new group's
+    # lead can reassign it. Anything else goes to the new group's least-loaded member.
+    if moved and ticket.state != TicketState.WAITING_REPORTER.value:
+        await route(uow, deps, ticket, group)
+    await _tell_reporter(uow, deps, ticket, "tickets.recategorised")
+
+
+async def set_priority(
+    uow: UnitOfWork, deps: Deps, ticket: Ticket, actor: Person, priority: Priority
+) -> None:
+    perm.require(perm.is_coordinator(actor), "set priority")
+    _require_open(ticket)
+    if ticket.priority == priority.value:
+        return
+    now = deps.clock.now()
+    old = ticket.priority
+    ticket.priority = priority.value
+    _rebudget(deps, ticket, sla_days_for(deps, ticket.category, priority.value))
+    record(uow, ticket, EventKind.PRIORITY_CHANGED, at=now, actor=actor, old=old, new=priority.value)
+    record(uow, ticket, EventKind.DEADLINE_CHANGED, at=now, actor=actor,
+           deadline=ticket.deadline_at.isoformat(), cycle=ticket.cycle, reason="priority")
+    await _tell_person(uow, deps, ticket, ticket.assignee_id, "tickets.priority_changed", skip=actor)
+
+
+async def reject(uow: UnitOfWork, deps: Deps, ticket: Ticket, actor: Person, reason: str) -> None:
+    perm.require(perm.is_coordinator(actor), "reject tickets")
+    note = _check_text(reason, deps, "reason")
+    now = deps.clock.now()
+    transition(uow, ticket, Action.REJECT, EventKind.REJECTED, at=now, actor=actor, note=note)
+    ticket.closed_at = now
+    await _tell_reporter(uow, deps, ticket, "tickets.rejected", note=note)
+
+
+async def link_duplicate(
+    uow: UnitOfWork, deps: Deps, ticket: Ticket, original: Ticket, actor: Person
+) -> None:
+    """Reject ``ticket`` as a duplicate; its reporter follows ``original`` from now on."""
+    perm.require(perm.is_coordinator(actor), "link duplicates")
+    if ticket.id == original.id:
+        raise InvalidInput("a ticket cannot duplicate itself", key="error.duplicate_self")
+    if original.duplicate_of_id is not None:
+        raise InvalidInput("the original is itself a duplicate", key="error.duplicate_chain",
+                           ref=original.ref)
+    now = deps.clock.now()
+    transition(uow, ticket, Action.REJECT, EventKind.DUPLICATE_LINKED, at=now, actor=actor,
+               original=original.ref)
+    ticket.duplicate_of_id = original.id
+    ticket.closed_at = now
+    exists = await uow.session.execute(
+        select(TicketFollower.id).where(TicketFollower.ticket_id == original.id,
+                                        TicketFollower.person_id == ticket.reporter_id)
+    )
+    if exists.first() is None and ticket.reporter_id != original.reporter_id:
+        uow.session.add(TicketFollower(ticket_id=original.id, person_id=ticket.reporter_id,
+                                       contact_id=ticket.contact_id, created_at=now))
+    await _tell_reporter(uow, deps, ticket, "tickets.duplicate", original=original.ref)
+
+
+# --------------------------------------------------------------------------------------------
+# Extensions
+# --------------------------------------------------------------------------------------------
+
+
+async def request_extension(
+    uow: UnitOfWork, deps: Deps, ticket: Ticket, actor: Person, new_deadline: datetime, reason: str
+) -> Extension:
+    perm.require(perm.can_work(actor, ticket), "request an extension")
+    _require_open(ticket)
+    note = _check_text(reason, deps, "reason")
+    now = deps.clock.now()
+    if new_deadline <= ticket.deadline_at or new_deadline <= now:
+        raise InvalidInput("new deadline must be after the current one",
+                           key="error.extension_not_later",
+                           deadline=format_local_date(ticket.deadline_at, actor.language))
+    if new_deadline - now > MAX_EXTENSION:
+        raise InvalidInput("extension too long", key="error.extension_too_long")
+    pending = await uow.session.execute(
+        select(Extension.id).where(Extension.ticket_id == ticket.id,
+                                   Extension.status == ExtensionStatus.PENDING.value)
+    )
+    if pending.first() is not None:
+        raise InvalidInput("an extension request is already pending",
+                           key="error.extension_pending", ref=ticket.ref)
+    ext = Extension(ticket_id=ticket.id, requested_by_id=actor.id, requested_at=now,
+                    old_deadline=ticket.deadline_at, new_deadline=new_deadline, reason=note,
+                    status=ExtensionStatus.PENDING.value)
+    uow.session.add(ext)
+    await uow.flush()
+    ticket.extension_requests += 1
+    ticket.last_progress_at = now
+    record(uow, ticket, EventKind.EXTENSION_REQUESTED, at=now, actor=actor, note=note,
+           extension_id=ext.id, new_deadline=new_deadline.isoformat(),
+           old_deadline=ticket.deadline_at.isoformat(), request_number=ticket.extension_requests)
+    for coordinator in await uow.people.with_role(Role.COORDINATOR):
+        await _tell_person(
+            uow, deps, ticket, coordinator.id, "tickets.extension_requested", skip=actor,
+            note=note, actor=actor.display_name,
+            new_deadline=lambda lang: format_local_date(new_deadline, lang, deps.settings.timezone),
+            count=ticket.extension_requests,
+            buttons=[[("buttons.approve", P.build(P.EXT_APPROVE, ext.id)),
+                      ("buttons.refuse", P.build(P.EXT_REFUSE, ext.id))]],
+        )
+    return ext
+
+
+async def get_extension(uow: UnitOfWork, extension_id: int) -> tuple[Extension, Ticket]:
+    ext = await uow.session.get(Extension, extension_id, with_for_update=True)
+    if ext is None:
+        raise NotFound(f"extension {extension_id} not found", key="error.extension_not_found")
+    ticket = await uow.tickets.get(ext.ticket_id, for_update=True)
+    assert ticket is not None
+    return ext, ticket
+
+
+async def decide_extension(
+    uow: UnitOfWork, deps: Deps, extension_id: int, actor: Person, approve: bool,
+    note: str | None = None,
+) -> Extension:
+    perm.require(perm.is_coordinator(actor), "decide extensions")
+    ext, ticket = await get_extension(uow, extension_id)
+    if ext.status != ExtensionStatus.PENDING.value:
+        raise InvalidInput("extension already decided", key="error.extension_decided",
+                           ref=ticket.ref)
+    now = deps.clock.now()
+    ext.decided_by_id, ext.decided_at, ext.decision_note = actor.id, now, note
+    requester = ext.requested_by_id
+    if approve and TicketState(ticket.state) not in OPEN_STATES:
+        raise InvalidInput("ticket is not open", key="error.ticket_not_open", ref=ticket.ref)
+    if approve:
+        ext.status = ExtensionStatus.APPROVED.value
+        new_deadline = max(ext.new_deadline, now + timedelta(minutes=1))
+        apply_sla(ticket, sla.extend(deps.calendar, sla_clock(ticket), new_deadline, now))
+        ticket.extension_count += 1
+        record(uow, ticket, EventKind.EXTENSION_APPROVED, at=now, actor=actor, note=note,
+               extension_id=ext.id)
+        record(uow, ticket, EventKind.DEADLINE_CHANGED, at=now, actor=actor,
+               deadline=ticket.deadline_at.isoformat(), cycle=ticket.cycle, reason="extension")
+        await _tell_person(uow, deps, ticket, requester, "tickets.extension_approved", skip=actor)
+        await _tell_reporter(uow, deps, ticket, "tickets.deadline_extended")
+    else:
+        ext.status = ExtensionStatus.REFUSED.value
+        record(uow, ticket, EventKind.EXTENSION_REFUSED, at=now, actor=actor, note=note,
+               extension_id=ext.id)
+        await _tell_person(uow, deps, ticket, requester, "tickets.extension_refused", skip=actor,
+                           note=note or "")
+    return ext

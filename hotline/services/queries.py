@@ -1,0 +1,129 @@
+"""Read models for operators (CLI, dashboard): plain dicts, names resolved, times localised."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from hotline.app import Deps
+from hotline.i18n import format_local_datetime
+from hotline.services.common import get_ticket
+from hotline.services.tickets import rag_of
+from storage.models import Extension, Organisation, OwnerGroup, Person, TicketEvent
+from storage.uow import UnitOfWork
+
+
+async def _names(uow: UnitOfWork, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    rows = await uow.session.execute(select(Person.id, Person.display_name).where(Person.id.in_(ids)))
+    return {pid: name for pid, name in rows}
+
+
+async def _groups(uow: UnitOfWork) -> dict[int, str]:
+    rows = await uow.session.execute(select(OwnerGroup.id, OwnerGroup.code))
+    return {gid: code for gid, code in rows}
+
+
+async def list_tickets(
+    uow: UnitOfWork,
+    deps: Deps,
+    *,
+    states: list[str] | None = None,
+    group: str | None = None,
+    category: str | None = None,
+    open_only: bool = False,
+    overdue: bool = False,
+    rag: str | None = None,
+    triage: bool = False,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    now = deps.clock.now()
+    group_id = None
+    if group is not None:
+        row = await uow.people.group(group)
+        if row is None:
+            from hotline.errors import NotFound
+
+            raise NotFound(f"unknown owner group {group!r}", key="error.unknown_group")
+        group_id = row.id
+    if category is not None:
+        deps.taxonomy.category(category)
+    # RAG and overdue are computed on the business calendar, so filter after loading.
+    post_filter = overdue or rag is not None
+    tickets = await uow.tickets.list(
+        states=states, open_only=open_only, group_id=group_id, category=category,
+        needs_triage=True if triage else None, limit=None if post_filter else limit,
+    )
+    groups = await _groups(uow)
+    names = await _names(uow, {t.assignee_id for t in tickets if t.assignee_id})
+    rows: list[dict[str, Any]] = []
+    for ticket in tickets:
+        status = rag_of(deps, ticket, now)
+        if overdue and status != "red":
+            continue
+        if rag is not None and status != rag:
+            continue
+        rows.append(
+            {
+                "ref": ticket.ref,
+                "state": ticket.state,
+                "rag": status,
+                "priority": ticket.priority,
+                "category": ticket.category,
+                "group": groups.get(ticket.group_id),
+                "assignee": names.get(ticket.assignee_id) if ticket.assignee_id else None,
+                "deadline": ticket.deadline_at,
+                "deadline_local": format_local_datetime(ticket.deadline_at, "vi",
+                                                        deps.settings.timezone),
+                "title": ticket.title,
+            }
+        )
+        if len(rows) >= limit:
+            break
+    return rows
+
+
+async def ticket_detail(uow: UnitOfWork, deps: Deps, ref: str) -> dict[str, Any]:
+    ticket = await get_ticket(uow, ref, for_update=False)
+    events = await uow.events.for_ticket(ticket.id)
+    names = await _names(
+        uow, {p for p in [ticket.assignee_id, ticket.reporter_id, *(e.actor_id for e in events)] if p}
+    )
+    org = await uow.session.get(Organisation, ticket.organisation_id) if ticket.organisation_id else None
+    groups = await _groups(uow)
+    extensions = (
+        await uow.session.execute(select(Extension).where(Extension.ticket_id == ticket.id))
+    ).scalars().all()
+    tz = deps.settings.timezone
+    return {
+        "ref": ticket.ref,
+        "state": ticket.state,
+        "rag": rag_of(deps, ticket, deps.clock.now()),
+        "priority": ticket.priority,
+        "category": ticket.category,
+        "group": groups.get(ticket.group_id),
+        "assignee": names.get(ticket.assignee_id) if ticket.assignee_id else None,
+        "reporter": names.get(ticket.reporter_id),
+        "organisation": org.name if org else None,
+        "deadline": ticket.deadline_at,
+        "deadline_local": format_local_datetime(ticket.deadline_at, "vi", tz),
+        "extensions": len(extensions),
+        "title": ticket.title,
+        "description": ticket.description,
+        "events": [
+            {
+                "at": e.at,
+                "at_local": format_local_datetime(e.at, "vi", tz),
+                "kind": e.kind,
+                "actor": names.get(e.actor_id) if e.actor_id else None,
+                "from_state": e.from_state,
+                "to_state": e.to_state,
+                "note": e.note,
+                "data": e.data,
+            }
+            for e in events
+            if isinstance(e, TicketEvent)
+        ],
+    }

@@ -1,0 +1,474 @@
+"""Ticket services: each is one business step inside the caller's unit of work.
+
+A service checks permission, applies the state machine, moves the SLA clock, appends the
+event, and queues notifications for the people concerned -- the caller commits once.
+The actor gets their direct reply from whoever called (engine, CLI), not from here.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from escalation import sla
+from hotline.app import Deps
+from hotline.domain import ids
+from hotline.domain import payloads as P
+from hotline.domain.enums import OPEN_STATES, EventKind, Priority, Role, TicketState
+from hotline.domain.lifecycle import Action, can
+from hotline.errors import InvalidInput
+from hotline.services import permissions as perm
+from hotline.services.common import (
+    apply_sla,
+    record,
+    sla_clock,
+    sla_days_for,
+    ticket_params,
+    transition,
+)
+from hotline.services.notify import ButtonSpec, notify
+from hotline.taxonomy import FALLBACK_CATEGORY
+from storage.models import Attachment, Contact, OwnerGroup, Person, Ticket, TicketFollower
+from storage.uow import UnitOfWork
+
+MAX_TITLE = 120
+
+
+@dataclass(frozen=True)
+class AttachmentIn:
+    kind: str
+    file_ref: str
+    file_name: str | None = None
+    mime_type: str | None = None
+
+
+def make_title(description: str) -> str:
+    first = next((line.strip() for line in description.splitlines() if line.strip()), "")
+    return first if len(first) <= MAX_TITLE else first[: MAX_TITLE - 1].rstrip() + "…"
+
+
+def _check_text(text: str, deps: Deps, what: str) -> str:
+    cleaned = text.strip()
+    if not cleaned:
+        raise InvalidInput(f"{what} is empty", key="error.empty_text")
+    if len(cleaned) > deps.settings.max_message_chars:
+        raise InvalidInput(
+            f"{what} is longer than {deps.settings.max_message_chars} characters",
+            key="error.text_too_long",
+            limit=deps.settings.max_message_chars,
+        )
+    return cleaned
+
+
+async def _followers(uow: UnitOfWork, ticket: Ticket) -> list[Person]:
+    from sqlalchemy import select
+
+    rows = await uow.session.execute(
+        select(Person).join(TicketFollower, TicketFollower.person_id == Person.id).where(
+            TicketFollower.ticket_id == ticket.id
+        )
+    )
+    return list(rows.scalars())
+
+
+async def _tell_reporter(
+    uow: UnitOfWork, deps: Deps, ticket: Ticket, key: str, **params: object
+) -> None:
+    """The reporter and anyone following the ticket (reporters of linked duplicates)."""
+    now = deps.clock.now()
+    group = await uow.people.group_by_id(ticket.group_id)
+    base = ticket_params(deps, ticket, group) | params
+    reporter = await uow.people.get(ticket.reporter_id)
+    recipients = [reporter] if reporter is not None else []
+    recipients += [p for p in await _followers(uow, ticket) if p.id != ticket.reporter_id]
+    buttons = base.pop("buttons", ())
+    for person in recipients:
+        await notify(uow, person, key, now=now, ticket=ticket, buttons=buttons, **base)  # type: ignore[arg-type]
+
+
+async def _tell_person(
+    uow: UnitOfWork, deps: Deps, ticket: Ticket, person_id: int | None, key: str,
+    *, skip: Person | None = None, buttons: ButtonSpec = (), **params: object,
+) -> None:
+    if person_id is None or (skip is not None and skip.id == person_id):
+        return
+    person = await uow.people.get(person_id)
+    if person is None:
+        return
+    group = await uow.people.group_by_id(ticket.group_id)
+    await notify(
+        uow, person, key, now=deps.clock.now(), ticket=ticket, buttons=buttons,
+        **(ticket_params(deps, ticket, group) | params),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Filing and routing
+# --------------------------------------------------------------------------------------------
+
+
+async def file_ticket(
+    uow: UnitOfWork,
+    deps: Deps,
+    *,
+    reporter: Person,
+    contact: Contact | None,
+    description: str,
+    category: str | None,
+    confidence: float | None = None,
+    priority: Priority = Priority.NORMAL,
+    attachments: Sequence[AttachmentIn] = (),
+    channel: str = "console",
+) -> Ticket:
+    """Create a ticket; ``category=None`` sends it to the coordinators' triage queue."""
+    perm.require(reporter.role == Role.REPORTER.value, "file a report")
+    text = _check_text(description, deps, "report")
+    now = deps.clock.now()
+    local_midnight = now.astimezone(ZoneInfo(deps.settings.timezone)).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    filed_today = await uow.tickets.count_filed_since(reporter.id, local_midnight)
+    if filed_today >= deps.settings.daily_report_limit:
+        raise InvalidInput(
+            "daily report limit reached",
+            key="error.daily_limit",
+            limit=deps.settings.daily_report_limit,
+        )
+    triage = category is None
+    code = FALLBACK_CATEGORY if triage else category
+    cat = deps.taxonomy.category(code)  # raises for unknown codes
+    group = await uow.people.group(cat.group)
+    if group is None:
+        raise InvalidInput(f"owner group {cat.group} missing", key="error.unknown_group")
+
+    year = now.astimezone(ZoneInfo(deps.settings.timezone)).year
+    seq = await uow.tickets.next_seq(year)
+    days = sla_days_for(deps, code, priority.value)
+    clock = sla.start_cycle(deps.calendar, now, days)
+    ticket = Ticket(
+        ref=ids.format_ref(year, seq),
+        year=year,
+        seq=seq,
+        check_code=secrets.token_urlsafe(9)[:12],
+        reporter_id=reporter.id,
+        organisation_id=reporter.organisation_id,
+        contact_id=contact.id if contact is not None else None,
+        channel=channel,
+        language=reporter.language,
+        category=code,
+        group_id=group.id,
+        state=TicketState.NEW.value,
+        priority=priority.value,
+        needs_triage=triage,
+        classifier_confidence=confidence,
+        title=make_title(text),
+        description=text,
+        sla_days=days,
+        accepted_at=now,
+        first_response_due_at=deps.calendar.add_business_days(
+            now, deps.settings.first_response_business_days
+        ),
+        created_at=now,
+        updated_at=now,
+        cycle=1,
+        cycle_started_at=now,
+        budget_seconds=0.0,
+        paused_seconds=0.0,
+        deadline_at=now,
+        extension_count=0,
+        extension_requests=0,
+        reopen_count=0,
+    )
+    apply_sla(ticket, clock)
+    uow.tickets.add(ticket)
+    await uow.flush()
+    created = record(
+        uow, ticket, EventKind.CREATED, at=now, actor=reporter, to_state=ticket.state,
+        category=code, group=group.code, priority=priority.value, confidence=confidence,
+        triage=triage, channel=channel, sla_days=days,
+    )
+    await uow.flush()
+    for item in attachments:
+        uow.session.add(
+            Attachment(
+                ticket_id=ticket.id, event_id=created.id, channel=channel, kind=item.kind,
+                file_ref=item.file_ref, file_name=item.file_name, mime_type=item.mime_type,
+                created_at=now,
+            )
+        )
+    if triage:
+        for coordinator in await uow.people.with_role(Role.COORDINATOR):
+            await _tell_person(
+                uow, deps, ticket, coordinator.id, "tickets.triage_needed",
+                buttons=[[("buttons.triage", P.build(P.TRIAGE, ticket.ref))]],
+            )
+    else:
+        await route(uow, deps, ticket, group)
+    return ticket
+
+
+async def route(uow: UnitOfWork, deps: Deps, ticket: Ticket, group: OwnerGroup) -> Person | None:
+    """Least-loaded member of the group (round robin on ties), unless the group claims."""
+    now = deps.clock.now()
+    if group.claim_from_queue:
+        await _announce_to_group(uow, deps, ticket, group)
+        return None
+    members = await uow.people.with_role(Role.MEMBER, group_id=group.id)
+    if not members:
+        members = await uow.people.with_role(Role.LEAD, group_id=group.id)
+    if not members:
+        await _announce_to_group(uow, deps, ticket, group)
+        return None
+    load = await uow.tickets.open_load([m.id for m in members])
+    epoch = datetime.min.replace(tzinfo=now.tzinfo)
+    chosen = min(members, key=lambda m: (load[m.id], m.last_assigned_at or epoch, m.id))
+    await assign(uow, deps, ticket, chosen, actor=None)
+    return chosen
+
+
+async def _announce_to_group(uow: UnitOfWork, deps: Deps, ticket: Ticket, group: OwnerGroup) -> None:
+    people = await uow.people.with_role(Role.MEMBER, Role.LEAD, group_id=group.id)
+    if not people:
+        people = await uow.people.with_role(Role.COORDINATOR)
+    for person in people:
+        await _tell_person(
+            uow, deps, ticket, person.id, "tickets.in_group_queue",
+            buttons=[[("buttons.claim", P.build(P.CLAIM, ticket.ref))]],
+        )
+
+
+async def assign(
+    uow: UnitOfWork, deps: Deps, ticket: Ticket, assignee: Person, *, actor: Person | None
+) -> None:
+    now = deps.clock.now()
+    previous = ticket.assignee_id
+    transition(
+        uow, ticket, Action.ASSIGN, EventKind.ASSIGNED, at=now, actor=actor,
+        assignee_id=assignee.id, previous_assignee_id=previous,
+    )
+    ticket.assignee_id = assignee.id
+    ticket.needs_triage = False
+    assignee.last_assigned_at = now
+    await _tell_person(
+        uow, deps, ticket, assignee.id, "tickets.assigned_to_you", skip=actor,
+        buttons=[[("buttons.acknowledge", P.build(P.ACK, ticket.ref))]],
+        description=ticket.description[:500],
+    )
+    if previous is not None and previous != assignee.id:
+        await _tell_person(uow, deps, ticket, previous, "tickets.reassigned_away", skip=actor)
+
+
+async def claim(uow: UnitOfWork, deps: Deps, ticket: Ticket, member: Person) -> None:
+    perm.require(perm.can_claim(member, ticket), "claim this ticket")
+    await assign(uow, deps, ticket, member, actor=member)
+
+
+async def reassign(
+    uow: UnitOfWork, deps: Deps, ticket: Ticket, actor: Person, target: Person
+) -> None:
+    perm.require(perm.can_reassign(actor, ticket, target), "reassign this ticket")
+    if target.group_id is not None and target.group_id != ticket.group_id:
+        ticket.group_id = target.group_id
+    await assign(uow, deps, ticket, target, actor=actor)
+
+
+# --------------------------------------------------------------------------------------------
+# Working the ticket
+# --------------------------------------------------------------------------------------------
+
+
+async def acknowledge(uow: UnitOfWork, deps: Deps, ticket: Ticket, actor: Person) -> None:
+    perm.require(perm.can_work(actor, ticket), "acknowledge this ticket")
+    now = deps.clock.now()
+    transition(uow, ticket, Action.ACKNOWLEDGE, EventKind.ACKNOWLEDGED, at=now, actor=actor)
+    if ticket.acknowledged_at is None:
+        ticket.acknowledged_at = now
+    ticket.last_progress_at = now
+    await _tell_reporter(uow, deps, ticket, "tickets.acknowledged")
+
+
+async def post_update(
+    uow: UnitOfWork, deps: Deps, ticket: Ticket, actor: Person, text: str
+) -> None:
+    perm.require(perm.can_work(actor, ticket), "update this ticket")
+    note = _check_text(text, deps, "update")
+    if ticket.state not in (TicketState.IN_PROGRESS.value, TicketState.WAITING_REPORTER.value):
+        # An update implies work has started: acknowledge on the way if needed.
+        if can(TicketState(ticket.state), Action.ACKNOWLEDGE):
+            await acknowledge(uow, deps, ticket, actor)
+        else:
+            transition(uow, ticket, Action.ACKNOWLEDGE, EventKind.ACKNOWLEDGED,
+                       at=deps.clock.now(), actor=actor)  # raises IllegalTransition
+    now = deps.clock.now()
+    record(uow, ticket, EventKind.MESSAGE, at=now, actor=actor, note=note)
+    ticket.last_progress_at = now
+    await _tell_reporter(uow, deps, ticket, "tickets.update", note=note)
+
+
+async def request_info(
+    uow: UnitOfWork, deps: Deps, ticket: Ticket, actor: Person, question: str
+) -> None:
+    """Ask the reporter; the SLA clock pauses until they answer."""
+    perm.require(perm.can_work(actor, ticket), "ask the reporter for information")
+    note = _check_text(question, deps, "question")
+    now = deps.clock.now()
+    transition(uow, ticket, Action.REQUEST_INFO, EventKind.INFO_REQUESTED, at=now, actor=actor,
+               note=note)
+    apply_sla(ticket, sla.pause(deps.calendar, sla_clock(ticket), now))
+    record(uow, ticket, EventKind.PAUSED, at=now, actor=actor)
+    ticket.last_progress_at = now
+    await _tell_reporter(
+        uow, deps, ticket, "tickets.info_requested", note=note,
+        buttons=[[("buttons.answer", P.build(P.ANSWER, ticket.ref))]],
+    )
+
+
+async def add_info(
+    uow: UnitOfWork,
+    deps: Deps,
+    ticket: Ticket,
+    reporter: Person,
+    text: str,
+    attachments: Sequence[AttachmentIn] = (),
+) -> None:
+    """Reporter adds information; if the owner was waiting for it, the SLA clock resumes."""
+    perm.require(perm.is_reporter_side(reporter, ticket), "add information to this ticket")
+    if ticket.state in (TicketState.CLOSED.value, TicketState.REJECTED.value):
+        raise InvalidInput("ticket is closed", key="error.ticket_closed", ref=ticket.ref)
+    note = _check_text(text, deps, "information") if text.strip() or not attachments else ""
+    now = deps.clock.now()
+    if ticket.state == TicketState.WAITING_REPORTER.value:
+        event = transition(uow, ticket, Action.PROVIDE_INFO, EventKind.INFO_PROVIDED, at=now,
+                           actor=reporter, note=note or None)
+        apply_sla(ticket, sla.resume(deps.calendar, sla_clock(ticket), now))
+        record(uow, ticket, EventKind.RESUMED, at=now, actor=reporter,
+               deadline=ticket.deadline_at.isoformat())
+        key = "tickets.info_provided"
+    else:
+        event = record(uow, ticket, EventKind.INFO_ADDED, at=now, actor=reporter, note=note or None)
+        key = "tickets.info_added"
+    await uow.flush()
+    for item in attachments:
+        uow.session.add(
+            Attachment(
+                ticket_id=ticket.id, event_id=event.id, channel=ticket.channel, kind=item.kind,
+                file_ref=item.file_ref, file_name=item.file_name, mime_type=item.mime_type,
+                created_at=now,
+            )
+        )
+        record(uow, ticket, EventKind.ATTACHMENT, at=now, actor=reporter, kind=item.kind,
+               file_name=item.file_name)
+    await _tell_person(uow, deps, ticket, ticket.assignee_id, key, note=note or "📎",
+                       buttons=[[("buttons.update", P.build(P.UPDATE, ticket.ref))]])
+
+
+async def resolve(
+    uow: UnitOfWork, deps: Deps, ticket: Ticket, actor: Person, resolution: str
+) -> None:
+    perm.require(perm.can_work(actor, ticket), "resolve this ticket")
+    note = _check_text(resolution, deps, "resolution")
+    now = deps.clock.now()
+    was_paused = ticket.paused_since is not None
+    transition(uow, ticket, Action.RESOLVE, EventKind.RESOLVED, at=now, actor=actor, note=note,
+               on_time=not sla.is_overdue(deps.calendar, sla_clock(ticket), now))
+    if was_paused:
+        apply_sla(ticket, sla.resume(deps.calendar, sla_clock(ticket), now))
+    ticket.resolved_at = now
+    ticket.last_progress_at = now
+    await _tell_reporter(
+        uow, deps, ticket, "tickets.resolved", note=note,
+        buttons=[[("buttons.confirm", P.build(P.CONFIRM, ticket.ref)),
+                  ("buttons.reopen", P.build(P.REOPEN, ticket.ref))]],
+    )
+
+
+async def confirm(uow: UnitOfWork, deps: Deps, ticket: Ticket, reporter: Person) -> None:
+    perm.require(perm.is_reporter_side(reporter, ticket), "confirm this ticket")
+    now = deps.clock.now()
+    transition(uow, ticket, Action.CLOSE, EventKind.CONFIRMED, at=now, actor=reporter)
+    ticket.closed_at = now
+    await _tell_person(uow, deps, ticket, ticket.assignee_id, "tickets.confirmed")
+
+
+async def auto_close(uow: UnitOfWork, deps: Deps, ticket: Ticket) -> None:
+    """Close a resolved ticket after the configured business days of reporter silence."""
+    now = deps.clock.now()
+    transition(uow, ticket, Action.CLOSE, EventKind.AUTO_CLOSED, at=now, actor=None,
+               business_days=deps.settings.auto_close_business_days)
+    ticket.closed_at = now
+    await _tell_reporter(uow, deps, ticket, "tickets.auto_closed",
+                         days=deps.settings.auto_close_business_days)
+
+
+def auto_close_due(deps: Deps, ticket: Ticket, now: datetime) -> bool:
+    if ticket.state != TicketState.RESOLVED.value or ticket.resolved_at is None:
+        return False
+    due = deps.calendar.add_business_days(ticket.resolved_at, deps.settings.auto_close_business_days)
+    return now >= due
+
+
+async def rate(
+    uow: UnitOfWork, deps: Deps, ticket: Ticket, reporter: Person, stars: int,
+    comment: str | None = None,
+) -> None:
+    perm.require(perm.is_reporter_side(reporter, ticket), "rate this ticket")
+    if ticket.state not in (TicketState.RESOLVED.value, TicketState.CLOSED.value):
+        raise InvalidInput("only resolved tickets can be rated", key="error.rate_not_resolved",
+                           ref=ticket.ref)
+    if not isinstance(stars, int) or not 1 <= stars <= 5:
+        raise InvalidInput("rating must be 1 to 5", key="error.bad_rating")
+    note = _check_text(comment, deps, "comment") if comment and comment.strip() else None
+    now = deps.clock.now()
+    ticket.rating = stars
+    ticket.rating_comment = note
+    record(uow, ticket, EventKind.RATED, at=now, actor=reporter, note=note, stars=stars)
+    await _tell_person(uow, deps, ticket, ticket.assignee_id, "tickets.rated", stars=stars,
+                       note=note or "")
+
+
+async def reopen(
+    uow: UnitOfWork, deps: Deps, ticket: Ticket, reporter: Person, reason: str
+) -> None:
+    """Back to work with a fresh SLA cycle: resolved any time, closed within the window."""
+    perm.require(perm.is_reporter_side(reporter, ticket), "reopen this ticket")
+    note = _check_text(reason, deps, "reason")
+    now = deps.clock.now()
+    if ticket.state == TicketState.CLOSED.value:
+        window = deps.settings.reopen_window_business_days
+        closed_at = ticket.closed_at or now
+        if deps.calendar.business_days_between(closed_at, now) > window:
+            raise InvalidInput("reopen window has passed", key="error.reopen_window",
+                               ref=ticket.ref, days=window)
+    transition(uow, ticket, Action.REOPEN, EventKind.REOPENED, at=now, actor=reporter, note=note)
+    apply_sla(ticket, sla.restart(deps.calendar, sla_clock(ticket), now, ticket.sla_days))
+    ticket.reopen_count += 1
+    ticket.resolved_at = None
+    ticket.closed_at = None
+    ticket.first_response_due_at = deps.calendar.add_business_days(
+        now, deps.settings.first_response_business_days
+    )
+    record(uow, ticket, EventKind.DEADLINE_CHANGED, at=now, actor=reporter,
+           deadline=ticket.deadline_at.isoformat(), cycle=ticket.cycle, reason="reopen")
+    assignee = await uow.people.get(ticket.assignee_id) if ticket.assignee_id else None
+    if assignee is None or not assignee.active:
+        group = await uow.people.group_by_id(ticket.group_id)
+        if group is not None:
+            await route(uow, deps, ticket, group)
+        return
+    await _tell_person(uow, deps, ticket, assignee.id, "tickets.reopened", note=note,
+                       buttons=[[("buttons.acknowledge", P.build(P.ACK, ticket.ref))]])
+
+
+def overdue_business_days(deps: Deps, ticket: Ticket, now: datetime) -> float:
+    return sla.business_days_overdue(deps.calendar, sla_clock(ticket), now)
+
+
+def rag_of(deps: Deps, ticket: Ticket, now: datetime) -> str:
+    """RAG of an open ticket; finished tickets are not at risk, so they read green."""
+    if TicketState(ticket.state) not in OPEN_STATES:
+        return "green"
+    return sla.rag(deps.calendar, sla_clock(ticket), now).value
+

@@ -1,0 +1,238 @@
+"""Queries, kept out of services so the services read as business steps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hotline.domain.enums import OPEN_STATES, OutboxStatus, Role
+from storage.models import (
+    Contact,
+    Conversation,
+    InboundUpdate,
+    OutboxMessage,
+    OwnerGroup,
+    Person,
+    Ticket,
+    TicketCounter,
+    TicketEvent,
+)
+
+_OPEN = [s.value for s in OPEN_STATES]
+
+
+def _insert(session: AsyncSession, table: Any) -> Any:
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+class TicketRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def next_seq(self, year: int) -> int:
+        """Take the next number for ``year``; the row lock lasts until commit, so no gaps.
+
+        Concurrent filers on PostgreSQL queue on the counter row; a rolled-back transaction
+        gives its number back. SQLite serialises writers anyway.
+        """
+        stmt = (
+            _insert(self.session, TicketCounter)
+            .values(year=year, last_seq=1)
+            .on_conflict_do_update(
+                index_elements=[TicketCounter.year],
+                set_={"last_seq": TicketCounter.last_seq + 1},
+            )
+            .returning(TicketCounter.last_seq)
+        )
+        return int((await self.session.execute(stmt)).scalar_one())
+
+    def add(self, ticket: Ticket) -> None:
+        self.session.add(ticket)
+
+    async def get(self, ticket_id: int, *, for_update: bool = False) -> Ticket | None:
+        stmt = select(Ticket).where(Ticket.id == ticket_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def by_ref(self, ref: str, *, for_update: bool = False) -> Ticket | None:
+        stmt = select(Ticket).where(Ticket.ref == ref)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def list(
+        self,
+        *,
+        states: Sequence[str] | None = None,
+        open_only: bool = False,
+        group_id: int | None = None,
+        assignee_id: int | None = None,
+        reporter_id: int | None = None,
+        organisation_id: int | None = None,
+        category: str | None = None,
+        needs_triage: bool | None = None,
+        unassigned: bool = False,
+        deadline_before: datetime | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+    ) -> list[Ticket]:
+        stmt = select(Ticket)
+        if open_only:
+            stmt = stmt.where(Ticket.state.in_(_OPEN))
+        if states:
+            stmt = stmt.where(Ticket.state.in_(list(states)))
+        if group_id is not None:
+            stmt = stmt.where(Ticket.group_id == group_id)
+        if assignee_id is not None:
+            stmt = stmt.where(Ticket.assignee_id == assignee_id)
+        if reporter_id is not None:
+            stmt = stmt.where(Ticket.reporter_id == reporter_id)
+        if organisation_id is not None:
+            stmt = stmt.where(Ticket.organisation_id == organisation_id)
+        if category is not None:
+            stmt = stmt.where(Ticket.category == category)
+        if needs_triage is not None:
+            stmt = stmt.where(Ticket.needs_triage.is_(needs_triage))
+        if unassigned:
+            stmt = stmt.where(Ticket.assignee_id.is_(None))
+        if deadline_before is not None:
+            stmt = stmt.where(Ticket.deadline_at < deadline_before)
+        stmt = stmt.order_by(Ticket.deadline_at, Ticket.id).offset(offset)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def open_load(self, person_ids: Sequence[int]) -> dict[int, int]:
+        """Open tickets per assignee, for least-loaded assignment."""
+        if not person_ids:
+            return {}
+        stmt = (
+            select(Ticket.assignee_id, func.count())
+            .where(Ticket.assignee_id.in_(list(person_ids)), Ticket.state.in_(_OPEN))
+            .group_by(Ticket.assignee_id)
+        )
+        counts = {pid: 0 for pid in person_ids}
+        for assignee_id, count in await self.session.execute(stmt):
+            counts[int(assignee_id)] = int(count)
+        return counts
+
+    async def count_filed_since(self, reporter_id: int, since: datetime) -> int:
+        stmt = select(func.count()).where(
+            Ticket.reporter_id == reporter_id, Ticket.created_at >= since
+        )
+        return int((await self.session.execute(stmt)).scalar_one())
+
+
+class EventRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, event: TicketEvent) -> None:
+        self.session.add(event)
+
+    async def for_ticket(self, ticket_id: int) -> list[TicketEvent]:
+        stmt = (
+            select(TicketEvent)
+            .where(TicketEvent.ticket_id == ticket_id)
+            .order_by(TicketEvent.at, TicketEvent.id)
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
+
+class PeopleRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, person_id: int) -> Person | None:
+        return await self.session.get(Person, person_id)
+
+    async def contact(self, channel: str, external_id: str) -> Contact | None:
+        stmt = select(Contact).where(Contact.channel == channel, Contact.external_id == external_id)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def contacts_of(self, person_id: int, *, active_only: bool = True) -> list[Contact]:
+        stmt = select(Contact).where(Contact.person_id == person_id)
+        if active_only:
+            stmt = stmt.where(Contact.active.is_(True))
+        stmt = stmt.order_by(Contact.last_seen_at.desc().nulls_last(), Contact.id.desc())
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def group(self, code: str) -> OwnerGroup | None:
+        stmt = select(OwnerGroup).where(OwnerGroup.code == code)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def group_by_id(self, group_id: int) -> OwnerGroup | None:
+        return await self.session.get(OwnerGroup, group_id)
+
+    async def groups(self) -> list[OwnerGroup]:
+        return list((await self.session.execute(select(OwnerGroup).order_by(OwnerGroup.id))).scalars())
+
+    async def with_role(self, *roles: Role, group_id: int | None = None) -> list[Person]:
+        stmt = select(Person).where(
+            Person.role.in_([r.value for r in roles]), Person.active.is_(True)
+        )
+        if group_id is not None:
+            stmt = stmt.where(Person.group_id == group_id)
+        return list((await self.session.execute(stmt.order_by(Person.id))).scalars())
+
+
+class OutboxRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, message: OutboxMessage) -> None:
+        self.session.add(message)
+
+    async def pending(self, *, channel: str | None = None, chat_id: str | None = None,
+                      due_by: datetime | None = None) -> list[OutboxMessage]:
+        stmt = select(OutboxMessage).where(OutboxMessage.status == OutboxStatus.PENDING.value)
+        if channel is not None:
+            stmt = stmt.where(OutboxMessage.channel == channel)
+        if chat_id is not None:
+            stmt = stmt.where(OutboxMessage.chat_id == chat_id)
+        if due_by is not None:
+            stmt = stmt.where(OutboxMessage.next_attempt_at <= due_by)
+        return list((await self.session.execute(stmt.order_by(OutboxMessage.id))).scalars())
+
+    async def mark_sent(self, ids: Sequence[int], at: datetime) -> None:
+        if ids:
+            await self.session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(list(ids)))
+                .values(status=OutboxStatus.SENT.value, sent_at=at)
+            )
+
+
+class ConversationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get_or_create(self, channel: str, external_id: str, now: datetime) -> Conversation:
+        stmt = select(Conversation).where(
+            Conversation.channel == channel, Conversation.external_id == external_id
+        )
+        found = (await self.session.execute(stmt)).scalar_one_or_none()
+        if found is None:
+            found = Conversation(
+                channel=channel, external_id=external_id, step="idle", data={}, updated_at=now
+            )
+            self.session.add(found)
+            await self.session.flush()
+        return found
+
+    async def claim_update(self, channel: str, update_id: str, now: datetime) -> bool:
+        """Record an inbound update id; False if it was already processed (redelivery)."""
+        stmt = (
+            _insert(self.session, InboundUpdate)
+            .values(channel=channel, update_id=update_id, received_at=now)
+            .on_conflict_do_nothing(index_elements=["channel", "update_id"])
+        )
+        result = await self.session.execute(stmt)
+        return bool(result.rowcount)

@@ -1,0 +1,114 @@
+"""Shared fixtures: a real database per test and a manual clock.
+
+By default each test gets its own SQLite file. With ``HOTLINE_TEST_DATABASE_URL`` pointing at a
+PostgreSQL server, the run creates a fresh database of its own (so parallel runs never collide),
+creates the schema once, and truncates every table between tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import text
+
+from hotline.app import App, open_app
+from hotline.clock import ManualClock
+from hotline.config import Settings
+from storage.db import create_engine, create_schema
+from storage.models import Base
+
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEV_SET = REPO_ROOT.parent / "shared" / "eval" / "blockers_dev.jsonl"
+
+
+def local(*args: int) -> datetime:
+    """A Vietnam local time, as the aware datetime tests pass around."""
+    return datetime(*args, tzinfo=VN)  # type: ignore[misc]
+
+
+async def _admin_execute(base_url: str, sql: str) -> None:
+    import asyncpg
+
+    url = base_url.replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str | None]:
+    """A throw-away PostgreSQL database for this test run (None when testing on SQLite)."""
+    base = os.environ.get("HOTLINE_TEST_DATABASE_URL")
+    if not base or not base.startswith("postgresql"):
+        yield None
+        return
+    name = f"hotline_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_admin_execute(base, f'CREATE DATABASE "{name}"'))
+    url = base.rsplit("/", 1)[0] + "/" + name
+    if not url.startswith("postgresql+asyncpg"):
+        url = url.replace("postgresql://", "postgresql+asyncpg://", 1)
+
+    async def _schema() -> None:
+        engine = create_engine(url)
+        await create_schema(engine)
+        await engine.dispose()
+
+    asyncio.run(_schema())
+    yield url
+    asyncio.run(_admin_execute(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def database_url(pg_url: str | None, tmp_path: Path) -> str:
+    if pg_url is not None:
+        return pg_url
+    return f"sqlite+aiosqlite:///{tmp_path / 'hotline.db'}"
+
+
+@pytest.fixture
+def is_pg(pg_url: str | None) -> bool:
+    return pg_url is not None
+
+
+async def _truncate(url: str) -> None:
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    await engine.dispose()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    # Monday 7 December 2026, 09:00 in Hanoi: an ordinary working morning.
+    return ManualClock(local(2026, 12, 7, 9, 0))
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=database_url,
+        output_dir=tmp_path / "out",
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+@pytest.fixture
+async def app(settings: Settings, clock: ManualClock, pg_url: str | None) -> AsyncIterator[App]:
+    if pg_url is not None:
+        await _truncate(pg_url)
+    application = await open_app(settings, clock, create_tables=pg_url is None)
+    try:
+        yield application
+    finally:
+        await application.close()
