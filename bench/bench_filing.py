@@ -17,15 +17,15 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import text  # noqa: E402
+from sqlalchemy import text
 
-from bench.common import machine, postgres_available, print_table, temp_database  # noqa: E402
-from hotline.app import open_app  # noqa: E402
-from hotline.clock import ManualClock  # noqa: E402
-from hotline.config import Settings  # noqa: E402
-from hotline.domain.enums import OrgKind, Role  # noqa: E402
-from hotline.services import people, tickets  # noqa: E402
-from storage.db import create_schema  # noqa: E402
+from bench.common import machine, postgres_available, print_table, temp_database
+from hotline.app import open_app
+from hotline.clock import ManualClock
+from hotline.config import Settings
+from hotline.domain.enums import OrgKind, Role
+from hotline.services import people, tickets
+from storage.db import create_schema
 
 CATEGORIES = ["legal", "procedure", "data", "funding", "procurement", "infrastructure",
               "security", "authority", "workforce", "innovation", "other"]

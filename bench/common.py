@@ -15,7 +15,8 @@ DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 
 
 def machine() -> str:
-    return f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"
+    return (f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, "
+            f"Python {platform.python_version()}")
 
 
 @asynccontextmanager

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -49,8 +48,8 @@ def db_current() -> None:
 @app.command("invite")
 def invite(
     role: str = typer.Argument(..., help="member, lead, coordinator, leader or admin"),
-    group: Optional[str] = typer.Argument(None, help="owner group code (member and lead)"),
-    hours: Optional[int] = typer.Option(None, help="validity in hours"),
+    group: str | None = typer.Argument(None, help="owner group code (member and lead)"),
+    hours: int | None = typer.Option(None, help="validity in hours"),
 ) -> None:
     """Create a single-use invite code; the person sends '/join CODE' to the bot."""
     from hotline.services import people
@@ -77,11 +76,11 @@ def invite(
 @tickets_app.command("list")
 def tickets_list(
     state: list[str] = typer.Option([], "--state", help="filter by state (repeatable)"),
-    group: Optional[str] = typer.Option(None, help="owner group code"),
-    category: Optional[str] = typer.Option(None),
+    group: str | None = typer.Option(None, help="owner group code"),
+    category: str | None = typer.Option(None),
     open_only: bool = typer.Option(False, "--open", help="open tickets only"),
     overdue: bool = typer.Option(False, "--overdue", help="open tickets past their deadline"),
-    rag: Optional[str] = typer.Option(None, "--rag", help="green, amber or red (open tickets)"),
+    rag: str | None = typer.Option(None, "--rag", help="green, amber or red (open tickets)"),
     triage: bool = typer.Option(False, "--triage", help="waiting for triage"),
     limit: int = typer.Option(50, min=1, max=10000),
     as_json: bool = typer.Option(False, "--json"),

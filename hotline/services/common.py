@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from escalation.sla import SlaClock
+
 from hotline.app import Deps
 from hotline.domain import ids
 from hotline.domain.enums import EventKind

@@ -12,7 +12,7 @@ from hotline.app import App
 from hotline.clock import ManualClock
 from hotline.domain.enums import EventKind, OrgKind, Priority, Role, TicketState
 from hotline.domain.lifecycle import IllegalTransition
-from hotline.errors import Forbidden, InvalidInput, NotFound
+from hotline.errors import ConfigError, Forbidden, InvalidInput, NotFound
 from hotline.services import coordination, people, tickets
 from hotline.services.common import get_ticket
 from storage.models import LabelledExample, OutboxMessage, Ticket, TicketEvent, TicketFollower
@@ -161,7 +161,7 @@ async def test_bad_input_is_refused(app: App) -> None:
         with pytest.raises(InvalidInput) as info:
             await file(app, reporter, contact, text)
         assert info.value.key == key
-    with pytest.raises(Exception):
+    with pytest.raises(ConfigError):
         await file(app, reporter, contact, "x", category="nonsense")
     async with app.uow() as uow:
         with pytest.raises(NotFound):
