@@ -23,6 +23,7 @@ from hotline.clock import ManualClock
 from hotline.config import Settings
 from storage.db import create_engine, create_schema
 from storage.models import Base
+from tests.dbutil import admin_execute
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -34,17 +35,6 @@ def local(*args: int) -> datetime:
     return datetime(*args, tzinfo=VN)  # type: ignore[misc]
 
 
-async def _admin_execute(base_url: str, sql: str) -> None:
-    import asyncpg
-
-    url = base_url.replace("postgresql+asyncpg://", "postgresql://")
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str | None]:
     """A throw-away PostgreSQL database for this test run (None when testing on SQLite)."""
@@ -53,7 +43,7 @@ def pg_url() -> Iterator[str | None]:
         yield None
         return
     name = f"hotline_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_admin_execute(base, f'CREATE DATABASE "{name}"'))
+    asyncio.run(admin_execute(base, f'CREATE DATABASE "{name}"'))
     url = base.rsplit("/", 1)[0] + "/" + name
     if not url.startswith("postgresql+asyncpg"):
         url = url.replace("postgresql://", "postgresql+asyncpg://", 1)
@@ -65,7 +55,7 @@ def pg_url() -> Iterator[str | None]:
 
     asyncio.run(_schema())
     yield url
-    asyncio.run(_admin_execute(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(admin_execute(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture
