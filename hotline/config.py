@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -97,6 +97,19 @@ class Settings(BaseSettings):
     zalo_oa_secret_key: SecretStr | None = None
     zalo_oa_api_url: str = "https://openapi.zalo.me"
     zalo_oa_oauth_url: str = "https://oauth.zaloapp.com"
+    #: Bot Platform intake: long polling (no public URL needed) or webhook.
+    zalo_bot_mode: Literal["polling", "webhook"] = "polling"
+    zalo_bot_webhook_path: str = "/zalo/bot/webhook"
+    #: App secret (``secret_key`` header of the OAuth token endpoint); not the OA secret key,
+    #: which only signs webhooks.
+    zalo_oa_app_secret: SecretStr | None = None
+    #: First refresh token from the OA authorisation; rotated tokens then live in the database.
+    zalo_oa_refresh_token: SecretStr | None = None
+    zalo_oa_access_token: SecretStr | None = None
+    zalo_oa_webhook_path: str = "/zalo/oa/webhook"
+    zalo_oa_button_type: Literal["oa.query.hide", "oa.query.show"] = "oa.query.hide"
+    zalo_oa_rate_limit_backoff: float = Field(60.0, gt=0)
+    zalo_oa_refresh_margin_seconds: int = Field(3600, ge=0)
 
     # --- web -----------------------------------------------------------------------------------
     web_session_secret: SecretStr | None = None
