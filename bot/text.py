@@ -89,9 +89,9 @@ def split_message(
 ) -> list[str]:
     """Cut ``text`` into pieces of at most ``limit`` (as measured by ``length``).
 
-    Preference for the cut: after the last line break that fits, else after the last space,
-    else anywhere between characters (never inside a tag or entity). The line break or
-    trailing whitespace at a cut is dropped. Pass ``html=False`` for plain-text channels so
+    Preference for the cut: at the last line break that fits, else at the last space, else
+    anywhere between characters (never inside a tag or entity, never right after a start
+    tag). Whitespace at a cut is dropped. Pass ``html=False`` for plain-text channels so
     ``<`` is just a character. Returns ``[]`` for an empty text.
     """
     if limit < 1:
@@ -102,6 +102,7 @@ def split_message(
         return [text]
 
     tokens = _tokenize(text, html)
+    sizes = [length(t.raw) for t in tokens]
     pieces: list[str] = []
     stack: tuple[_Token, ...] = ()
     i = 0
@@ -109,18 +110,22 @@ def split_message(
         prefix = "".join(t.raw for t in stack)
         used = length(prefix)
         local = stack
+        closing = length(_closers(local))
         has_visible = False
         # Best cut after a newline / after a space / anywhere: (token index, stack there).
         cut_line = cut_space = cut_any = None
         j = i
         while j < len(tokens):
             token = tokens[j]
-            after = _apply(local, token)
-            size = length(token.raw)
-            if used + size + length(_closers(after)) > limit:
+            if token.tag is None:
+                after, after_closing = local, closing
+            else:
+                after = _apply(local, token)
+                after_closing = length(_closers(after))
+            if used + sizes[j] + after_closing > limit:
                 break
-            used += size
-            local = after
+            used += sizes[j]
+            local, closing = after, after_closing
             has_visible = has_visible or token.visible
             j += 1
             if has_visible and not (token.tag and not token.closing):
@@ -136,6 +141,12 @@ def split_message(
             if piece.strip():
                 pieces.append(piece)
             break
+        # The token that did not fit may itself be the boundary: cut just before it.
+        if has_visible and tokens[j].raw.isspace():
+            if tokens[j].raw == "\n":
+                cut_line = (j, local)
+            else:
+                cut_space = (j, local)
         cut = cut_line or cut_space or cut_any
         if cut is None:
             raise ValueError(f"cannot split: the open tags alone nearly fill the {limit}-character limit")
@@ -144,6 +155,8 @@ def split_message(
         pieces.append(prefix + body + _closers(end_stack))
         stack = end_stack
         i = end
+        while i < len(tokens) and tokens[i].raw.isspace():  # whitespace at a cut goes
+            i += 1
     return pieces
 
 

@@ -54,8 +54,7 @@ DESCRIPTIONS: dict[int, str] = {
     401: "Unauthorized",
     403: "Forbidden: bot was blocked by the user",
     404: "Not Found",
-    409: "Conflict: terminated by other getUpdates request; "
-    "make sure that only one bot instance is running",
+    409: "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running",
     429: "Too Many Requests: retry after {retry_after}",
     500: "Internal Server Error",
     502: "Bad Gateway",
@@ -348,9 +347,7 @@ class FakeTelegramServer:
         app.router.add_route("*", "/bot{token}/{method}", self._dispatch)
         # handler_cancellation: a client that gives up (timeout, stop) cancels our long poll
         # or hang instead of leaving it running; a short shutdown keeps test teardown quick.
-        self._runner = web.AppRunner(
-            app, handler_cancellation=True, shutdown_timeout=0.5, access_log=None
-        )
+        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, 0)
         await site.start()
@@ -384,9 +381,7 @@ class FakeTelegramServer:
         wanted = method.lower()
         return [c for c in self.calls if c.method.lower() == wanted]
 
-    async def wait_for_calls(
-        self, method: str, count: int = 1, *, within: float = 5.0
-    ) -> list[ApiCall]:
+    async def wait_for_calls(self, method: str, count: int = 1, *, within: float = 5.0) -> list[ApiCall]:
         """Wait until ``method`` was called at least ``count`` times (for async flows)."""
         async with asyncio.timeout(within):
             while len(self.calls_to(method)) < count:
@@ -426,9 +421,7 @@ class FakeTelegramServer:
             _Failure(status, description, retry_after, times)
         )
 
-    def fail_chat(
-        self, chat_id: int | str, status: int = 403, description: str | None = None
-    ) -> None:
+    def fail_chat(self, chat_id: int | str, status: int = 403, description: str | None = None) -> None:
         """Every call aimed at ``chat_id`` fails from now on (a user who blocked the bot)."""
         self._failed_chats[_chat_key(chat_id)] = ApiError(
             status, description or DESCRIPTIONS.get(status, f"Error {status}")
@@ -631,9 +624,7 @@ class FakeTelegramServer:
         """A service message: somebody joined a group."""
         chat = chat or self.group_chat()
         joiner = self.user(2002, "Bình", "Trần", username="binh_tran")
-        return self._update(
-            "message", self.message(user=joiner, chat=chat, new_chat_members=[joiner])
-        )
+        return self._update("message", self.message(user=joiner, chat=chat, new_chat_members=[joiner]))
 
     def callback_update(
         self,
@@ -658,9 +649,7 @@ class FakeTelegramServer:
                 "chat": chat,
                 "date": int(time.time()),
                 "text": "Chọn một mục",
-                "reply_markup": {
-                    "inline_keyboard": [[{"text": "OK", "callback_data": data or "x"}]]
-                },
+                "reply_markup": {"inline_keyboard": [[{"text": "OK", "callback_data": data or "x"}]]},
             }
             self._messages.setdefault(chat["id"], {})[message["message_id"]] = message
         if inaccessible:
@@ -775,9 +764,7 @@ class FakeTelegramServer:
         body: dict[str, Any] = {"ok": True, "result": result}
         if name in ("setWebhook", "deleteWebhook"):
             body["description"] = (
-                "Webhook was set"
-                if name == "setWebhook" and params.get("url")
-                else "Webhook was deleted"
+                "Webhook was set" if name == "setWebhook" and params.get("url") else "Webhook was deleted"
             )
         return web.json_response(body)
 
@@ -851,9 +838,7 @@ class FakeTelegramServer:
         self.webhook = {}
         return True
 
-    async def _get_webhook_info(
-        self, params: dict[str, Any], files: dict[str, UploadedFile]
-    ) -> Any:
+    async def _get_webhook_info(self, params: dict[str, Any], files: dict[str, UploadedFile]) -> Any:
         info: dict[str, Any] = {
             "url": self.webhook.get("url", ""),
             "has_custom_certificate": False,
@@ -874,9 +859,7 @@ class FakeTelegramServer:
         for row in markup.get("inline_keyboard", []):
             for button in row:
                 if not button.get("text"):
-                    raise ApiError(
-                        400, "Bad Request: text buttons are unallowed in the inline keyboard"
-                    )
+                    raise ApiError(400, "Bad Request: text buttons are unallowed in the inline keyboard")
                 data = button.get("callback_data")
                 if data is not None and not 1 <= len(data.encode("utf-8")) <= 64:
                     raise ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
@@ -965,16 +948,12 @@ class FakeTelegramServer:
         if isinstance(source, UploadedFile):
             # Telegram guesses the type from the name; aiohttp uploads say octet-stream.
             guessed = mimetypes.guess_type(source.filename or "")[0]
-            content["document"] = self._document(
-                source.filename, guessed or source.content_type, source.size
-            )
+            content["document"] = self._document(source.filename, guessed or source.content_type, source.size)
         else:
             content["document"] = self._document("file", None, 1)
         return self._store("sendDocument", params, content, files)
 
-    async def _answer_callback_query(
-        self, params: dict[str, Any], files: dict[str, UploadedFile]
-    ) -> Any:
+    async def _answer_callback_query(self, params: dict[str, Any], files: dict[str, UploadedFile]) -> Any:
         query_id = _require(params, "callback_query_id")
         if query_id not in self._pending_callbacks:
             raise ApiError(
@@ -997,9 +976,7 @@ class FakeTelegramServer:
             raise ApiError(400, "Bad Request: message can't be edited")
         return message
 
-    async def _edit_message_reply_markup(
-        self, params: dict[str, Any], files: dict[str, UploadedFile]
-    ) -> Any:
+    async def _edit_message_reply_markup(self, params: dict[str, Any], files: dict[str, UploadedFile]) -> Any:
         message = self._editable(params)
         markup = self._check_markup(params)
         if markup is not None and not markup.get("inline_keyboard"):
@@ -1018,9 +995,7 @@ class FakeTelegramServer:
         message["edit_date"] = int(time.time())
         return message
 
-    async def _edit_message_text(
-        self, params: dict[str, Any], files: dict[str, UploadedFile]
-    ) -> Any:
+    async def _edit_message_text(self, params: dict[str, Any], files: dict[str, UploadedFile]) -> Any:
         message = self._editable(params)
         text = params.get("text") or ""
         if not text.strip():
@@ -1067,15 +1042,11 @@ class FakeTelegramServer:
     async def _get_my_commands(self, params: dict[str, Any], files: dict[str, UploadedFile]) -> Any:
         return self.commands.get(self._commands_key(params), [])
 
-    async def _delete_my_commands(
-        self, params: dict[str, Any], files: dict[str, UploadedFile]
-    ) -> Any:
+    async def _delete_my_commands(self, params: dict[str, Any], files: dict[str, UploadedFile]) -> Any:
         self.commands.pop(self._commands_key(params), None)
         return True
 
-    async def _send_chat_action(
-        self, params: dict[str, Any], files: dict[str, UploadedFile]
-    ) -> Any:
+    async def _send_chat_action(self, params: dict[str, Any], files: dict[str, UploadedFile]) -> Any:
         _require(params, "chat_id")
         if params.get("action") not in _CHAT_ACTIONS:
             raise ApiError(400, "Bad Request: wrong parameter action in request")
