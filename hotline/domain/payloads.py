@@ -33,6 +33,24 @@ REASSIGN = "rea"
 TRIAGE = "tri"
 OPEN = "open"
 
+# Conversation-flow verbs of the chat engine (handlers/). Draft buttons carry the draft's nonce
+# so a button from an abandoned draft cannot file a newer one.
+LANG = "lang"  # arg: vi | en
+ORG_KIND = "kind"  # arg: enterprise | ministry | locality | other
+SKIP = "skip"  # arg: which optional answer is skipped (tax, name, comment)
+CANCEL = "cancel"
+DRAFT_FILE = "rfile"  # arg: nonce
+DRAFT_PICK = "rpick"  # arg: nonce.category
+DRAFT_UNSURE = "runsure"  # arg: nonce -> coordinator triage
+DRAFT_CHANGE = "rchange"  # arg: nonce -> show every category
+REASSIGN_GROUP = "reag"  # arg: ref.group_code (coordinators: pick the group first)
+REASSIGN_TO = "reato"  # arg: ref.person_id
+RECATEGORISE = "recat"  # arg: ref -> category buttons
+RECATEGORISE_TO = "recatto"  # arg: ref.category
+PRIORITY = "prio"  # arg: ref -> priority buttons
+PRIORITY_SET = "prioset"  # arg: ref.priority
+REJECT = "rej"  # arg: ref -> reason step
+
 
 @dataclass(frozen=True)
 class Payload:
@@ -54,3 +72,16 @@ def parse(raw: str | None) -> Payload:
     if not match:
         raise InvalidInput("malformed button payload", key="error.stale_button")
     return Payload(verb=match.group(1), arg=match.group(2))
+
+
+def build_pair(verb: str, first: object, second: object) -> str:
+    """Two arguments in one payload (``rate:HL-2026-000001.5``); neither may contain a dot."""
+    return build(verb, f"{first}.{second}")
+
+
+def split_pair(arg: str) -> tuple[str, str]:
+    """Inverse of ``build_pair``; a payload without exactly two parts is stale or forged."""
+    first, sep, second = arg.partition(".")
+    if not sep or not first or not second or "." in second:
+        raise InvalidInput("malformed button payload", key="error.stale_button")
+    return first, second
