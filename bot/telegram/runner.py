@@ -28,7 +28,7 @@ import logging
 import re
 import secrets
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from typing import Any
 
 from aiogram import Bot, Dispatcher, Router
@@ -169,7 +169,7 @@ class TelegramBridge:
 
 
 @contextlib.contextmanager
-def _stop_on_signals(stop: Callable[[], None], enabled: bool) -> Any:
+def _stop_on_signals(stop: Callable[[], None], enabled: bool) -> Iterator[None]:
     """SIGTERM/SIGINT call ``stop`` while inside; handlers are removed on the way out."""
     installed: list[signal.Signals] = []
     loop = asyncio.get_running_loop()
@@ -225,7 +225,11 @@ class PollingRunner:
     async def run(self, *, handle_signals: bool = True) -> None:
         """Poll until ``stop()`` or SIGTERM/SIGINT, then drain in-flight handlers."""
         with _stop_on_signals(self.stop, handle_signals):
-            await self.bot.delete_webhook(drop_pending_updates=False)
+            try:
+                await self.bot.delete_webhook(drop_pending_updates=False)
+            except (TelegramAPIError, TimeoutError) as error:
+                # Telegram unreachable at boot: polling retries with backoff anyway.
+                log.warning("deleteWebhook failed, polling regardless: %s", error)
             polling = asyncio.create_task(
                 self.dispatcher.start_polling(
                     self.bot,

@@ -1,6 +1,10 @@
-"""Pytest fixtures for the fake Telegram Bot API (import them into a test module or conftest).
+"""Pytest fixtures for the fake Telegram Bot API.
 
-    from tests.fakes.conftest_telegram import telegram_bot, telegram_server  # noqa: F401
+Load them as a plugin, in a test module or (better, once) in ``tests/conftest.py``::
+
+    pytest_plugins = ["tests.fakes.conftest_telegram"]
+
+(importing the fixture functions by name also works but trips ruff's F811 on every test.)
 
 ``telegram_server`` is a started ``FakeTelegramServer`` on 127.0.0.1 (random port), torn down
 after the test; ``telegram_bot`` is a real aiogram ``Bot`` talking to it over HTTP with a

@@ -20,6 +20,7 @@ from aiogram import Bot
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import ClientSession, web
 
+from bot.telegram.client import bot_from_settings
 from bot.telegram.commands import COMMANDS, set_bot_commands
 from bot.telegram.runner import PollingRunner, WebhookRunner
 from handlers.events import InboundEvent
@@ -317,14 +318,52 @@ async def test_webhook_stop_waits_for_the_in_flight_handler(
     assert [e.text for e in recorder.finished] == ["chậm"]
 
 
+async def test_webhook_serialises_one_chat_but_not_others(
+    telegram_server: FakeTelegramServer, telegram_bot: Bot
+) -> None:
+    """Telegram posts webhook updates concurrently; two quick messages from one person must
+    not run through the engine at the same time, while other chats are not held up."""
+    recorder = Recorder()
+    recorder.hold = asyncio.Event()
+    fake = telegram_server
+    other_user = fake.user(2002, "Bình", None)
+    async with webhook(telegram_bot, recorder) as runner:
+        posts = [
+            asyncio.create_task(fake.post_to_webhook(update, url=runner.local_url))
+            for update in (
+                fake.text_update("một"),
+                fake.text_update("hai"),
+                fake.text_update("người khác", user=other_user),
+            )
+        ]
+        await recorder.wait_for(2)
+        await asyncio.sleep(0.1)
+        # "một" and "người khác" are in the engine; "hai" waits for "một" to finish.
+        assert sorted(e.text or "" for e in recorder.events) == ["một", "người khác"]
+        recorder.hold.set()
+        async with asyncio.timeout(5):
+            statuses = [status for status, _ in await asyncio.gather(*posts)]
+    assert statuses == [200, 200, 200]
+    assert [e.text for e in recorder.events][-1] == "hai"
+
+
 def test_webhook_needs_a_valid_secret(telegram_bot: Bot) -> None:
     async def handler(event: InboundEvent) -> None: ...
 
     for bad in ("", "has space", "x" * 257, "ngõ"):
         with pytest.raises(ConfigError, match="HOTLINE_WEBHOOK_SECRET"):
             WebhookRunner(telegram_bot, handler, secret_token=bad)
+    no_secret = Settings(_env_file=None, webhook_secret=None)  # type: ignore[call-arg]
     with pytest.raises(ConfigError, match="required in webhook mode"):
-        WebhookRunner.from_settings(telegram_bot, handler, Settings(_env_file=None))  # type: ignore[call-arg]
+        WebhookRunner.from_settings(telegram_bot, handler, no_secret)
+
+
+def test_bot_from_settings_refuses_missing_or_malformed_token() -> None:
+    with pytest.raises(ConfigError, match="HOTLINE_TELEGRAM_TOKEN is not set"):
+        bot_from_settings(Settings(_env_file=None, telegram_token=None))  # type: ignore[call-arg]
+    with pytest.raises(ConfigError, match="not a bot token") as error:
+        bot_from_settings(Settings(_env_file=None, telegram_token="oops no colon"))  # type: ignore[call-arg]
+    assert "oops" not in str(error.value)
 
 
 async def test_command_menus_in_vietnamese_and_english(
