@@ -8,6 +8,8 @@ Values are HTML-subset templates with ``{name}`` placeholders; parameters are es
 
 from __future__ import annotations
 
+import html
+import re
 import tomllib
 from datetime import date, datetime
 from functools import cache
@@ -60,9 +62,15 @@ def t(key: str, lang: str | None = None, /, **params: Any) -> Markup:
     return Markup(text).format(**params) if params else Markup(text)
 
 
+_TAG_RE = re.compile(r"<[^<>]+>")
+
+
 def plain(markup: str) -> str:
-    """Strip the HTML subset for channels without formatting (Zalo, console)."""
-    return Markup(markup).striptags() if "<" in markup else Markup(markup).unescape()
+    """Strip the HTML subset for channels without formatting (Zalo, console).
+
+    Unlike ``Markup.striptags`` this keeps line breaks: lists must stay lists.
+    """
+    return html.unescape(_TAG_RE.sub("", str(markup)))
 
 
 def format_local_date(value: datetime | date, lang: str | None, tz: str = "Asia/Ho_Chi_Minh") -> str:

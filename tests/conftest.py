@@ -25,6 +25,8 @@ from storage.db import create_engine, create_schema
 from storage.models import Base
 from tests.dbutil import admin_execute
 
+pytest_plugins = ["tests.fakes.conftest_telegram"]
+
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEV_SET = REPO_ROOT.parent / "shared" / "eval" / "blockers_dev.jsonl"
