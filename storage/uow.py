@@ -40,10 +40,10 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        try:
-            await self.session.rollback()  # no-op after commit; undoes anything uncommitted
-        finally:
-            await self.session.close()
+        # close() rolls back anything uncommitted. An explicit rollback() first would also
+        # expire every loaded object, so rows a caller returns from the unit of work (a ticket
+        # read for display) could no longer be read once detached.
+        await self.session.close()
 
     async def commit(self) -> None:
         await self.session.commit()
