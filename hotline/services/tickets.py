@@ -189,6 +189,8 @@ async def file_ticket(
         uow, ticket, EventKind.CREATED, at=now, actor=reporter, to_state=ticket.state,
         category=code, group=group.code, priority=priority.value, confidence=confidence,
         triage=triage, channel=channel, sla_days=days,
+        deadline=ticket.deadline_at.isoformat(),
+        first_response_due=ticket.first_response_due_at.isoformat(),
     )
     await uow.flush()
     for item in attachments:
@@ -247,7 +249,7 @@ async def assign(
     previous = ticket.assignee_id
     transition(
         uow, ticket, Action.ASSIGN, EventKind.ASSIGNED, at=now, actor=actor,
-        assignee_id=assignee.id, previous_assignee_id=previous,
+        assignee_id=assignee.id, previous_assignee_id=previous, group_id=ticket.group_id,
     )
     ticket.assignee_id = assignee.id
     ticket.needs_triage = False
