@@ -34,8 +34,8 @@ class NumberedMenus:
         self.app = app
 
     async def render(self, message: OutboundMessage, text: str) -> str:
-        # ``numbered.render`` would also flatten the body through ``plain`` (which folds line
-        # breaks); the body is already plain here, so only the choice lines are taken from it.
+        # The body is already plain (links kept by ``common.to_plain``), so only the choice
+        # lines are taken from ``numbered.render``.
         choices = numbered.render(replace(message, text=""))
         async with self.app.uow() as uow:
             await numbered.remember(uow, message.channel, message.chat_id, choices.payloads,

@@ -1,9 +1,9 @@
 """Small pieces both Zalo adapters share: plain text, splitting, redaction, the handler type.
 
 Zalo shows text as typed: no HTML, no Markdown by default. The engine writes Telegram's HTML
-subset, so tags are removed here -- keeping line breaks, which ``hotline.i18n.plain`` would
-fold into spaces (a ticket list must stay a list) -- and a link keeps its address, since the
-address is the only part that still works once the tag is gone.
+subset, so tags are removed with ``hotline.i18n.plain`` (line breaks kept: a ticket list must
+stay a list), and a link keeps its address first, since the address is the only part that
+still works once the tag is gone.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bot.text import split_message, strip_tags
+from bot.text import split_message
 from handlers.events import InboundEvent
+from hotline.i18n import plain
 
 #: What the intake runners call for every event; the engine's ``handle`` fits.
 EventHandler = Callable[[InboundEvent], Awaitable[object]]
@@ -34,13 +35,13 @@ def to_plain(markup: str) -> str:
 
     def link(match: re.Match[str]) -> str:
         url, label = match.group(1), match.group(2)
-        label_text = strip_tags(label).strip()
-        url_text = strip_tags(url).strip()
+        label_text = plain(label).strip()
+        url_text = plain(url).strip()
         if not url_text or url_text == label_text:
             return label
         return f"{label} ({url})"
 
-    return strip_tags(_LINK.sub(link, markup)).strip()
+    return plain(_LINK.sub(link, markup)).strip()
 
 
 def split_plain(text: str, limit: int = ZALO_TEXT_LIMIT) -> list[str]:
