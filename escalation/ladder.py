@@ -1,0 +1,356 @@
+"""The escalation ladder of SPEC §6 as pure functions: ticket facts in, due steps out.
+
+Nothing here touches the database or the clock, so the rules can be tested exhaustively and the
+sweep can evaluate 100k tickets in one pass. The sweep owns "has this already fired" (it passes
+the levels fired in the ticket's current cycle) and the database owns "exactly once" (a unique
+key on ticket, level and cycle).
+
+Rules (thresholds from ``Settings``; all time is business time of the Vietnamese calendar):
+
+* reminder -> assignee: ``reminder_fraction`` of the SLA used, and no progress update since the
+  cycle started;
+* L1 -> group lead: not acknowledged by the first-response due time, or ``l1_fraction`` used, or
+  no update for ``l1_no_update_business_days``;
+* L2 -> coordinators: deadline passed;
+* L3 -> leaders: ``l3_business_days_overdue`` past the deadline, or a second (or later) extension
+  request in this cycle, or a critical ticket overdue.
+
+A ticket waiting on the reporter (``paused_since`` set) does not escalate at all: the SLA clock is
+stopped, and on resumption its deadline has moved by the paused business time, so every instant
+derived from ``paused_seconds`` moves with it. Only open tickets escalate.
+
+Speed matters (the sweep runs every minute over every open ticket), so each rule first checks a
+cheap wall-clock lower bound -- ``add_business_seconds(t, s) >= t + s`` because a business second
+is never shorter than a wall second -- and only asks the calendar when the step could be due.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Protocol
+
+from hotline.domain.enums import OPEN_STATES, EscalationLevel, Priority, TicketState
+
+if TYPE_CHECKING:
+    from escalation.calendar import BusinessCalendar
+    from escalation.sla import SlaClock
+    from hotline.config import Settings
+
+OPEN_STATE_VALUES: frozenset[str] = frozenset(s.value for s in OPEN_STATES)
+LEVELS: tuple[EscalationLevel, ...] = (
+    EscalationLevel.REMINDER,
+    EscalationLevel.L1,
+    EscalationLevel.L2,
+    EscalationLevel.L3,
+)
+#: States in which the owner has not yet taken the ticket up (first-response SLA running).
+_UNACKNOWLEDGED = frozenset({TicketState.NEW.value, TicketState.ASSIGNED.value})
+_CRITICAL = Priority.CRITICAL.value
+
+
+class Reason(StrEnum):
+    """Why a step fired; stored in ``escalations.reason`` and shown in the message."""
+
+    SLA_FRACTION = "sla_fraction"
+    FIRST_RESPONSE = "first_response"
+    NO_UPDATE = "no_update"
+    DEADLINE = "deadline"
+    OVERDUE_DAYS = "overdue_days"
+    SECOND_EXTENSION = "second_extension"
+    CRITICAL_OVERDUE = "critical_overdue"
+
+
+class TicketLike(Protocol):
+    """The ticket columns the ladder reads; an ORM ``Ticket``, a result row or a snapshot."""
+
+    @property
+    def state(self) -> str: ...
+    @property
+    def priority(self) -> str: ...
+    @property
+    def cycle(self) -> int: ...
+    @property
+    def cycle_started_at(self) -> datetime: ...
+    @property
+    def budget_seconds(self) -> float: ...
+    @property
+    def paused_seconds(self) -> float: ...
+    @property
+    def paused_since(self) -> datetime | None: ...
+    @property
+    def deadline_at(self) -> datetime: ...
+    @property
+    def first_response_due_at(self) -> datetime: ...
+    @property
+    def acknowledged_at(self) -> datetime | None: ...
+    @property
+    def last_progress_at(self) -> datetime | None: ...
+    @property
+    def extension_requests(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TicketSnapshot:
+    """A plain copy of the columns in ``TicketLike`` (tests, and callers without a row)."""
+
+    state: str
+    priority: str
+    cycle: int
+    cycle_started_at: datetime
+    budget_seconds: float
+    paused_seconds: float
+    paused_since: datetime | None
+    deadline_at: datetime
+    first_response_due_at: datetime
+    acknowledged_at: datetime | None = None
+    last_progress_at: datetime | None = None
+    extension_requests: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Extras:
+    """Facts that live outside the ticket row; the sweep loads them only for the few tickets
+    whose decision depends on them.
+
+    ``last_resumed_at``: when the reporter last answered (end of the last pause). The time spent
+    waiting on the reporter is not "no update" time: a pause always starts with the owner's
+    question (which is a progress update), so the silence counts from the later of the last
+    update and the answer.
+    ``last_extension_request_at``: when the latest extension request was made; a second or later
+    request made in the current cycle goes to the leaders.
+    """
+
+    last_resumed_at: datetime | None = None
+    last_extension_request_at: datetime | None = None
+
+
+NO_EXTRAS = Extras()
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    reminder_fraction: float = 0.5
+    l1_fraction: float = 0.75
+    l1_no_update_business_days: float = 3.0
+    l3_business_days_overdue: float = 5.0
+    #: Length of a working day; only used for the cheap lower bounds, never for due times.
+    working_day_seconds: float = 9 * 3600.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Thresholds:
+        return cls(
+            reminder_fraction=settings.reminder_fraction,
+            l1_fraction=settings.l1_fraction,
+            l1_no_update_business_days=settings.l1_no_update_business_days,
+            l3_business_days_overdue=settings.l3_business_days_overdue,
+            working_day_seconds=float(
+                max(1, settings.work_end_hour - settings.work_start_hour) * 3600
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    level: EscalationLevel
+    due_at: datetime
+    reason: Reason
+    cycle: int
+
+
+def is_open(ticket: TicketLike) -> bool:
+    return ticket.state in OPEN_STATE_VALUES
+
+
+def overdue_cutoff(calendar: BusinessCalendar, now: datetime) -> datetime:
+    """The working instant ``now`` stands at, in the calendar's end-of-day form.
+
+    Outside working hours that is the end of the last working day: a deadline of Friday 17:00 is
+    not "used up" on Saturday or at Monday 08:00 (``sla.is_overdue``), only just after. A running
+    ticket is overdue exactly when its deadline is before this instant, so a sweep computes it
+    once instead of asking the calendar per ticket.
+    """
+    return calendar.add_business_seconds(now, -1e-6) + timedelta(microseconds=1)
+
+
+def is_overdue(
+    ticket: TicketLike, calendar: BusinessCalendar, now: datetime, *,
+    cutoff: datetime | None = None,
+) -> bool:
+    """``sla.is_overdue`` for a ticket row, fast for running clocks (pass ``cutoff`` in loops).
+
+    A paused clock is frozen: the ticket is overdue only if it already was when the pause began.
+    """
+    if ticket.paused_since is not None:
+        from escalation import sla
+
+        return sla.is_overdue(calendar, sla_clock_of(ticket), now)
+    if cutoff is None:
+        cutoff = overdue_cutoff(calendar, now)
+    return ticket.deadline_at < cutoff
+
+
+def sla_clock_of(ticket: TicketLike) -> SlaClock:
+    from escalation.sla import SlaClock
+
+    return SlaClock(
+        cycle=ticket.cycle,
+        cycle_started_at=ticket.cycle_started_at,
+        budget_seconds=ticket.budget_seconds,
+        paused_seconds=ticket.paused_seconds,
+        paused_since=ticket.paused_since,
+        deadline_at=ticket.deadline_at,
+    )
+
+
+def fraction_instant(ticket: TicketLike, calendar: BusinessCalendar, fraction: float) -> datetime:
+    """When ``fraction`` of the SLA budget is used (the deadline is fraction 1)."""
+    return calendar.add_business_seconds(
+        ticket.cycle_started_at, ticket.paused_seconds + fraction * ticket.budget_seconds
+    )
+
+
+def _fraction_lower_bound(ticket: TicketLike, fraction: float) -> datetime:
+    return ticket.cycle_started_at + timedelta(
+        seconds=ticket.paused_seconds + fraction * ticket.budget_seconds
+    )
+
+
+def _no_progress_this_cycle(ticket: TicketLike) -> bool:
+    return ticket.last_progress_at is None or ticket.last_progress_at < ticket.cycle_started_at
+
+
+def _unacknowledged(ticket: TicketLike) -> bool:
+    """Not yet taken up: new/assigned and never acknowledged, or reopened and not yet re-taken.
+
+    A reassigned ticket goes back to "assigned" but the reporter did get a first response, so
+    ``acknowledged_at`` (kept across reassignments) decides; a reopen asks for a fresh one.
+    """
+    if ticket.state == TicketState.REOPENED.value:
+        return True
+    return ticket.state in _UNACKNOWLEDGED and ticket.acknowledged_at is None
+
+
+def _silence_start(ticket: TicketLike, extras: Extras) -> datetime:
+    start = ticket.cycle_started_at
+    if ticket.last_progress_at is not None and ticket.last_progress_at > start:
+        start = ticket.last_progress_at
+    if extras.last_resumed_at is not None and extras.last_resumed_at > start:
+        start = extras.last_resumed_at
+    return start
+
+
+def steps_until(
+    ticket: TicketLike,
+    calendar: BusinessCalendar,
+    thresholds: Thresholds,
+    horizon: datetime | None,
+    *,
+    fired: Collection[str] = (),
+    extras: Extras = NO_EXTRAS,
+) -> list[Step]:
+    """Every not-yet-fired step of the ticket's current cycle that is due by ``horizon``.
+
+    ``horizon=None`` computes every step whose condition holds now, however far ahead (the
+    "what comes next" view). Steps are in ladder order; a level appears at most once, with the
+    earliest of its triggers as due time and reason.
+    """
+    if ticket.state not in OPEN_STATE_VALUES or ticket.paused_since is not None:
+        return []
+    steps: list[Step] = []
+    cycle = ticket.cycle
+
+    def reachable(lower_bound: datetime) -> bool:
+        return horizon is None or lower_bound <= horizon
+
+    # --- reminder --------------------------------------------------------------------------
+    if EscalationLevel.REMINDER.value not in fired and _no_progress_this_cycle(ticket):
+        fraction = thresholds.reminder_fraction
+        if reachable(_fraction_lower_bound(ticket, fraction)):
+            due = fraction_instant(ticket, calendar, fraction)
+            steps.append(Step(EscalationLevel.REMINDER, due, Reason.SLA_FRACTION, cycle))
+
+    # --- L1 --------------------------------------------------------------------------------
+    if EscalationLevel.L1.value not in fired:
+        candidates: list[tuple[datetime, Reason]] = []
+        if _unacknowledged(ticket) and reachable(ticket.first_response_due_at):
+            candidates.append((ticket.first_response_due_at, Reason.FIRST_RESPONSE))
+        fraction = thresholds.l1_fraction
+        if reachable(_fraction_lower_bound(ticket, fraction)):
+            candidates.append((fraction_instant(ticket, calendar, fraction), Reason.SLA_FRACTION))
+        quiet_since = _silence_start(ticket, extras)
+        days = thresholds.l1_no_update_business_days
+        if reachable(quiet_since + timedelta(seconds=days * thresholds.working_day_seconds)):
+            candidates.append((calendar.add_business_days(quiet_since, days), Reason.NO_UPDATE))
+        if candidates:
+            due, reason = min(candidates, key=lambda c: c[0])
+            steps.append(Step(EscalationLevel.L1, due, reason, cycle))
+
+    # --- L2 --------------------------------------------------------------------------------
+    deadline = ticket.deadline_at
+    if EscalationLevel.L2.value not in fired and reachable(deadline):
+        steps.append(Step(EscalationLevel.L2, deadline, Reason.DEADLINE, cycle))
+
+    # --- L3 --------------------------------------------------------------------------------
+    if EscalationLevel.L3.value not in fired:
+        candidates = []
+        if ticket.priority == _CRITICAL and reachable(deadline):
+            candidates.append((deadline, Reason.CRITICAL_OVERDUE))
+        requested = extras.last_extension_request_at
+        if (
+            ticket.extension_requests >= 2
+            and requested is not None
+            and requested >= ticket.cycle_started_at
+            and reachable(requested)
+        ):
+            candidates.append((requested, Reason.SECOND_EXTENSION))
+        days = thresholds.l3_business_days_overdue
+        if reachable(deadline + timedelta(seconds=days * thresholds.working_day_seconds)):
+            candidates.append((calendar.add_business_days(deadline, days), Reason.OVERDUE_DAYS))
+        if candidates:
+            due, reason = min(candidates, key=lambda c: c[0])
+            steps.append(Step(EscalationLevel.L3, due, reason, cycle))
+
+    if horizon is not None:
+        steps = [s for s in steps if s.due_at <= horizon]
+    return steps
+
+
+def due_steps(
+    ticket: TicketLike,
+    calendar: BusinessCalendar,
+    thresholds: Thresholds,
+    now: datetime,
+    *,
+    fired: Collection[str] = (),
+    extras: Extras = NO_EXTRAS,
+) -> list[Step]:
+    """The steps a sweep at ``now`` must fire: due by ``now`` and not fired in this cycle."""
+    return steps_until(ticket, calendar, thresholds, now, fired=fired, extras=extras)
+
+
+def next_step(
+    ticket: TicketLike,
+    calendar: BusinessCalendar,
+    thresholds: Thresholds,
+    *,
+    fired: Collection[str] = (),
+    extras: Extras = NO_EXTRAS,
+) -> Step | None:
+    """The earliest step still to come if nothing changes (dashboards, "escalates on ...")."""
+    steps = steps_until(ticket, calendar, thresholds, None, fired=fired, extras=extras)
+    return min(steps, key=lambda s: s.due_at) if steps else None
+
+
+def needs_extras(ticket: TicketLike, fired: Collection[str]) -> tuple[bool, bool]:
+    """Which ``Extras`` could change the decision: (last_resumed_at, last_extension_request_at).
+
+    Lets the sweep skip the extra queries for the overwhelming majority of tickets.
+    """
+    if ticket.state not in OPEN_STATE_VALUES or ticket.paused_since is not None:
+        return False, False
+    resumed = ticket.paused_seconds > 0 and EscalationLevel.L1.value not in fired
+    extension = ticket.extension_requests >= 2 and EscalationLevel.L3.value not in fired
+    return resumed, extension

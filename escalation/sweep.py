@@ -1,0 +1,819 @@
+"""One escalation pass "as of" an instant: fire every ladder step due by then, exactly once.
+
+Exactly once is the database's job, not this process's memory: each step is an ``escalations``
+row with a unique (ticket, level, cycle) key, inserted with ``ON CONFLICT DO NOTHING ...
+RETURNING``; only the rows this transaction really inserted get their ESCALATED event and their
+messages, in the same transaction. So
+
+* two sweeps at once (two workers on PostgreSQL) never both fire a step: the batch's ticket rows
+  are locked (``FOR UPDATE``, ticket id order, so no deadlock) and the decision is re-made under
+  the lock, and the unique key catches anything else;
+* a crash between deciding and committing loses nothing: the uncommitted batch is rolled back
+  by the database and the next sweep, seeing no row, fires it again;
+* after downtime the first sweep fires every step that fell due meanwhile, each once, because a
+  step is "due by now and not in the table", not "due in the last minute".
+
+The pass reads the open tickets' SLA columns in one query and decides in Python with the pure
+ladder (``escalation.ladder``), then writes only the tickets that have something to fire, a few
+hundred per transaction, so a crash loses at most one uncommitted batch and a 100k-ticket
+sweep where little is due costs about one SELECT.
+
+Messages go to people, in their language, with buttons to act; outside working hours they are
+held (``OutboxMessage.next_attempt_at``) until the next working moment, except for critical
+tickets. The pass also opens/closes red alerts and auto-closes resolved tickets left silent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from markupsafe import Markup
+from sqlalchemy import and_, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from escalation import ladder
+from escalation.alerts import AlertChanges, RedGroup, update_alerts
+from escalation.ladder import NO_EXTRAS, Extras, Step, Thresholds
+from handlers.events import OutboundMessage
+from hotline.app import App, Deps
+from hotline.clock import ManualClock, ensure_utc
+from hotline.domain import payloads as P
+from hotline.domain.enums import (
+    EscalationLevel,
+    EventKind,
+    ExtensionStatus,
+    Priority,
+    Role,
+    TicketState,
+)
+from hotline.i18n import format_local_date, t
+from hotline.services.notify import ButtonSpec, enqueue, localise_buttons
+from storage.models import (
+    Contact,
+    Escalation,
+    Extension,
+    OwnerGroup,
+    Person,
+    Ticket,
+    TicketEvent,
+)
+from storage.uow import UnitOfWork
+
+#: Tickets per write transaction: small enough that a crash loses little and row locks are
+#: short, large enough that a catch-up over 100k tickets is a few hundred commits.
+DEFAULT_BATCH_SIZE = 250
+#: Ids per ``IN (...)`` list, below both SQLite's and PostgreSQL's bound-parameter limits.
+_IN_CHUNK = 5000
+
+_OPEN = sorted(ladder.OPEN_STATE_VALUES)
+_SNAPSHOT_COLUMNS = (
+    Ticket.id,
+    Ticket.group_id,
+    Ticket.state,
+    Ticket.priority,
+    Ticket.cycle,
+    Ticket.cycle_started_at,
+    Ticket.budget_seconds,
+    Ticket.paused_seconds,
+    Ticket.paused_since,
+    Ticket.deadline_at,
+    Ticket.first_response_due_at,
+    Ticket.acknowledged_at,
+    Ticket.last_progress_at,
+    Ticket.extension_requests,
+)
+
+#: Called after a batch is written and before it is committed (crash tests, progress).
+BeforeCommit = Callable[[int], Awaitable[None]]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class FiredStep:
+    ticket_id: int
+    ref: str
+    group: str
+    level: str
+    reason: str
+    cycle: int
+    due_at: datetime
+    #: Outbox rows written (0 in a dry run, or when nobody with a contact holds the role).
+    messages: int = 0
+    held_until: datetime | None = None
+
+
+@dataclass
+class SweepReport:
+    at: datetime
+    dry_run: bool = False
+    scanned: int = 0
+    fired: list[FiredStep] = field(default_factory=list)
+    #: Steps that another sweep fired between this one's decision and its insert.
+    already_fired: int = 0
+    auto_closed: list[str] = field(default_factory=list)
+    alerts_raised: list[str] = field(default_factory=list)
+    alerts_cleared: list[str] = field(default_factory=list)
+    red_groups: list[str] = field(default_factory=list)
+    batches: int = 0
+    seconds: float = 0.0
+
+    def counts(self) -> dict[str, int]:
+        out = {level.value: 0 for level in ladder.LEVELS}
+        for step in self.fired:
+            out[step.level] += 1
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "at": self.at.isoformat(),
+            "dry_run": self.dry_run,
+            "scanned": self.scanned,
+            "counts": self.counts(),
+            "already_fired": self.already_fired,
+            "fired": [
+                {
+                    "ticket": s.ref,
+                    "group": s.group,
+                    "level": s.level,
+                    "reason": s.reason,
+                    "cycle": s.cycle,
+                    "due_at": s.due_at.isoformat(),
+                    "messages": s.messages,
+                    "held_until": s.held_until.isoformat() if s.held_until else None,
+                }
+                for s in self.fired
+            ],
+            "auto_closed": self.auto_closed,
+            "alerts_raised": self.alerts_raised,
+            "alerts_cleared": self.alerts_cleared,
+            "red_groups": self.red_groups,
+            "batches": self.batches,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def pinned_deps(app: App, now: datetime) -> Deps:
+    """Services read ``deps.clock``; a sweep "as of" ``now`` must make them see ``now`` too."""
+    return Deps(
+        settings=app.settings, clock=ManualClock(now), calendar=app.calendar, taxonomy=app.taxonomy
+    )
+
+
+def hold_until(app: App, now: datetime) -> datetime | None:
+    """When messages created at ``now`` may go out (None: at once, we are in working hours)."""
+    moment = app.calendar.next_working_moment(now)
+    return moment if moment > now else None
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _insert(session: AsyncSession, table: Any) -> Any:
+    name = session.bind.dialect.name if session.bind is not None else "sqlite"
+    return (postgresql.insert if name == "postgresql" else sqlite.insert)(table)
+
+
+# ------------------------------------------------------------------------------------------
+# Reading and deciding
+# ------------------------------------------------------------------------------------------
+
+
+async def _fired_levels(
+    session: AsyncSession, ticket_ids: Sequence[int] | None = None
+) -> dict[int, set[str]]:
+    """Levels already fired in each ticket's *current* cycle."""
+    stmt = select(Escalation.ticket_id, Escalation.level).join(
+        Ticket, and_(Ticket.id == Escalation.ticket_id, Ticket.cycle == Escalation.cycle)
+    )
+    fired: dict[int, set[str]] = defaultdict(set)
+    if ticket_ids is None:
+        stmt = stmt.where(Ticket.state.in_(_OPEN))
+        for ticket_id, level in await session.execute(stmt):
+            fired[ticket_id].add(level)
+        return fired
+    for chunk in _chunks(ticket_ids, _IN_CHUNK):
+        for ticket_id, level in await session.execute(stmt.where(Ticket.id.in_(chunk))):
+            fired[ticket_id].add(level)
+    return fired
+
+
+async def _load_extras(
+    session: AsyncSession, resumed_ids: Sequence[int], extension_ids: Sequence[int]
+) -> dict[int, Extras]:
+    resumed: dict[int, datetime] = {}
+    for chunk in _chunks(resumed_ids, _IN_CHUNK):
+        stmt = (
+            select(TicketEvent.ticket_id, func.max(TicketEvent.at))
+            .where(TicketEvent.kind == EventKind.RESUMED.value, TicketEvent.ticket_id.in_(chunk))
+            .group_by(TicketEvent.ticket_id)
+        )
+        resumed.update({tid: at for tid, at in await session.execute(stmt)})
+    requested: dict[int, datetime] = {}
+    for chunk in _chunks(extension_ids, _IN_CHUNK):
+        stmt = (
+            select(Extension.ticket_id, func.max(Extension.requested_at))
+            .where(Extension.ticket_id.in_(chunk))
+            .group_by(Extension.ticket_id)
+        )
+        requested.update({tid: at for tid, at in await session.execute(stmt)})
+    out: dict[int, Extras] = {}
+    for tid in set(resumed) | set(requested):
+        # max() over the UTCDateTime column comes back untyped on SQLite; normalise it.
+        out[tid] = Extras(
+            last_resumed_at=_as_utc(resumed.get(tid)),
+            last_extension_request_at=_as_utc(requested.get(tid)),
+        )
+    return out
+
+
+def _as_utc(value: datetime | str | None) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _extras_wanted(
+    ticket: ladder.TicketLike, fired: set[str] | frozenset[str], steps: list[Step]
+) -> tuple[bool, bool]:
+    """Whether the facts outside the row could change this ticket's decision.
+
+    Without ``last_resumed_at`` the silence looks longer, so it only matters when the no-update
+    L1 came out due; without ``last_extension_request_at`` the extension trigger is missing.
+    """
+    want_resumed, want_extension = ladder.needs_extras(ticket, fired)
+    if want_resumed:
+        want_resumed = any(
+            s.level is EscalationLevel.L1 and s.reason is ladder.Reason.NO_UPDATE for s in steps
+        )
+    return want_resumed, want_extension
+
+
+@dataclass
+class _Plan:
+    steps: dict[int, list[Step]]
+    extras: dict[int, Extras]
+    overdue: dict[int, int]
+    scanned: int
+
+
+async def _plan(app: App, now: datetime, thresholds: Thresholds) -> _Plan:
+    calendar = app.calendar
+    async with app.sessions() as session:
+        rows = (await session.execute(select(*_SNAPSHOT_COLUMNS).where(Ticket.state.in_(_OPEN)))).all()
+        fired_map = await _fired_levels(session)
+    empty: frozenset[str] = frozenset()
+    overdue: dict[int, int] = defaultdict(int)
+    steps_by_ticket: dict[int, list[Step]] = {}
+    want_resumed: list[int] = []
+    want_extension: list[int] = []
+    pending_rows: dict[int, Any] = {}
+    due_steps = ladder.due_steps
+    cutoff = ladder.overdue_cutoff(calendar, now)
+    for row in rows:
+        if (row.deadline_at < cutoff) if row.paused_since is None else ladder.is_overdue(
+            row, calendar, now
+        ):
+            overdue[row.group_id] += 1
+        fired = fired_map.get(row.id, empty)
+        if len(fired) >= 4:
+            continue
+        steps = due_steps(row, calendar, thresholds, now, fired=fired)
+        resumed, extension = _extras_wanted(row, fired, steps)
+        if resumed or extension:
+            pending_rows[row.id] = row
+            if resumed:
+                want_resumed.append(row.id)
+            if extension:
+                want_extension.append(row.id)
+        elif steps:
+            steps_by_ticket[row.id] = steps
+    extras: dict[int, Extras] = {}
+    if pending_rows:
+        async with app.sessions() as session:
+            extras = await _load_extras(session, want_resumed, want_extension)
+        for tid, row in pending_rows.items():
+            steps = due_steps(
+                row, calendar, thresholds, now, fired=fired_map.get(tid, empty),
+                extras=extras.get(tid, NO_EXTRAS),
+            )
+            if steps:
+                steps_by_ticket[tid] = steps
+    ordered = dict(sorted(steps_by_ticket.items()))
+    return _Plan(steps=ordered, extras=extras, overdue=dict(overdue), scanned=len(rows))
+
+
+# ------------------------------------------------------------------------------------------
+# Who hears about a step
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Recipient:
+    person_id: int
+    name: str
+    language: str
+    contact_id: int | None
+    channel: str | None
+    chat_id: str | None
+
+
+class _Audience:
+    """People and their preferred contact, loaded once per sweep rather than per message.
+
+    The contact choice is ``PeopleRepository.contacts_of(...)[0]`` (what ``notify`` uses for
+    staff): the most recently seen active contact.
+    """
+
+    def __init__(self) -> None:
+        self.people: dict[int, _Recipient] = {}
+        self.by_role: dict[str, list[int]] = defaultdict(list)
+        self.leads: dict[int, list[int]] = defaultdict(list)
+        self.groups: dict[int, OwnerGroup] = {}
+        self._roles_loaded = False
+
+    async def load_roles(self, session: AsyncSession) -> None:
+        if self._roles_loaded:
+            return
+        self.groups = {g.id: g for g in (await session.execute(select(OwnerGroup))).scalars()}
+        roles = [Role.LEAD.value, Role.COORDINATOR.value, Role.LEADER.value, Role.ADMIN.value]
+        stmt = (
+            select(Person.id, Person.role, Person.group_id)
+            .where(Person.role.in_(roles), Person.active.is_(True))
+            .order_by(Person.id)
+        )
+        ids: list[int] = []
+        for pid, role, group_id in await session.execute(stmt):
+            ids.append(pid)
+            if role == Role.LEAD.value and group_id is not None:
+                self.leads[group_id].append(pid)
+            else:
+                self.by_role[role].append(pid)
+        await self.ensure(session, ids)
+        self._roles_loaded = True
+
+    async def ensure(self, session: AsyncSession, person_ids: Iterable[int]) -> None:
+        missing = sorted({pid for pid in person_ids if pid not in self.people})
+        for chunk in _chunks(missing, _IN_CHUNK):
+            people = {
+                pid: (name, lang, active)
+                for pid, name, lang, active in await session.execute(
+                    select(Person.id, Person.display_name, Person.language, Person.active).where(
+                        Person.id.in_(chunk)
+                    )
+                )
+            }
+            contacts: dict[int, tuple[int, str, str]] = {}
+            stmt = (
+                select(Contact.person_id, Contact.id, Contact.channel, Contact.chat_id)
+                .where(Contact.person_id.in_(chunk), Contact.active.is_(True))
+                .order_by(
+                    Contact.person_id, Contact.last_seen_at.desc().nulls_last(), Contact.id.desc()
+                )
+            )
+            for pid, cid, channel, chat_id in await session.execute(stmt):
+                contacts.setdefault(pid, (cid, channel, chat_id))
+            for pid in chunk:
+                if pid not in people:
+                    continue
+                name, lang, active = people[pid]
+                cid, channel, chat_id = contacts.get(pid, (None, None, None)) if active else (
+                    None, None, None)
+                self.people[pid] = _Recipient(pid, name, lang or "vi", cid, channel, chat_id)
+
+    def role(self, role: Role) -> list[int]:
+        return self.by_role.get(role.value, [])
+
+    def recipients(self, level: str, ticket: Ticket) -> list[_Recipient]:
+        """SPEC §6 audiences, falling back one level up when nobody holds the role, so a step
+        is never silently lost because a group has no lead yet."""
+        if level == EscalationLevel.REMINDER.value:
+            ids = [ticket.assignee_id] if ticket.assignee_id else self.leads.get(ticket.group_id, [])
+        elif level == EscalationLevel.L1.value:
+            ids = self.leads.get(ticket.group_id) or self.role(Role.COORDINATOR)
+        elif level == EscalationLevel.L2.value:
+            ids = self.role(Role.COORDINATOR) or self.role(Role.ADMIN)
+        else:
+            ids = self.role(Role.LEADER) or self.role(Role.COORDINATOR)
+        seen: set[int] = set()
+        out: list[_Recipient] = []
+        for pid in ids:
+            person = self.people.get(pid)
+            if person is not None and pid not in seen:
+                seen.add(pid)
+                out.append(person)
+        return out
+
+
+# ------------------------------------------------------------------------------------------
+# Writing
+# ------------------------------------------------------------------------------------------
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _reason_text(step: Step, ticket: Ticket, thresholds: Thresholds, lang: str) -> Markup:
+    key = f"escalation.reason.{step.reason.value}"
+    if step.reason is ladder.Reason.SLA_FRACTION:
+        fraction = (
+            thresholds.reminder_fraction
+            if step.level is EscalationLevel.REMINDER
+            else thresholds.l1_fraction
+        )
+        return t(key, lang, pct=round(fraction * 100))
+    if step.reason is ladder.Reason.NO_UPDATE:
+        return t(key, lang, days=_num(thresholds.l1_no_update_business_days))
+    if step.reason is ladder.Reason.OVERDUE_DAYS:
+        return t(key, lang, days=_num(thresholds.l3_business_days_overdue))
+    if step.reason is ladder.Reason.SECOND_EXTENSION:
+        return t(key, lang, count=ticket.extension_requests)
+    return t(key, lang)
+
+
+def _buttons(step: Step, ticket: Ticket, pending_extension: int | None) -> ButtonSpec:
+    open_button = ("escalation.buttons.open", P.build(P.OPEN, ticket.ref))
+    if step.level is EscalationLevel.REMINDER:
+        return [[("escalation.buttons.update", P.build(P.UPDATE, ticket.ref)),
+                 ("escalation.buttons.extend", P.build(P.EXTEND, ticket.ref))]]
+    if step.level is EscalationLevel.L1:
+        return [[("escalation.buttons.reassign", P.build(P.REASSIGN, ticket.ref)), open_button]]
+    if step.level is EscalationLevel.L2 and pending_extension is not None:
+        return [[("escalation.buttons.approve", P.build(P.EXT_APPROVE, pending_extension)),
+                 open_button]]
+    return [[open_button]]
+
+
+@dataclass
+class _Context:
+    app: App
+    now: datetime
+    thresholds: Thresholds
+    hold: datetime | None
+    red: list[RedGroup]
+    audience: _Audience
+    report: SweepReport
+    before_commit: BeforeCommit | None
+
+
+def _message_text(
+    ctx: _Context, step: Step, ticket: Ticket, lang: str, assignee: str, used_pct: int
+) -> str:
+    tz = ctx.app.settings.timezone
+    group = ctx.audience.groups.get(ticket.group_id)
+    params: dict[str, Any] = {
+        "ref": ticket.ref,
+        "title": ticket.title,
+        "group": group.name(lang) if group is not None else "",
+        "deadline": format_local_date(ticket.deadline_at, lang, tz),
+        "assignee": assignee or t("escalation.nobody", lang),
+        "reason": _reason_text(step, ticket, ctx.thresholds, lang),
+        "used": used_pct,
+        "extensions": ticket.extension_count,
+        "priority": t(f"priority.{ticket.priority}", lang),
+    }
+    if step.level is EscalationLevel.L3:
+        others = [g.name(lang) for g in ctx.red]
+        params["red"] = (
+            t("escalation.red.l3_line", lang, groups=", ".join(others)) if others else Markup("")
+        )
+    return str(t(f"escalation.{step.level.value}", lang, **params))
+
+
+def _used_percent(ctx: _Context, ticket: Ticket) -> int:
+    if ticket.budget_seconds <= 0:
+        return 100
+    worked = ctx.app.calendar.business_seconds_between(ticket.cycle_started_at, ctx.now)
+    return max(0, round(100 * (worked - ticket.paused_seconds) / ticket.budget_seconds))
+
+
+async def _pending_extensions(session: AsyncSession, ticket_ids: Sequence[int]) -> dict[int, int]:
+    if not ticket_ids:
+        return {}
+    stmt = select(Extension.ticket_id, func.max(Extension.id)).where(
+        Extension.ticket_id.in_(list(ticket_ids)),
+        Extension.status == ExtensionStatus.PENDING.value,
+    ).group_by(Extension.ticket_id)
+    return {tid: eid for tid, eid in await session.execute(stmt)}
+
+
+async def _fire_batch(
+    ctx: _Context, index: int, ticket_ids: Sequence[int], extras: dict[int, Extras]
+) -> None:
+    app, now = ctx.app, ctx.now
+    async with app.uow() as uow:
+        session = uow.session
+        await ctx.audience.load_roles(session)
+        # Lock the batch (id order) and decide again: the snapshot may be a minute old, and a
+        # concurrent sweep that got here first has committed by the time the lock is ours.
+        stmt = select(Ticket).where(Ticket.id.in_(list(ticket_ids))).order_by(Ticket.id)
+        tickets = list((await session.execute(stmt.with_for_update())).scalars())
+        fired = await _fired_levels(session, [t.id for t in tickets])
+        # Facts the plan did not load because the ticket changed since: load them now.
+        resumed_ids: list[int] = []
+        extension_ids: list[int] = []
+        for ticket in tickets:
+            if ticket.id in extras:
+                continue
+            resumed, extension = ladder.needs_extras(ticket, fired.get(ticket.id, set()))
+            if resumed:
+                resumed_ids.append(ticket.id)
+            if extension:
+                extension_ids.append(ticket.id)
+        if resumed_ids or extension_ids:
+            extras = extras | await _load_extras(session, resumed_ids, extension_ids)
+        decided: list[tuple[Ticket, Step]] = []
+        for ticket in tickets:
+            for step in ladder.due_steps(
+                ticket, app.calendar, ctx.thresholds, now, fired=fired.get(ticket.id, set()),
+                extras=extras.get(ticket.id, NO_EXTRAS),
+            ):
+                decided.append((ticket, step))
+        if not decided:
+            return
+        values = [
+            {
+                "ticket_id": ticket.id,
+                "level": step.level.value,
+                "cycle": step.cycle,
+                "reason": step.reason.value,
+                "due_at": step.due_at,
+                "fired_at": now,
+            }
+            for ticket, step in decided
+        ]
+        insert = (
+            _insert(session, Escalation)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=["ticket_id", "level", "cycle"])
+            .returning(Escalation.ticket_id, Escalation.level, Escalation.cycle)
+        )
+        inserted = {tuple(row) for row in await session.execute(insert)}
+        ctx.report.already_fired += len(values) - len(inserted)
+        mine = [(tk, s) for tk, s in decided if (tk.id, s.level.value, s.cycle) in inserted]
+        if not mine:
+            await uow.commit()
+            return
+        await ctx.audience.ensure(session, {tk.assignee_id for tk, _ in mine if tk.assignee_id})
+        pending = await _pending_extensions(
+            session, [tk.id for tk, s in mine if s.level is EscalationLevel.L2]
+        )
+        events: list[dict[str, Any]] = []
+        fired_steps: list[FiredStep] = []
+        for ticket, step in mine:
+            held = None if ticket.priority == Priority.CRITICAL.value else ctx.hold
+            sent = _queue_messages(ctx, uow, ticket, step, pending.get(ticket.id), held)
+            group = ctx.audience.groups.get(ticket.group_id)
+            events.append(
+                {
+                    "ticket_id": ticket.id,
+                    "kind": EventKind.ESCALATED.value,
+                    "actor_id": None,
+                    "at": now,
+                    "from_state": None,
+                    "to_state": None,
+                    "note": None,
+                    "data": {
+                        "level": step.level.value,
+                        "reason": step.reason.value,
+                        "cycle": step.cycle,
+                        "due_at": step.due_at.isoformat(),
+                        "messages": sent,
+                        "held_until": held.isoformat() if held else None,
+                    },
+                }
+            )
+            fired_steps.append(
+                FiredStep(
+                    ticket_id=ticket.id, ref=ticket.ref, group=group.code if group else "",
+                    level=step.level.value, reason=step.reason.value, cycle=step.cycle,
+                    due_at=step.due_at, messages=sent, held_until=held,
+                )
+            )
+        # The ticket's updated_at is left alone on purpose: an escalation is not activity on
+        # the ticket, and "longest stalled" in digests must not be reset by our own nagging.
+        await session.execute(_insert(session, TicketEvent), events)
+        await uow.flush()
+        if ctx.before_commit is not None:
+            await ctx.before_commit(index)
+        await uow.commit()
+        ctx.report.fired.extend(fired_steps)
+
+
+def _queue_messages(
+    ctx: _Context, uow: UnitOfWork, ticket: Ticket, step: Step, pending_extension: int | None,
+    held: datetime | None,
+) -> int:
+    audience = ctx.audience
+    assignee = audience.people.get(ticket.assignee_id) if ticket.assignee_id else None
+    used = _used_percent(ctx, ticket) if step.level is EscalationLevel.REMINDER else 0
+    buttons = _buttons(step, ticket, pending_extension)
+    key = f"escalation.{step.level.value}"
+    sent = 0
+    for person in audience.recipients(step.level.value, ticket):
+        if person.channel is None or person.chat_id is None:
+            continue
+        lang = person.language
+        message = OutboundMessage(
+            channel=person.channel,
+            chat_id=person.chat_id,
+            text=_message_text(ctx, step, ticket, lang, assignee.name if assignee else "", used),
+            buttons=localise_buttons(buttons, lang),
+            meta={"key": key, "ticket": ticket.ref, "level": step.level.value},
+        )
+        enqueue(uow, message, now=ctx.now, contact_id=person.contact_id,
+                person_id=person.person_id, not_before=held)
+        sent += 1
+    return sent
+
+
+async def _refs(app: App, ids: Sequence[int]) -> dict[int, tuple[str, int]]:
+    out: dict[int, tuple[str, int]] = {}
+    async with app.sessions() as session:
+        for chunk in _chunks(ids, _IN_CHUNK):
+            stmt = select(Ticket.id, Ticket.ref, Ticket.group_id).where(Ticket.id.in_(chunk))
+            out.update({tid: (ref, gid) for tid, ref, gid in await session.execute(stmt)})
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# Auto-close
+# ------------------------------------------------------------------------------------------
+
+
+async def _auto_close(
+    app: App, deps: Deps, now: datetime, thresholds: Thresholds, *, dry_run: bool,
+    batch_size: int,
+) -> list[str]:
+    from hotline.services.tickets import auto_close, auto_close_due
+
+    days = app.settings.auto_close_business_days
+    lower = timedelta(seconds=days * thresholds.working_day_seconds)
+    async with app.sessions() as session:
+        rows = (
+            await session.execute(
+                select(Ticket.id, Ticket.ref, Ticket.resolved_at).where(
+                    Ticket.state == TicketState.RESOLVED.value, Ticket.resolved_at.is_not(None)
+                )
+            )
+        ).all()
+    due = [
+        (tid, ref)
+        for tid, ref, resolved_at in rows
+        if resolved_at + lower <= now and app.calendar.add_business_days(resolved_at, days) <= now
+    ]
+    if dry_run:
+        return [ref for _, ref in due]
+    closed: list[str] = []
+    for chunk in _chunks(sorted(due), batch_size):
+        async with app.uow() as uow:
+            stmt = (
+                select(Ticket)
+                .where(Ticket.id.in_([tid for tid, _ in chunk]))
+                .order_by(Ticket.id)
+                .with_for_update()
+            )
+            done: list[str] = []
+            for ticket in (await uow.session.execute(stmt)).scalars():
+                if auto_close_due(deps, ticket, now):  # re-checked under the lock
+                    await auto_close(uow, deps, ticket)
+                    done.append(ticket.ref)
+            await uow.commit()
+            closed += done
+    return closed
+
+
+# ------------------------------------------------------------------------------------------
+# The pass
+# ------------------------------------------------------------------------------------------
+
+
+async def sweep(
+    app: App,
+    now: datetime,
+    *,
+    dry_run: bool = False,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    before_commit: BeforeCommit | None = None,
+) -> SweepReport:
+    """Fire every step due by ``now`` (and auto-close, and update red alerts).
+
+    ``dry_run`` decides the same way and writes nothing. ``before_commit(batch_index)`` runs
+    after a batch is written and before its commit -- a seam for crash tests.
+    """
+    started = time.perf_counter()
+    now = ensure_utc(now)
+    thresholds = Thresholds.from_settings(app.settings)
+    report = SweepReport(at=now, dry_run=dry_run)
+    plan = await _plan(app, now, thresholds)
+    report.scanned = plan.scanned
+    hold = hold_until(app, now)
+
+    async with app.uow() as uow:
+        changes: AlertChanges = await update_alerts(
+            uow, pinned_deps(app, now), plan.overdue, now, dry_run=dry_run, not_before=hold
+        )
+        if not dry_run:
+            await uow.commit()
+    report.alerts_raised = [g.code for g in changes.raised]
+    report.alerts_cleared = [g.code for g in changes.cleared]
+    report.red_groups = [g.code for g in changes.red]
+
+    ids = list(plan.steps)
+    if dry_run:
+        refs = await _refs(app, ids)
+        async with app.uow() as uow:
+            groups = {g.id: g.code for g in await uow.people.groups()}
+        for tid in ids:
+            ref, gid = refs.get(tid, ("?", 0))
+            for step in plan.steps[tid]:
+                report.fired.append(
+                    FiredStep(
+                        ticket_id=tid, ref=ref, group=groups.get(gid, ""), level=step.level.value,
+                        reason=step.reason.value, cycle=step.cycle, due_at=step.due_at,
+                    )
+                )
+    else:
+        ctx = _Context(
+            app=app, now=now, thresholds=thresholds, hold=hold, red=changes.red,
+            audience=_Audience(), report=report, before_commit=before_commit,
+        )
+        for index, chunk in enumerate(_chunks(ids, max(1, batch_size))):
+            await _fire_batch(ctx, index, chunk, plan.extras)
+            report.batches += 1
+
+    report.auto_closed = await _auto_close(
+        app, pinned_deps(app, now), now, thresholds, dry_run=dry_run, batch_size=batch_size
+    )
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+# ------------------------------------------------------------------------------------------
+# ``python -m escalation.sweep``: one pass in a fresh process (operators' cron, crash tests)
+# ------------------------------------------------------------------------------------------
+
+
+def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m escalation.sweep", description=__doc__)
+    parser.add_argument("--at", help="ISO time (local Asia/Ho_Chi_Minh if no offset)")
+    parser.add_argument("--database-url", help="overrides HOTLINE_DATABASE_URL")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    parser.add_argument("--dry-run", action="store_true")
+    parser.add_argument(
+        "--hang-before-commit", type=int, default=None, metavar="BATCH",
+        help="testing: print READY and wait before committing batch BATCH (to be killed)",
+    )
+    return parser.parse_args(list(argv))
+
+
+async def _main(argv: Sequence[str]) -> int:
+    import json
+
+    from hotline.app import open_app
+    from hotline.cli.sweep import parse_at
+    from hotline.clock import SystemClock
+    from hotline.config import load_settings
+
+    args = _parse_args(argv)
+    overrides: dict[str, object] = {}
+    if args.database_url:
+        overrides["database_url"] = args.database_url
+    settings = load_settings(**overrides)
+    clock = SystemClock()
+    now = parse_at(args.at, settings.timezone) if args.at else clock.now()
+    app = await open_app(settings, clock, sync_groups=False)
+    hang = args.hang_before_commit
+
+    async def before_commit(index: int) -> None:
+        if hang is not None and index == hang:
+            print("READY", flush=True)
+            await asyncio.sleep(3600)
+
+    try:
+        report = await sweep(app, now, dry_run=args.dry_run, batch_size=args.batch_size,
+                             before_commit=before_commit if hang is not None else None)
+    finally:
+        await app.close()
+    summary = report.to_json()
+    summary.pop("fired")
+    summary["fired"] = len(report.fired)
+    print(json.dumps(summary), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(_main(sys.argv[1:])))

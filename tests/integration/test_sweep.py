@@ -1,0 +1,389 @@
+"""Escalation sweeps against a real database, jumping through weeks with the manual clock.
+
+Expected instants come from the business calendar (so they follow its holiday data), and the
+Tết 2027 scenario also pins the dates a person would check by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from escalation.alerts import overdue_by_group, red_groups
+from escalation.sweep import SweepReport, sweep
+from hotline.app import App, open_app
+from hotline.clock import ManualClock
+from hotline.domain.enums import EventKind, Priority, Role, TicketState
+from hotline.services import coordination, tickets
+from hotline.services.common import get_ticket
+from storage.models import Escalation, GroupAlert, OutboxMessage, Person, Ticket, TicketEvent
+from tests.conftest import VN, local
+from tests.factories import file, make_reporter, make_staff
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@dataclass
+class Cast:
+    reporter: Person
+    reporter_contact: Any
+    member: Person
+    lead: Person
+    coordinator: Person
+    leader: Person
+
+
+async def cast(app: App) -> Cast:
+    reporter, contact = await make_reporter(app)
+    member, _ = await make_staff(app, Role.MEMBER, "mps", name="Member Minh")
+    lead, _ = await make_staff(app, Role.LEAD, "mps", name="Lead Lan")
+    coordinator, _ = await make_staff(app, Role.COORDINATOR, name="Coordinator Cúc")
+    leader, _ = await make_staff(app, Role.LEADER, name="Leader Long", language="en")
+    return Cast(reporter, contact, member, lead, coordinator, leader)
+
+
+async def act(app: App, ref: str, step: Callable[..., Awaitable[Any]], actor: Person,
+              *args: Any) -> Any:
+    """One service call in its own transaction, as the engine would make it."""
+    async with app.uow() as uow:
+        ticket = await get_ticket(uow, ref)
+        person = await uow.people.get(actor.id)
+        result = await step(uow, app, ticket, person, *args)
+        await uow.commit()
+        return result
+
+
+async def reload(app: App, ref: str) -> Ticket:
+    async with app.uow() as uow:
+        return await get_ticket(uow, ref, for_update=False)
+
+
+async def escalations(app: App) -> list[tuple[int, str, int, str]]:
+    async with app.uow() as uow:
+        rows = await uow.session.execute(
+            select(Escalation.ticket_id, Escalation.level, Escalation.cycle, Escalation.reason)
+            .order_by(Escalation.id)
+        )
+        return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+async def messages(app: App, key_prefix: str = "escalation.") -> list[OutboxMessage]:
+    async with app.uow() as uow:
+        rows = (await uow.session.execute(select(OutboxMessage).order_by(OutboxMessage.id))).scalars()
+        return [m for m in rows if str(m.payload["meta"].get("key", "")).startswith(key_prefix)]
+
+
+async def escalated_events(app: App) -> list[TicketEvent]:
+    async with app.uow() as uow:
+        stmt = select(TicketEvent).where(TicketEvent.kind == EventKind.ESCALATED.value)
+        return list((await uow.session.execute(stmt.order_by(TicketEvent.id))).scalars())
+
+
+async def run(app: App, clock: ManualClock, when: datetime, **kwargs: Any) -> SweepReport:
+    clock.set(when)
+    return await sweep(app, when, **kwargs)
+
+
+def fired(report: SweepReport) -> list[tuple[str, str]]:
+    return [(s.level, s.reason) for s in report.fired]
+
+
+# --------------------------------------------------------------------------------------------
+
+
+async def test_untouched_ticket_climbs_the_ladder_through_tet_2027(
+    app: App, clock: ManualClock
+) -> None:
+    people = await cast(app)
+    clock.set(local(2027, 1, 27, 9, 0))  # Wednesday, a week and a half before Tết
+    ticket = await file(app, people.reporter, people.reporter_contact, "Dữ liệu không đồng bộ")
+    cal = app.calendar
+    expected = {
+        "l1": ticket.first_response_due_at,
+        "reminder": cal.add_business_seconds(ticket.cycle_started_at, 0.5 * ticket.budget_seconds),
+        "l2": ticket.deadline_at,
+        "l3": cal.add_business_days(ticket.deadline_at, 5),
+    }
+    # By hand: Thu 28, Fri 29, Mon 1, Tue 2, Wed 3, (Tết 4-10 Feb), Thu 11, Fri 12, Mon 15,
+    # Tue 16, Wed 17 -> deadline Wed 17 Feb 09:00; five more -> Wed 24 Feb 09:00.
+    assert expected == {
+        "l1": local(2027, 1, 28, 9, 0),
+        "reminder": local(2027, 2, 3, 9, 0),
+        "l2": local(2027, 2, 17, 9, 0),
+        "l3": local(2027, 2, 24, 9, 0),
+    }
+    for instant in expected.values():
+        assert cal.is_working_day(instant.astimezone(VN).date())
+
+    start = local(2027, 1, 27, 12, 0)
+    times = {start + timedelta(days=d) for d in range(0, 50)}  # every day at noon, Tết included
+    times |= {e - timedelta(minutes=1) for e in expected.values()} | set(expected.values())
+    seen: dict[str, datetime] = {}
+    for when in sorted(times):
+        report = await run(app, clock, when)
+        for step in report.fired:
+            assert step.level not in seen, f"{step.level} fired twice"
+            seen[step.level] = when
+            assert step.due_at == expected[step.level]
+    assert seen == expected  # each rung at its own instant, not a minute earlier
+
+    rows = await escalations(app)
+    assert [(lvl, cyc, why) for _, lvl, cyc, why in rows] == [
+        ("l1", 1, "first_response"), ("reminder", 1, "sla_fraction"), ("l2", 1, "deadline"),
+        ("l3", 1, "overdue_days"),
+    ]
+    sent = await messages(app)
+    by_level = {m.payload["meta"]["level"]: m for m in sent}
+    assert len(sent) == 4
+    assert by_level["reminder"].person_id == people.member.id
+    assert by_level["l1"].person_id == people.lead.id
+    assert by_level["l2"].person_id == people.coordinator.id
+    assert by_level["l3"].person_id == people.leader.id
+    assert "Escalation level 3" in by_level["l3"].payload["text"]  # the leader reads English
+    assert "Cảnh báo cấp 1" in by_level["l1"].payload["text"]
+    payloads = [b["payload"] for row in by_level["reminder"].payload["buttons"] for b in row]
+    assert payloads == [f"upd:{ticket.ref}", f"ext:{ticket.ref}"]
+    l1_buttons = [b["payload"] for row in by_level["l1"].payload["buttons"] for b in row]
+    assert l1_buttons == [f"rea:{ticket.ref}", f"open:{ticket.ref}"]
+    assert len(await escalated_events(app)) == 4
+
+
+async def test_tet_2027_dates_by_hand(app: App, clock: ManualClock) -> None:
+    """Filed Friday 29 Jan 2027 09:00 with the 5-day security SLA. Tết 2027 is Thursday 4 to
+    Wednesday 10 February: working days after filing are Mon 1, Tue 2, Wed 3, then Thu 11,
+    Fri 12, Mon 15 ..."""
+    people = await cast(app)
+    clock.set(local(2027, 1, 29, 9, 0))
+    ticket = await file(app, people.reporter, people.reporter_contact, "Lộ lọt dữ liệu",
+                        category="security")
+    assert ticket.first_response_due_at == local(2027, 2, 1, 9, 0)
+    assert ticket.deadline_at == local(2027, 2, 12, 9, 0)
+    plan = {
+        local(2027, 2, 1, 9, 0): [("l1", "first_response")],
+        local(2027, 2, 2, 13, 30): [("reminder", "sla_fraction")],  # 22.5 of 45 working hours
+        local(2027, 2, 12, 9, 0): [("l2", "deadline")],
+        local(2027, 2, 19, 9, 0): [("l3", "overdue_days")],  # Mon 15 .. Fri 19
+    }
+    for when in sorted(set(plan) | {local(2027, 2, d, 12, 0) for d in range(4, 11)}):
+        before = await run(app, clock, when - timedelta(minutes=1))
+        assert before.fired == [], when
+        assert fired(await run(app, clock, when)) == plan.get(when, []), when
+
+
+async def test_paused_ticket_does_not_escalate_while_waiting_and_resumes_later(
+    app: App, clock: ManualClock
+) -> None:
+    people = await cast(app)
+    ticket = await file(app, people.reporter, people.reporter_contact, "Cần kết nối CSDL")
+    await act(app, ticket.ref, tickets.acknowledge, people.member)
+    clock.advance(hours=2)
+    await act(app, ticket.ref, tickets.request_info, people.member, "Xin số văn bản?")
+    # A month of waiting on the reporter: nothing, not even "no update".
+    for day in range(1, 31):
+        report = await run(app, clock, local(2026, 12, 7, 12, 0) + timedelta(days=day))
+        assert report.fired == [], day
+    clock.set(local(2027, 1, 6, 10, 0))
+    async with app.uow() as uow:
+        t = await get_ticket(uow, ticket.ref)
+        reporter = await uow.people.get(people.reporter.id)
+        await tickets.add_info(uow, app, t, reporter, "Số 123/QĐ")
+        await uow.commit()
+    resumed = await reload(app, ticket.ref)
+    assert resumed.deadline_at > ticket.deadline_at + timedelta(days=25)  # moved by the pause
+    quiet_until = app.calendar.add_business_days(local(2027, 1, 6, 10, 0), 3)
+    assert (await run(app, clock, quiet_until - timedelta(minutes=1))).fired == []
+    assert fired(await run(app, clock, quiet_until)) == [("l1", "no_update")]
+    assert (await run(app, clock, resumed.deadline_at - timedelta(minutes=1))).fired == []
+    assert fired(await run(app, clock, resumed.deadline_at)) == [("l2", "deadline")]
+
+
+async def test_approved_extension_starts_a_new_cycle(app: App, clock: ManualClock) -> None:
+    people = await cast(app)
+    ticket = await file(app, people.reporter, people.reporter_contact, "Chưa chia sẻ dữ liệu")
+    await act(app, ticket.ref, tickets.acknowledge, people.member)
+    first = await run(app, clock, ticket.deadline_at)
+    assert ("l2", "deadline") in fired(first)
+
+    clock.advance(hours=1)
+    new_deadline = app.calendar.add_business_days(clock.now(), 5)
+    ext = await act(app, ticket.ref, coordination.request_extension, people.member, new_deadline,
+                    "Chờ Bộ Công an phản hồi")
+    clock.advance(hours=1)
+    async with app.uow() as uow:
+        coordinator = await uow.people.get(people.coordinator.id)
+        await coordination.decide_extension(uow, app, ext.id, coordinator, approve=True)
+        await uow.commit()
+    extended = await reload(app, ticket.ref)
+    assert extended.cycle == 2
+    assert (await run(app, clock, clock.now())).fired == []
+    report = await run(app, clock, extended.deadline_at)
+    assert ("l2", "deadline") in fired(report)
+    l2 = [(lvl, cyc) for _, lvl, cyc, _ in await escalations(app) if lvl == "l2"]
+    assert l2 == [("l2", 1), ("l2", 2)]
+
+
+async def test_second_extension_request_goes_to_the_leaders(app: App, clock: ManualClock) -> None:
+    people = await cast(app)
+    ticket = await file(app, people.reporter, people.reporter_contact, "Vướng quy trình")
+    await act(app, ticket.ref, tickets.acknowledge, people.member)
+    clock.advance(hours=1)
+    ext = await act(app, ticket.ref, coordination.request_extension, people.member,
+                    ticket.deadline_at + timedelta(days=7), "Lần một")
+    async with app.uow() as uow:
+        coordinator = await uow.people.get(people.coordinator.id)
+        await coordination.decide_extension(uow, app, ext.id, coordinator, approve=True)
+        await uow.commit()
+    assert (await run(app, clock, clock.now())).fired == []
+    clock.advance(hours=1)
+    current = await reload(app, ticket.ref)
+    await act(app, ticket.ref, coordination.request_extension, people.member,
+              current.deadline_at + timedelta(days=7), "Lần hai")
+    report = await run(app, clock, clock.now())
+    assert fired(report) == [("l3", "second_extension")]
+    sent = await messages(app)
+    assert [m.person_id for m in sent] == [people.leader.id]
+    assert "extension request number 2" in sent[0].payload["text"]
+
+
+async def test_critical_overdue_goes_to_leaders_at_once_even_at_night(
+    app: App, clock: ManualClock
+) -> None:
+    people = await cast(app)
+    ticket = await file(app, people.reporter, people.reporter_contact, "Tấn công mạng",
+                        category="security", priority=Priority.CRITICAL)
+    await act(app, ticket.ref, tickets.acknowledge, people.member)
+    night = ticket.deadline_at.astimezone(VN).replace(hour=21)
+    report = await run(app, clock, night)
+    assert ("l2", "deadline") in fired(report) and ("l3", "critical_overdue") in fired(report)
+    for message in await messages(app):
+        assert message.next_attempt_at == night  # critical: not held for working hours
+
+
+async def test_messages_outside_working_hours_wait_for_the_next_working_morning(
+    app: App, clock: ManualClock
+) -> None:
+    people = await cast(app)
+    ticket = await file(app, people.reporter, people.reporter_contact, "Chậm giải ngân")
+    friday_night = local(2026, 12, 25, 20, 0)
+    assert friday_night > ticket.deadline_at
+    report = await run(app, clock, friday_night)
+    assert {s.level for s in report.fired} == {"reminder", "l1", "l2"}
+    held = {m.next_attempt_at for m in await messages(app)}
+    assert held == {local(2026, 12, 28, 8, 0)}  # Monday 08:00
+    assert all(s.held_until == local(2026, 12, 28, 8, 0) for s in report.fired)
+    # In working hours they go at once.
+    report = await run(app, clock, app.calendar.add_business_days(ticket.deadline_at, 5))
+    assert fired(report) == [("l3", "overdue_days")]
+    last = (await messages(app))[-1]
+    assert last.next_attempt_at == report.at
+
+
+async def test_catch_up_after_downtime_fires_each_step_once(app: App, clock: ManualClock) -> None:
+    people = await cast(app)
+    first = await file(app, people.reporter, people.reporter_contact, "Một")
+    second = await file(app, people.reporter, people.reporter_contact, "Hai")
+    report = await run(app, clock, local(2027, 3, 1, 9, 30))
+    assert sorted(fired(report)) == sorted(
+        [("reminder", "sla_fraction"), ("l1", "first_response"), ("l2", "deadline"),
+         ("l3", "overdue_days")] * 2
+    )
+    again = await run(app, clock, local(2027, 3, 2, 9, 30))
+    assert again.fired == [] and again.already_fired == 0
+    rows = await escalations(app)
+    assert len(rows) == len(set(rows)) == 8
+    assert {r[0] for r in rows} == {first.id, second.id}
+    assert len(await escalated_events(app)) == 8
+    assert len(await messages(app)) == 8
+
+
+async def test_red_alert_is_raised_and_cleared_once(app: App, clock: ManualClock) -> None:
+    people = await cast(app)
+    refs = []
+    for i in range(4):  # default threshold: more than 3 overdue tickets
+        refs.append((await file(app, people.reporter, people.reporter_contact, f"Phiếu {i}")).ref)
+    last = await reload(app, refs[-1])
+    report = await run(app, clock, last.deadline_at + timedelta(hours=1))
+    assert report.alerts_raised == ["mps"] and report.red_groups == ["mps"]
+    raised = await messages(app, "escalation.red.raised")
+    assert sorted(m.person_id for m in raised) == sorted([people.lead.id, people.leader.id])
+    async with app.uow() as uow:
+        assert [g.code for g in await red_groups(uow)] == ["mps"]
+        assert (await overdue_by_group(uow, app.calendar, report.at))[last.group_id] == 4
+    report = await run(app, clock, last.deadline_at + timedelta(hours=2))
+    assert report.alerts_raised == [] and len(await messages(app, "escalation.red.")) == 2
+
+    # The leaders' L3 messages name the red group.
+    report = await run(app, clock, app.calendar.add_business_days(last.deadline_at, 6))
+    l3 = [m for m in await messages(app) if m.payload["meta"].get("level") == "l3"]
+    assert len(l3) == 4 and all("Groups on red alert" in m.payload["text"] for m in l3)
+
+    for ref in refs[:2]:
+        await act(app, ref, tickets.acknowledge, people.member)
+        await act(app, ref, tickets.resolve, people.member, "Đã kết nối")
+    report = await run(app, clock, clock.now() + timedelta(minutes=1))
+    assert report.alerts_cleared == ["mps"] and report.red_groups == []
+    cleared = await messages(app, "escalation.red.cleared")
+    assert sorted(m.person_id for m in cleared) == sorted([people.lead.id, people.leader.id])
+    report = await run(app, clock, clock.now() + timedelta(minutes=2))
+    assert report.alerts_cleared == [] and len(await messages(app, "escalation.red.")) == 4
+    async with app.uow() as uow:
+        alerts = list((await uow.session.execute(select(GroupAlert))).scalars())
+        assert len(alerts) == 1 and alerts[0].cleared_at is not None
+        assert await red_groups(uow) == []
+
+
+async def test_resolved_ticket_is_auto_closed_after_silence(app: App, clock: ManualClock) -> None:
+    people = await cast(app)
+    ticket = await file(app, people.reporter, people.reporter_contact, "Xong rồi")
+    await act(app, ticket.ref, tickets.acknowledge, people.member)
+    await act(app, ticket.ref, tickets.resolve, people.member, "Đã xử lý")
+    due = app.calendar.add_business_days(clock.now(), app.settings.auto_close_business_days)
+    assert (await run(app, clock, due - timedelta(minutes=1))).auto_closed == []
+    report = await run(app, clock, due)
+    assert report.auto_closed == [ticket.ref]
+    closed = await reload(app, ticket.ref)
+    assert closed.state == TicketState.CLOSED.value and closed.closed_at == due
+    assert (await run(app, clock, due + timedelta(days=1))).auto_closed == []
+
+
+async def test_dry_run_reports_and_changes_nothing(app: App, clock: ManualClock) -> None:
+    people = await cast(app)
+    for i in range(4):
+        await file(app, people.reporter, people.reporter_contact, f"Khô {i}")
+    when = local(2027, 3, 1, 9, 30)
+    report = await run(app, clock, when, dry_run=True)
+    assert len(report.fired) == 16 and report.alerts_raised == ["mps"]
+    assert await escalations(app) == []
+    async with app.uow() as uow:
+        assert (await uow.session.execute(select(func.count()).select_from(GroupAlert))).scalar() == 0
+    real = await run(app, clock, when)
+    assert sorted(fired(real)) == sorted(fired(report))
+
+
+async def test_two_sweeps_at_once_fire_each_step_once(
+    app: App, clock: ManualClock, settings: Any
+) -> None:
+    people = await cast(app)
+    for i in range(10):  # the daily filing limit
+        clock.advance(minutes=1)
+        await file(app, people.reporter, people.reporter_contact, f"Song song {i}")
+    other = await open_app(settings, clock, sync_groups=False)
+    try:
+        when = local(2027, 3, 1, 9, 30)
+        clock.set(when)
+        a, b = await asyncio.gather(sweep(app, when, batch_size=5), sweep(other, when, batch_size=5))
+    finally:
+        await other.close()
+    assert len(a.fired) + len(b.fired) == 40
+    rows = await escalations(app)
+    assert len(rows) == 40 == len({(t, lvl, c) for t, lvl, c, _ in rows})
+    assert len(await escalated_events(app)) == 40
+    steps = [m for m in await messages(app) if m.payload["meta"].get("level")]
+    assert len(steps) == 40
+    assert len(await messages(app, "escalation.red.raised")) == 2  # lead and leader, once
