@@ -1,0 +1,63 @@
+"""Commands everybody has: /help, /status (alias /ticket), opening a ticket card, odd content.
+
+/status answers reporters and staff alike through ``visible_ticket``: a ticket the caller may
+not see gets exactly the "not found" answer of a missing one.
+"""
+
+from __future__ import annotations
+
+from handlers.context import Context, stale
+from handlers.render import action_buttons, ticket_card
+from handlers.router import Router
+from handlers.view import actions_for, visible_ticket
+from hotline.domain import payloads as P
+from hotline.domain.enums import Role
+from hotline.errors import HotlineError, InvalidInput
+
+_HELP_BY_ROLE = {
+    Role.REPORTER.value: "engine.help_reporter",
+    Role.MEMBER.value: "engine.help_member",
+    Role.LEAD.value: "engine.help_lead",
+    Role.COORDINATOR.value: "engine.help_coordinator",
+    Role.ADMIN.value: "engine.help_coordinator",
+    Role.LEADER.value: "engine.help_leader",
+}
+
+
+async def help_command(ctx: Context, _arg: str) -> None:
+    role = ctx.person.role if ctx.person is not None else None
+    ctx.say(_HELP_BY_ROLE.get(role or "", "engine.help_new"))
+
+
+async def status(ctx: Context, arg: str) -> None:
+    if not arg:
+        raise InvalidInput("usage", key="engine.usage_status")
+    await show_ticket(ctx, arg)
+
+
+async def show_ticket(ctx: Context, ref_text: str) -> None:
+    ticket = await visible_ticket(ctx, ref_text, for_update=False)
+    person = ctx.require_person()
+    card = await ticket_card(ctx, ticket, staff=person.role != Role.REPORTER.value)
+    verbs = await actions_for(ctx, ticket)
+    ctx.say_markup(card, buttons=action_buttons(ctx, ticket, verbs))
+
+
+async def open_button(ctx: Context, arg: str) -> None:
+    try:
+        await visible_ticket(ctx, arg, for_update=False)
+    except HotlineError:
+        raise stale() from None
+    await show_ticket(ctx, arg)
+
+
+async def unsupported(ctx: Context) -> None:
+    ctx.say("engine.unsupported")
+
+
+def register(router: Router) -> None:
+    router.command("help", help_command, keeps_step=True)
+    router.command("status", status)
+    router.command("ticket", status)
+    router.button(P.OPEN, open_button)
+    router.unsupported = unsupported

@@ -1,0 +1,201 @@
+"""Coordinator flows: triage, recategorise, duplicates, priority, rejection, extension decisions.
+
+Extension approve/refuse buttons arrive in the coordinator's notification (queued by
+``coordination.request_extension``); the press is re-checked against the extension's current
+status, so a request decided by another coordinator meanwhile gets "no longer valid".
+"""
+
+from __future__ import annotations
+
+from handlers import registration
+from handlers.context import Context, stale
+from handlers.render import action_buttons, group_names, open_buttons, rows, ticket_card, ticket_list
+from handlers.router import Router, Step
+from handlers.view import actions_for, ticket_for_action, visible_ticket
+from hotline.domain import payloads as P
+from hotline.domain.enums import OPEN_STATES, ExtensionStatus, Priority, TicketState
+from hotline.errors import HotlineError, InvalidInput
+from hotline.services import coordination
+from hotline.services import permissions as perm
+from storage.models import Extension, Ticket
+
+REJECT_REASON = "reject_reason"
+TRIAGE_LIMIT = 30
+
+
+async def triage(ctx: Context, _arg: str) -> None:
+    ctx.require_coordinator()
+    found = await ctx.uow.tickets.list(open_only=True, needs_triage=True, limit=TRIAGE_LIMIT)
+    if not found:
+        ctx.say("engine.triage_empty")
+        return
+    header = ctx.text("engine.triage_header", count=len(found))
+    ctx.say_markup(ticket_list(ctx, header, found, await group_names(ctx)),
+                   buttons=open_buttons(ctx, found, P.TRIAGE))
+
+
+async def triage_button(ctx: Context, arg: str) -> None:
+    """The "triage" button of a notification or the /triage list: the card plus categories."""
+    if ctx.person is None or not perm.is_coordinator(ctx.person):
+        raise stale()
+    try:
+        ticket = await visible_ticket(ctx, arg, for_update=False)
+    except HotlineError:
+        raise stale() from None
+    if TicketState(ticket.state) not in OPEN_STATES:
+        raise stale()
+    card = await ticket_card(ctx, ticket, staff=True)
+    if ticket.needs_triage:
+        ctx.say_markup(card + "\n\n" + ctx.text("engine.choose_category", ref=ticket.ref),
+                       buttons=_category_buttons(ctx, ticket))
+    else:
+        ctx.say_markup(card, buttons=action_buttons(ctx, ticket, await actions_for(ctx, ticket)))
+
+
+def _category_buttons(ctx: Context, ticket: Ticket) -> list[list[object]]:
+    buttons = [ctx.button("engine.btn.category",
+                          P.build_pair(P.RECATEGORISE_TO, ticket.ref, code),
+                          category=cat.name(ctx.lang),
+                          group=ctx.app.taxonomy.group(cat.group).name(ctx.lang))
+               for code, cat in ctx.app.taxonomy.categories.items()]
+    return rows(buttons, 1)  # type: ignore[return-value]
+
+
+async def recategorise_button(ctx: Context, arg: str) -> None:
+    ticket = await ticket_for_action(ctx, arg, P.RECATEGORISE)
+    ctx.say("engine.choose_category", ref=ticket.ref, buttons=_category_buttons(ctx, ticket))
+
+
+async def recategorise_to_button(ctx: Context, arg: str) -> None:
+    ref, code = P.split_pair(arg)
+    ticket = await ticket_for_action(ctx, ref, P.RECATEGORISE)
+    if code not in ctx.app.taxonomy.categories:
+        raise stale()
+    await _recategorise(ctx, ticket, code)
+
+
+async def recategorise_command(ctx: Context, arg: str) -> None:
+    ctx.require_coordinator()
+    ref, _, code = arg.partition(" ")
+    if not ref or not code.strip():
+        raise InvalidInput("usage", key="engine.usage_recat",
+                           codes=", ".join(ctx.app.taxonomy.codes))
+    await _recategorise(ctx, await visible_ticket(ctx, ref), code.strip().lower())
+
+
+async def _recategorise(ctx: Context, ticket: Ticket, code: str) -> None:
+    await coordination.recategorise(ctx.uow, ctx.app, ticket, ctx.require_coordinator(), code)
+    group = await ctx.uow.people.group_by_id(ticket.group_id)
+    ctx.say("engine.recategorised", ref=ticket.ref,
+            category=ctx.app.taxonomy.category(code).name(ctx.lang),
+            group=group.name(ctx.lang) if group is not None else "",
+            deadline=ctx.date(ticket.deadline_at))
+
+
+async def duplicate(ctx: Context, arg: str) -> None:
+    """``/dup HL-A HL-B``: A duplicates B; A's reporter follows B from now on."""
+    ctx.require_coordinator()
+    parts = arg.split()
+    if len(parts) != 2:
+        raise InvalidInput("usage", key="engine.usage_dup")
+    ticket = await visible_ticket(ctx, parts[0])
+    original = await visible_ticket(ctx, parts[1])
+    await coordination.link_duplicate(ctx.uow, ctx.app, ticket, original,
+                                      ctx.require_coordinator())
+    ctx.say("engine.duplicate_linked", ref=ticket.ref, original=original.ref)
+
+
+async def priority_command(ctx: Context, arg: str) -> None:
+    ctx.require_coordinator()
+    ref, _, value = arg.partition(" ")
+    value = value.strip().lower()
+    if not ref or value not in {p.value for p in Priority}:
+        raise InvalidInput("usage", key="engine.usage_priority")
+    await _set_priority(ctx, await visible_ticket(ctx, ref), Priority(value))
+
+
+async def priority_button(ctx: Context, arg: str) -> None:
+    ticket = await ticket_for_action(ctx, arg, P.PRIORITY)
+    buttons = [ctx.button(f"priority.{p.value}", P.build_pair(P.PRIORITY_SET, ticket.ref, p.value))
+               for p in Priority if p.value != ticket.priority]
+    ctx.say("engine.choose_priority", ref=ticket.ref,
+            priority=ctx.text(f"priority.{ticket.priority}"), buttons=[buttons])
+
+
+async def priority_set_button(ctx: Context, arg: str) -> None:
+    ref, value = P.split_pair(arg)
+    ticket = await ticket_for_action(ctx, ref, P.PRIORITY)
+    if value not in {p.value for p in Priority} or value == ticket.priority:
+        raise stale()
+    await _set_priority(ctx, ticket, Priority(value))
+
+
+async def _set_priority(ctx: Context, ticket: Ticket, priority: Priority) -> None:
+    await coordination.set_priority(ctx.uow, ctx.app, ticket, ctx.require_coordinator(), priority)
+    ctx.say("engine.priority_set", ref=ticket.ref, priority=ctx.text(f"priority.{priority.value}"),
+            deadline=ctx.date(ticket.deadline_at))
+
+
+async def reject_command(ctx: Context, arg: str) -> None:
+    ctx.require_coordinator()
+    ref, _, reason = arg.partition(" ")
+    if not ref:
+        raise InvalidInput("usage", key="engine.usage_ref")
+    ticket = await visible_ticket(ctx, ref)
+    if not reason.strip():
+        ctx.set_step(REJECT_REASON, ref=ticket.ref)
+        await prompt_reject(ctx)
+        return
+    await _reject(ctx, ticket, reason)
+
+
+async def reject_button(ctx: Context, arg: str) -> None:
+    ticket = await ticket_for_action(ctx, arg, P.REJECT)
+    ctx.set_step(REJECT_REASON, ref=ticket.ref)
+    await prompt_reject(ctx)
+
+
+async def prompt_reject(ctx: Context) -> None:
+    ctx.say("engine.ask_reject_reason", ref=ctx.data["ref"],
+            buttons=[registration.cancel_row(ctx)])
+
+
+async def handle_reject(ctx: Context, text: str) -> None:
+    await _reject(ctx, await visible_ticket(ctx, ctx.data["ref"]), text)
+
+
+async def _reject(ctx: Context, ticket: Ticket, reason: str) -> None:
+    await coordination.reject(ctx.uow, ctx.app, ticket, ctx.require_coordinator(), reason)
+    ctx.clear_step()
+    ctx.say("engine.rejected", ref=ticket.ref)
+
+
+async def extension_button(ctx: Context, arg: str, approve: bool) -> None:
+    person = ctx.person
+    if person is None or not perm.is_coordinator(person) or not arg.isdigit():
+        raise stale()
+    ext = await ctx.uow.session.get(Extension, int(arg))
+    if ext is None or ext.status != ExtensionStatus.PENDING.value:
+        raise stale()
+    decided = await coordination.decide_extension(ctx.uow, ctx.app, ext.id, person, approve)
+    ticket = await ctx.uow.tickets.get(decided.ticket_id)
+    assert ticket is not None
+    ctx.say("engine.extension_approved" if approve else "engine.extension_refused",
+            ref=ticket.ref, deadline=ctx.date(ticket.deadline_at))
+
+
+def register(router: Router) -> None:
+    router.command("triage", triage)
+    router.command("recat", recategorise_command)
+    router.command("dup", duplicate)
+    router.command("priority", priority_command)
+    router.command("reject", reject_command)
+    router.button(P.TRIAGE, triage_button)
+    router.button(P.RECATEGORISE, recategorise_button)
+    router.button(P.RECATEGORISE_TO, recategorise_to_button)
+    router.button(P.PRIORITY, priority_button)
+    router.button(P.PRIORITY_SET, priority_set_button)
+    router.button(P.REJECT, reject_button)
+    router.button(P.EXT_APPROVE, lambda ctx, arg: extension_button(ctx, arg, True))
+    router.button(P.EXT_REFUSE, lambda ctx, arg: extension_button(ctx, arg, False))
+    router.step(REJECT_REASON, Step(handle_reject, prompt_reject))

@@ -1,0 +1,192 @@
+"""The conversation engine: one inbound event in, the replies out, one database transaction.
+
+Per event, in a single transaction:
+
+1. claim ``(channel, update_id)``; a redelivered update returns ``[]`` and changes nothing;
+2. run the channel's intake hooks (e.g. a typed number becomes the remembered button press);
+3. touch the contact, load the person and the conversation step (from the database, so flows
+   survive restarts and any worker can take the next message);
+4. dispatch to one small handler inside a SAVEPOINT. A ``HotlineError`` (bad input, forbidden,
+   stale button) rolls back to the savepoint -- the action changes nothing -- and becomes a
+   translated answer, re-asking the current question if the caller is in the middle of a flow;
+5. write every reply to the outbox, commit, and return the replies (with their outbox ids).
+
+Anything unexpected rolls the whole transaction back, is logged without user text or secrets,
+and gets a generic apology written in a fresh transaction. ``handle`` never raises.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from markupsafe import Markup
+from sqlalchemy import select
+
+from handlers import common, coordinator, registration, reporter, staff
+from handlers.context import Context
+from handlers.events import InboundEvent, OutboundMessage
+from handlers.router import Router
+from hotline.app import App
+from hotline.errors import HotlineError
+from hotline.i18n import LANGUAGES, normalise_language, t
+from hotline.services import people
+from hotline.services.notify import enqueue
+from storage.models import Contact, Conversation, Person
+from storage.uow import UnitOfWork
+
+log = logging.getLogger("hotline.engine")
+
+#: Runs inside the event's transaction, after de-duplication, before dispatch; may rewrite it.
+IntakeHook = Callable[[UnitOfWork, InboundEvent], Awaitable[InboundEvent]]
+
+
+def build_router() -> Router:
+    router = Router()
+    for area in (common, registration, reporter, staff, coordinator):
+        area.register(router)
+    return router
+
+
+class Engine:
+    """Channel-agnostic: adapters build ``InboundEvent`` and deliver ``OutboundMessage``."""
+
+    def __init__(self, app: App, *, intake: Sequence[IntakeHook] = ()) -> None:
+        self.app = app
+        self.router = build_router()
+        self._intake = tuple(intake)
+
+    async def handle(self, event: InboundEvent) -> list[OutboundMessage]:
+        try:
+            return await self._process(event)
+        except Exception as exc:  # the chat adapter must keep running whatever happens
+            _log_failure("engine failed", event, exc)
+            return await self._apologise(event)
+
+    async def _process(self, event: InboundEvent) -> list[OutboundMessage]:
+        app = self.app
+        async with app.uow() as uow:
+            now = app.clock.now()
+            if not await uow.conversations.claim_update(event.channel, event.update_id, now):
+                return []
+            for hook in self._intake:
+                event = await hook(uow, event)
+            contact = await people.touch_contact(
+                uow, app, event.channel, event.user_id, event.chat_id, event.display_name
+            )
+            person = await uow.people.get(contact.person_id) if contact.person_id else None
+            conv = await _load_conversation(uow, event.channel, event.user_id, now)
+            lang = self._language(event, person, conv)
+            ctx = Context(app=app, uow=uow, event=event, contact=contact, person=person,
+                          conv=conv, lang=lang, now=now)
+            contact_id = contact.id
+            savepoint = await uow.session.begin_nested()
+            try:
+                await self.router.dispatch(ctx)
+                await savepoint.commit()
+            except HotlineError as error:
+                await savepoint.rollback()
+                await self._explain(ctx, error, person, lang)
+            replies = ctx.replies
+            if event.kind == "button" and event.message_id and replies:
+                replies[0] = replace(replies[0], retire_buttons_of=event.message_id)
+            person_id = ctx.person.id if ctx.person is not None else None
+            rows = [enqueue(uow, reply, now=now, contact_id=contact_id, person_id=person_id)
+                    for reply in replies]
+            await uow.commit()
+        return [replace(reply, meta={**reply.meta, "outbox_id": row.id})
+                for reply, row in zip(replies, rows, strict=True)]
+
+    def _language(self, event: InboundEvent, person: Person | None, conv: Conversation) -> str:
+        """The person's choice; before registration the choice made in the flow, else the
+        client's hint on first contact, else the configured default."""
+        if person is not None:
+            return person.language
+        chosen = (conv.data or {}).get("lang")
+        if chosen in LANGUAGES:
+            return str(chosen)
+        hint = (event.language or "").split("-")[0].split("_")[0].lower()
+        return hint if hint in LANGUAGES else self.app.settings.default_language
+
+    async def _explain(self, ctx: Context, error: HotlineError, person: Person | None,
+                       lang: str) -> None:
+        """Answer a refused action in the caller's language and re-ask the pending question."""
+        session = ctx.uow.session
+        # The savepoint rollback expired whatever the action touched; reload the caller.
+        ctx.person, ctx.lang, ctx.replies = person, lang, []
+        for obj in (ctx.contact, person, ctx.conv):
+            if obj is not None:
+                await session.refresh(obj)
+        try:
+            text = t(error.key, lang, **error.params)
+        except (KeyError, IndexError, ValueError):
+            text = t("error.generic", lang)
+        try:
+            await self.router.reprompt(ctx)
+        except HotlineError:
+            ctx.replies = []
+        prompt = ctx.replies
+        if prompt:
+            first = prompt[0]
+            prompt[0] = replace(first, text=str(text + Markup("\n\n") + Markup(first.text)))
+            ctx.replies = prompt
+        else:
+            ctx.say_markup(text)
+
+    async def _apologise(self, event: InboundEvent) -> list[OutboundMessage]:
+        """A generic error reply in a fresh transaction (which also records the update id,
+        so a redelivery does not fail the same way twice)."""
+        lang = normalise_language(event.language)
+        try:
+            async with self.app.uow() as uow:
+                now = self.app.clock.now()
+                if not await uow.conversations.claim_update(event.channel, event.update_id, now):
+                    return []
+                contact = await uow.people.contact(event.channel, event.user_id)
+                person = (await uow.people.get(contact.person_id)
+                          if contact is not None and contact.person_id else None)
+                if person is not None:
+                    lang = person.language
+                message = OutboundMessage(channel=event.channel, chat_id=event.chat_id,
+                                          text=str(t("error.generic", lang)))
+                row = enqueue(uow, message, now=now,
+                              contact_id=contact.id if isinstance(contact, Contact) else None,
+                              person_id=person.id if person is not None else None)
+                await uow.commit()
+                return [replace(message, meta={"outbox_id": row.id})]
+        except Exception as exc:  # database down: still answer, never raise to the channel
+            _log_failure("could not record the apology", event, exc)
+            return [OutboundMessage(channel=event.channel, chat_id=event.chat_id,
+                                    text=str(t("error.generic", lang)))]
+
+
+async def _load_conversation(uow: UnitOfWork, channel: str, external_id: str,
+                             now: datetime) -> Conversation:
+    """The caller's step, row-locked on PostgreSQL so two workers handling two quick messages
+    of the same person take turns instead of overwriting each other's step."""
+    stmt = (
+        select(Conversation)
+        .where(Conversation.channel == channel, Conversation.external_id == external_id)
+        .with_for_update()
+    )
+    found = (await uow.session.execute(stmt)).scalar_one_or_none()
+    if found is not None:
+        return found
+    return await uow.conversations.get_or_create(channel, external_id, now)
+
+
+def _log_failure(what: str, event: InboundEvent, exc: BaseException) -> None:
+    """Where it failed, never what the user wrote: exception messages can quote SQL parameters
+    (user text), so only the exception types and the frame locations are logged."""
+    chain = []
+    current: BaseException | None = exc
+    while current is not None and len(chain) < 5:
+        chain.append(type(current).__name__)
+        current = current.__cause__ or current.__context__
+    frames = traceback.extract_tb(exc.__traceback__)[-12:]
+    stack = "\n".join(f"  {f.filename}:{f.lineno} in {f.name}" for f in frames)
+    log.error("%s on %s update %s (kind %s): %s\n%s", what, event.channel, event.update_id,
+              event.kind, " <- ".join(chain), stack)

@@ -1,0 +1,415 @@
+"""Reporter flows: file a report in one message and one tap, follow it, answer, confirm, rate, reopen.
+
+Reporting is the product's front door, so it is short: a registered reporter who writes their
+problem gets the classification back at once with a "send" button; only when the classifier is
+unsure do they pick from the top three categories (or "not sure", which goes to coordinator
+triage). Several messages and photos/documents before sending are gathered into one draft.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from markupsafe import Markup
+
+from handlers import registration
+from handlers.context import Context, stale
+from handlers.render import open_buttons, rows, ticket_list
+from handlers.router import Router, Step
+from handlers.view import ticket_for_action, visible_ticket
+from hotline.domain import payloads as P
+from hotline.domain.enums import OPEN_STATES, Role, TicketState
+from hotline.errors import HotlineError, InvalidInput
+from hotline.services import tickets
+from hotline.services.tickets import AttachmentIn
+from storage.models import Ticket
+
+REPORT_DESC = "report_desc"
+REPORT_CONFIRM = "report_confirm"
+REPORT_PICK = "report_pick"
+ANSWER = "answer"
+RATE_COMMENT = "rate_comment"
+REOPEN_REASON = "reopen_reason"
+
+DRAFT_VERBS = frozenset({P.DRAFT_FILE, P.DRAFT_PICK, P.DRAFT_UNSURE, P.DRAFT_CHANGE})
+TOP_CANDIDATES = 3
+MINE_LIMIT = 30
+_MINE_STATES = [*(s.value for s in OPEN_STATES), TicketState.RESOLVED.value]
+
+
+def event_attachments(ctx: Context) -> list[dict[str, Any]]:
+    return [asdict(a) for a in ctx.event.attachments]
+
+
+def _cancel_row(ctx: Context) -> list[Any]:
+    return registration.cancel_row(ctx)
+
+
+# --- drafting ----------------------------------------------------------------------------------
+
+
+async def idle(ctx: Context, text: str) -> None:
+    """A message outside any flow: a reporter is describing a problem."""
+    person = ctx.person
+    if person is None:
+        await registration.begin(ctx, pending={"text": text, "att": event_attachments(ctx)})
+        return
+    if person.role != Role.REPORTER.value:
+        ctx.say("engine.staff_idle")
+        return
+    await start_draft(ctx, text, event_attachments(ctx))
+
+
+async def report(ctx: Context, arg: str) -> None:
+    if ctx.person is None:
+        pending = {"text": arg, "att": []} if arg else None
+        await registration.begin(ctx, pending=pending, then="report")
+        return
+    await start_draft(ctx, arg, [])
+
+
+async def start_draft(ctx: Context, text: str, attachments: list[dict[str, Any]]) -> None:
+    ctx.require_reporter()
+    await _check_daily_limit(ctx)
+    draft = {"draft": secrets.token_hex(3), "text": "", "att": attachments}
+    if not text:
+        ctx.set_step(REPORT_DESC, **draft)
+        if attachments:
+            ctx.say("engine.attachment_kept", count=len(attachments))
+        await prompt_description(ctx)
+        return
+    draft["text"] = _check_length(ctx, text)
+    await _classify_and_present(ctx, draft)
+
+
+async def _check_daily_limit(ctx: Context) -> None:
+    """Refuse before the reporter types a whole report (filing checks again, atomically)."""
+    person = ctx.require_reporter()
+    limit = ctx.app.settings.daily_report_limit
+    midnight = ctx.now.astimezone(ZoneInfo(ctx.app.settings.timezone)).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    if await ctx.uow.tickets.count_filed_since(person.id, midnight) >= limit:
+        raise InvalidInput("daily report limit reached", key="error.daily_limit", limit=limit)
+
+
+def _check_length(ctx: Context, text: str) -> str:
+    limit = ctx.app.settings.max_message_chars
+    if len(text) > limit:
+        raise InvalidInput("report too long", key="error.text_too_long", limit=limit)
+    return text
+
+
+async def prompt_description(ctx: Context) -> None:
+    ctx.say("engine.ask_description", buttons=[_cancel_row(ctx)])
+
+
+async def more_description(ctx: Context, text: str) -> None:
+    """Another message while drafting: it is part of the same report."""
+    data = ctx.data
+    if "draft" not in data:
+        raise stale()
+    combined = "\n".join(part for part in (data.get("text", ""), text) if part)
+    data["text"] = _check_length(ctx, combined)
+    data["att"] = [*data.get("att", []), *event_attachments(ctx)]
+    if not data["text"]:
+        ctx.set_step(REPORT_DESC, **_draft_of(data))
+        ctx.say("engine.attachment_kept", count=len(data["att"]))
+        await prompt_description(ctx)
+        return
+    await _classify_and_present(ctx, data)
+
+
+def _draft_of(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: data[k] for k in ("draft", "text", "att", "cat", "conf", "cands") if k in data}
+
+
+def _candidate_codes(candidates: Sequence[Any]) -> list[str]:
+    """Ranked category codes, whether the classifier gives codes or (code, score) pairs."""
+    codes: list[str] = []
+    for item in candidates:
+        code = item if isinstance(item, str) else getattr(item, "category", None) or item[0]
+        if code not in codes:
+            codes.append(str(code))
+    return codes
+
+
+async def _classify_and_present(ctx: Context, draft: dict[str, Any]) -> None:
+    result = ctx.app.classifier().classify(draft["text"])
+    taxonomy = ctx.app.taxonomy
+    codes = [c for c in _candidate_codes(result.candidates) if c in taxonomy.categories]
+    category = result.category if result.category in taxonomy.categories else None
+    if category is not None and category not in codes:
+        codes.insert(0, category)
+    draft = {**draft, "cat": category, "conf": round(float(result.confidence), 4),
+             "cands": codes[:TOP_CANDIDATES]}
+    confident = category is not None and draft["conf"] >= ctx.app.settings.classifier_threshold
+    ctx.set_step(REPORT_CONFIRM if confident else REPORT_PICK, **_draft_of(draft))
+    await prompt_draft(ctx)
+
+
+async def prompt_draft(ctx: Context) -> None:
+    data = ctx.data
+    nonce = data["draft"]
+    summary = ctx.text("engine.draft_summary", title=tickets.make_title(data["text"]))
+    if data.get("att"):
+        summary += Markup("\n") + ctx.text("engine.draft_attachments", count=len(data["att"]))
+    if ctx.step == REPORT_CONFIRM:
+        code = data["cat"]
+        body = ctx.text(
+            "engine.draft_confident",
+            category=_category(ctx, code), group=_group_of(ctx, code),
+            confidence=f"{round(data['conf'] * 100)}%",
+        )
+        buttons = [
+            [ctx.button("engine.btn.send", P.build(P.DRAFT_FILE, nonce))],
+            [ctx.button("engine.btn.change_category", P.build(P.DRAFT_CHANGE, nonce)),
+             ctx.button("engine.btn.cancel", P.build(P.CANCEL))],
+        ]
+    else:
+        codes = data.get("choices") or data.get("cands") or []
+        body = ctx.text("engine.draft_unsure" if not data.get("choices") else "engine.draft_pick")
+        picks = [ctx.button("engine.btn.category", P.build_pair(P.DRAFT_PICK, nonce, code),
+                            category=_category(ctx, code), group=_group_of(ctx, code))
+                 for code in codes]
+        buttons = [*rows(picks, 1 if len(picks) <= TOP_CANDIDATES else 2),
+                   [ctx.button("engine.btn.not_sure", P.build(P.DRAFT_UNSURE, nonce)),
+                    ctx.button("engine.btn.cancel", P.build(P.CANCEL))]]
+    ctx.say_markup(summary + Markup("\n\n") + body, buttons=buttons)
+
+
+def _category(ctx: Context, code: str) -> str:
+    return ctx.app.taxonomy.category(code).name(ctx.lang)
+
+
+def _group_of(ctx: Context, code: str) -> str:
+    return ctx.app.taxonomy.group_of(code).name(ctx.lang)
+
+
+def _draft_button(ctx: Context, nonce: str) -> dict[str, Any]:
+    """Draft buttons are valid only in a drafting step and for the draft they were made for."""
+    data = ctx.data
+    if ctx.step not in (REPORT_CONFIRM, REPORT_PICK) or data.get("draft") != nonce:
+        raise stale()
+    return data
+
+
+async def file_button(ctx: Context, arg: str) -> None:
+    data = _draft_button(ctx, arg)
+    if ctx.step != REPORT_CONFIRM or not data.get("cat"):
+        raise stale()
+    await _file(ctx, data, data["cat"])
+
+
+async def pick_button(ctx: Context, arg: str) -> None:
+    nonce, code = P.split_pair(arg)
+    data = _draft_button(ctx, nonce)
+    allowed = data.get("choices") or data.get("cands") or []
+    if code not in allowed or code not in ctx.app.taxonomy.categories:
+        raise stale()
+    await _file(ctx, data, code)
+
+
+async def unsure_button(ctx: Context, arg: str) -> None:
+    await _file(ctx, _draft_button(ctx, arg), None)
+
+
+async def change_button(ctx: Context, arg: str) -> None:
+    data = _draft_button(ctx, arg)
+    ctx.set_step(REPORT_PICK, **(_draft_of(data) | {"choices": ctx.app.taxonomy.codes}))
+    await prompt_draft(ctx)
+
+
+async def _file(ctx: Context, data: dict[str, Any], category: str | None) -> None:
+    person = ctx.require_reporter()
+    ticket = await tickets.file_ticket(
+        ctx.uow, ctx.app, reporter=person, contact=ctx.contact, description=data["text"],
+        category=category, confidence=data.get("conf"),
+        attachments=[AttachmentIn(**a) for a in data.get("att", [])],
+        channel=ctx.event.channel,
+    )
+    ctx.clear_step()
+    group = await ctx.uow.people.group_by_id(ticket.group_id)
+    ctx.say(
+        "engine.filed_triage" if ticket.needs_triage else "engine.filed",
+        ref=ticket.ref,
+        category=_category(ctx, ticket.category),
+        group=group.name(ctx.lang) if group is not None else "",
+        deadline=ctx.date(ticket.deadline_at),
+    )
+
+
+# --- following my tickets ----------------------------------------------------------------------
+
+
+async def mine(ctx: Context, _arg: str) -> None:
+    person = ctx.require_reporter()
+    if person.organisation_id is not None:
+        found = await ctx.uow.tickets.list(organisation_id=person.organisation_id,
+                                           states=_MINE_STATES, limit=MINE_LIMIT)
+    else:
+        found = await ctx.uow.tickets.list(reporter_id=person.id, states=_MINE_STATES,
+                                           limit=MINE_LIMIT)
+    if not found:
+        ctx.say("engine.mine_empty")
+        return
+    groups = {g.id: g.name(ctx.lang) for g in await ctx.uow.people.groups()}
+    header = ctx.text("engine.mine_header", count=len(found))
+    ctx.say_markup(ticket_list(ctx, header, found, groups), buttons=open_buttons(ctx, found))
+
+
+async def add_command(ctx: Context, arg: str) -> None:
+    ctx.require_reporter()
+    ref_text, _, text = arg.partition(" ")
+    if not ref_text:
+        raise InvalidInput("usage", key="engine.usage_add")
+    ticket = await visible_ticket(ctx, ref_text)
+    if not text.strip() and not ctx.event.attachments:
+        ctx.set_step(ANSWER, ref=ticket.ref)
+        await prompt_answer(ctx)
+        return
+    await _add(ctx, ticket, text)
+
+
+async def answer_button(ctx: Context, arg: str) -> None:
+    ticket = await ticket_for_action(ctx, arg, P.ANSWER)
+    ctx.set_step(ANSWER, ref=ticket.ref)
+    await prompt_answer(ctx)
+
+
+async def prompt_answer(ctx: Context) -> None:
+    ctx.say("engine.ask_answer", ref=ctx.data.get("ref", ""), buttons=[_cancel_row(ctx)])
+
+
+async def handle_answer(ctx: Context, text: str) -> None:
+    ticket = await visible_ticket(ctx, ctx.data["ref"])
+    await _add(ctx, ticket, text)
+
+
+async def _add(ctx: Context, ticket: Ticket, text: str) -> None:
+    person = ctx.require_reporter()
+    was_waiting = ticket.state == TicketState.WAITING_REPORTER.value
+    attachments = [AttachmentIn(**a) for a in event_attachments(ctx)]
+    await tickets.add_info(ctx.uow, ctx.app, ticket, person, text, attachments)
+    ctx.clear_step()
+    ctx.say("engine.info_added_resumed" if was_waiting else "engine.info_added",
+            ref=ticket.ref, deadline=ctx.date(ticket.deadline_at))
+
+
+async def confirm_button(ctx: Context, arg: str) -> None:
+    ticket = await ticket_for_action(ctx, arg, P.CONFIRM)
+    await tickets.confirm(ctx.uow, ctx.app, ticket, ctx.require_reporter())
+    stars = [ctx.button("engine.btn.stars", P.build_pair(P.RATE, ticket.ref, n), stars=n)
+             for n in range(1, 6)]
+    ctx.say("engine.confirmed", ref=ticket.ref, buttons=[stars])
+
+
+async def rate_button(ctx: Context, arg: str) -> None:
+    ref, raw = P.split_pair(arg)
+    if raw not in {"1", "2", "3", "4", "5"}:
+        raise stale()
+    try:
+        ticket = await visible_ticket(ctx, ref)
+    except HotlineError:
+        raise stale() from None
+    person = ctx.require_person()
+    rateable = ticket.state in (TicketState.RESOLVED.value, TicketState.CLOSED.value)
+    if not rateable or ticket.rating is not None or person.role != Role.REPORTER.value:
+        raise stale()
+    ctx.set_step(RATE_COMMENT, ref=ticket.ref, stars=int(raw))
+    await prompt_comment(ctx)
+
+
+async def prompt_comment(ctx: Context) -> None:
+    ctx.say("engine.ask_comment", stars=ctx.data.get("stars", ""),
+            buttons=[[ctx.button("engine.btn.skip", P.build(P.SKIP, "comment"))]])
+
+
+async def handle_comment(ctx: Context, text: str) -> None:
+    await _save_rating(ctx, text or None)
+
+
+async def skip_comment(ctx: Context) -> None:
+    if ctx.step != RATE_COMMENT:
+        raise stale()
+    await _save_rating(ctx, None)
+
+
+async def _save_rating(ctx: Context, comment: str | None) -> None:
+    data = ctx.data
+    ticket = await visible_ticket(ctx, data["ref"])
+    await tickets.rate(ctx.uow, ctx.app, ticket, ctx.require_reporter(), int(data["stars"]),
+                       comment)
+    ctx.clear_step()
+    ctx.say("engine.rated", ref=ticket.ref, stars=data["stars"])
+
+
+async def leave_rating(ctx: Context) -> None:
+    """Moving on without a comment keeps the stars; if the rating is no longer possible
+    (a colleague reopened the ticket meanwhile) it is dropped rather than blocking the caller."""
+    try:
+        async with ctx.uow.session.begin_nested():
+            await _save_rating(ctx, None)
+    except HotlineError:
+        await ctx.uow.session.refresh(ctx.conv)  # a rolled-back savepoint may expire it
+        ctx.clear_step()
+
+
+async def reopen_command(ctx: Context, arg: str) -> None:
+    ctx.require_reporter()
+    ref_text, _, reason = arg.partition(" ")
+    if not ref_text:
+        raise InvalidInput("usage", key="engine.usage_reopen")
+    ticket = await visible_ticket(ctx, ref_text)
+    if not reason.strip():
+        ctx.set_step(REOPEN_REASON, ref=ticket.ref)
+        await prompt_reopen(ctx)
+        return
+    await _reopen(ctx, ticket, reason)
+
+
+async def reopen_button(ctx: Context, arg: str) -> None:
+    ticket = await ticket_for_action(ctx, arg, P.REOPEN)
+    ctx.set_step(REOPEN_REASON, ref=ticket.ref)
+    await prompt_reopen(ctx)
+
+
+async def prompt_reopen(ctx: Context) -> None:
+    ctx.say("engine.ask_reopen_reason", ref=ctx.data.get("ref", ""), buttons=[_cancel_row(ctx)])
+
+
+async def handle_reopen(ctx: Context, text: str) -> None:
+    await _reopen(ctx, await visible_ticket(ctx, ctx.data["ref"]), text)
+
+
+async def _reopen(ctx: Context, ticket: Ticket, reason: str) -> None:
+    await tickets.reopen(ctx.uow, ctx.app, ticket, ctx.require_reporter(), reason)
+    ctx.clear_step()
+    ctx.say("engine.reopened", ref=ticket.ref, deadline=ctx.date(ticket.deadline_at))
+
+
+def register(router: Router) -> None:
+    router.idle = idle
+    router.command("report", report)
+    router.command("mine", mine)
+    router.command("add", add_command)
+    router.command("reopen", reopen_command)
+    router.button(P.DRAFT_FILE, file_button)
+    router.button(P.DRAFT_PICK, pick_button)
+    router.button(P.DRAFT_UNSURE, unsure_button)
+    router.button(P.DRAFT_CHANGE, change_button)
+    router.button(P.ANSWER, answer_button)
+    router.button(P.CONFIRM, confirm_button)
+    router.button(P.RATE, rate_button)
+    router.button(P.REOPEN, reopen_button)
+    router.step(REPORT_DESC, Step(more_description, prompt_description))
+    router.step(REPORT_CONFIRM, Step(more_description, prompt_draft, DRAFT_VERBS))
+    router.step(REPORT_PICK, Step(more_description, prompt_draft, DRAFT_VERBS))
+    router.step(ANSWER, Step(handle_answer, prompt_answer))
+    router.step(RATE_COMMENT, Step(handle_comment, prompt_comment, frozenset({P.SKIP, P.RATE}),
+                                   leave=leave_rating))
+    router.step(REOPEN_REASON, Step(handle_reopen, prompt_reopen))

@@ -1,0 +1,114 @@
+"""Finding the ticket a caller may see, and the actions their role allows on it.
+
+Both the buttons a message offers and the check when a button comes back use the same
+``staff_actions`` / ``reporter_actions`` functions, so a button is valid exactly when it would
+still be offered: a stale or forged press is refused without touching anything.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from handlers.context import Context, stale
+from hotline.domain import payloads as P
+from hotline.domain.enums import OPEN_STATES, ExtensionStatus, Role, TicketState
+from hotline.errors import HotlineError, NotFound
+from hotline.services import permissions as perm
+from hotline.services.common import get_ticket
+from storage.models import Extension, Person, Ticket, TicketFollower
+
+_WORKING = {TicketState.ASSIGNED, TicketState.REOPENED, TicketState.IN_PROGRESS,
+            TicketState.WAITING_REPORTER}
+
+
+async def is_follower(ctx: Context, person: Person, ticket: Ticket) -> bool:
+    row = await ctx.uow.session.execute(
+        select(TicketFollower.id).where(
+            TicketFollower.ticket_id == ticket.id, TicketFollower.person_id == person.id
+        )
+    )
+    return row.first() is not None
+
+
+async def visible_ticket(ctx: Context, ref_text: str, *, for_update: bool = True) -> Ticket:
+    """The ticket if the caller may see it; otherwise exactly the answer for a missing one,
+    so nobody learns that someone else's ticket exists."""
+    person = ctx.require_person()
+    ticket = await get_ticket(ctx.uow, ref_text, for_update=for_update)
+    follower = person.role == Role.REPORTER.value and ticket.reporter_id != person.id and (
+        await is_follower(ctx, person, ticket)
+    )
+    if not perm.can_view(person, ticket, is_follower=follower):
+        raise NotFound("ticket not visible", key="error.ticket_not_found", ref=ticket.ref)
+    return ticket
+
+
+async def pending_extension(ctx: Context, ticket: Ticket) -> Extension | None:
+    row = await ctx.uow.session.execute(
+        select(Extension).where(
+            Extension.ticket_id == ticket.id, Extension.status == ExtensionStatus.PENDING.value
+        )
+    )
+    return row.scalars().first()
+
+
+def staff_actions(person: Person, ticket: Ticket, *, extension_pending: bool) -> list[str]:
+    """Button verbs for a working-group person, in display order."""
+    state = TicketState(ticket.state)
+    if state not in OPEN_STATES:
+        return []
+    verbs: list[str] = []
+    if perm.can_claim(person, ticket):
+        verbs.append(P.CLAIM)
+    if perm.can_work(person, ticket):
+        if state in (TicketState.ASSIGNED, TicketState.REOPENED):
+            verbs.append(P.ACK)
+        if state in _WORKING:
+            verbs.append(P.UPDATE)
+        if state == TicketState.IN_PROGRESS:
+            verbs.append(P.ASK_INFO)
+        if state in (TicketState.IN_PROGRESS, TicketState.WAITING_REPORTER):
+            verbs.append(P.RESOLVE)
+        if not extension_pending:
+            verbs.append(P.EXTEND)
+    lead_here = person.role == Role.LEAD.value and person.group_id == ticket.group_id
+    if lead_here or perm.is_coordinator(person):
+        verbs.append(P.REASSIGN)
+    if perm.is_coordinator(person):
+        verbs += [P.RECATEGORISE, P.PRIORITY, P.REJECT]
+    return verbs
+
+
+def reporter_actions(person: Person, ticket: Ticket) -> list[str]:
+    if not perm.is_reporter_side(person, ticket):
+        return []
+    state = TicketState(ticket.state)
+    verbs: list[str] = []
+    if state not in (TicketState.CLOSED, TicketState.REJECTED):
+        verbs.append(P.ANSWER)
+    if state == TicketState.RESOLVED:
+        verbs.append(P.CONFIRM)
+    if state in (TicketState.RESOLVED, TicketState.CLOSED):
+        verbs.append(P.REOPEN)
+    return verbs
+
+
+async def actions_for(ctx: Context, ticket: Ticket) -> list[str]:
+    person = ctx.require_person()
+    if person.role == Role.REPORTER.value:
+        return reporter_actions(person, ticket)
+    if not perm.is_staff(person):
+        return []
+    pending = await pending_extension(ctx, ticket) is not None
+    return staff_actions(person, ticket, extension_pending=pending)
+
+
+async def ticket_for_action(ctx: Context, ref_text: str, verb: str) -> Ticket:
+    """Re-check a pressed ticket button against what would be offered now."""
+    try:
+        ticket = await visible_ticket(ctx, ref_text)
+    except HotlineError:  # malformed ref, missing or invisible ticket, unregistered caller
+        raise stale() from None
+    if verb not in await actions_for(ctx, ticket):
+        raise stale()
+    return ticket
