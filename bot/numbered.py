@@ -51,7 +51,7 @@ def choices(message: OutboundMessage, *, start: int = 1) -> Rendered:
         for button in row:
             if number > MAX_CHOICES:
                 break
-            lines.append(f"  [{number}] {plain(button.label)}")
+            lines.append(f"  [{number}] {button.label}")  # labels are plain text already
             payloads.append(button.payload)
             number += 1
     return Rendered("\n".join(lines), payloads)
