@@ -56,7 +56,24 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config("sqlite:///:memory:")).get_current_head()
 
 
+def regenerate_initial() -> Path:
+    """Rewrite revision 0001 from the models. Only while nothing has been released: once a
+    database in the field is at 0001, schema changes need a new revision (``autogenerate``)."""
+    import tempfile
+
+    for old in (MIGRATIONS_DIR / "versions").glob("0001_*.py"):
+        old.unlink()
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite+aiosqlite:///{Path(folder) / 'empty.db'}"
+        command.revision(alembic_config(url), message="initial schema", autogenerate=True,
+                         rev_id="0001")
+    return next((MIGRATIONS_DIR / "versions").glob("0001_*.py"))
+
+
 if __name__ == "__main__":
     import sys
 
-    autogenerate(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "schema change")
+    if sys.argv[1:] == ["--regenerate-initial"]:
+        print(regenerate_initial())
+    else:
+        autogenerate(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "schema change")
