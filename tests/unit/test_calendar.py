@@ -536,14 +536,14 @@ def test_property_is_working_day_equals_the_oracle(day: date) -> None:
     assert CONFIGURED.is_working_day(day) is oracle_is_working(day)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(working_instants(), amounts)
 def test_property_between_inverts_add_inside_working_hours(start: datetime, seconds: float) -> None:
     end = CONFIGURED.add_business_seconds(start, seconds)
     assert CONFIGURED.business_seconds_between(start, end) == pytest.approx(seconds, abs=1e-6)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(instants, amounts)
 def test_property_between_inverts_add_from_any_start(start: datetime, seconds: float) -> None:
     """Outside working hours counting starts at the next working moment, so this holds too."""
@@ -551,7 +551,7 @@ def test_property_between_inverts_add_from_any_start(start: datetime, seconds: f
     assert CONFIGURED.business_seconds_between(start, end) == pytest.approx(seconds, abs=1e-6)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(instants, amounts, amounts)
 def test_property_add_is_monotonic(start: datetime, x: float, y: float) -> None:
     lo, hi = sorted((x, y))
@@ -559,7 +559,7 @@ def test_property_add_is_monotonic(start: datetime, x: float, y: float) -> None:
     assert start <= CONFIGURED.add_business_seconds(start, 0) <= CONFIGURED.add_business_seconds(start, lo)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(instants, amounts)
 def test_property_add_lands_in_working_hours_at_most_at_the_end(start: datetime, seconds: float) -> None:
     """Results are in (08:00, 17:00] of a working day: a deadline never reads as 08:00."""
@@ -569,7 +569,7 @@ def test_property_add_lands_in_working_hours_at_most_at_the_end(start: datetime,
     assert got > start
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(instants, instants, instants)
 def test_property_between_is_additive(x: datetime, y: datetime, z: datetime) -> None:
     a, b, c = sorted((x, y, z))
