@@ -46,6 +46,9 @@ COUNTRY = "VN"
 
 _US = 1_000_000  # microseconds per second
 _DAY_US = 86_400 * _US
+_ONE_US = timedelta(microseconds=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_ORDINAL = _EPOCH.toordinal()
 
 
 @cache
@@ -72,6 +75,9 @@ class _Range:
     last: int
     base: int  #: ordinal of 1 January ``first``
     size: int  #: number of calendar days
+    #: UTC offset of the zone in microseconds if it is the same all over the range (Vietnam since
+    #: 1975), which allows the fast path in ``_position``; None for zones with DST.
+    offset_us: int | None
     work: bytes  #: 1 for a working day, indexed by ordinal - base
     before: list[int]  #: working days in [base, base + i); one longer than ``work``
     days: list[int]  #: ordinals of the working days, in order
@@ -133,7 +139,7 @@ class BusinessCalendar:
             listed = ", ".join(sorted(d.isoformat() for d in both))
             raise ValueError(f"dates both extra days off and make-up working days: {listed}")
         self._lock = threading.Lock()
-        self._range = _Range(0, -1, 0, 0, b"", [0], [], [])
+        self._range = _Range(0, -1, 0, 0, None, b"", [0], [], [])
         if first_year is not None or last_year is not None:
             lo = first_year if first_year is not None else last_year
             hi = last_year if last_year is not None else first_year
@@ -244,7 +250,7 @@ class BusinessCalendar:
                 k -= 1
                 rem = day_us
             if 0 <= k < len(rng.starts):
-                return rng.starts[k] + timedelta(microseconds=rem)
+                return rng.starts[k] + _ONE_US * rem
             self._grow_by_working_days(rng, k)
 
     def add_business_days(self, start: datetime, days: float) -> datetime:
@@ -268,17 +274,31 @@ class BusinessCalendar:
     # --- internals -------------------------------------------------------------------------------
 
     def _position(self, at: datetime, rng: _Range) -> int:
-        """Microseconds of working time from the start of ``rng`` to ``at``; -1 when not loaded."""
-        if at.tzinfo is None:
-            raise ValueError(f"naive datetime not allowed: {at!r}")
-        local = at.astimezone(self._zone)
-        i = local.toordinal() - rng.base
+        """Microseconds of working time from the start of ``rng`` to ``at``; -1 when not loaded.
+
+        The hot path of every call: with a fixed UTC offset it is integer arithmetic on the
+        instant (no time-zone conversion, no datetime attributes).
+        """
+        offset = rng.offset_us
+        if offset is not None:
+            try:
+                wall = (at - _EPOCH) // _ONE_US + offset
+            except TypeError:
+                raise ValueError(f"naive datetime not allowed: {at!r}") from None
+            day, x = divmod(wall, _DAY_US)
+            i = day + _EPOCH_ORDINAL - rng.base
+        else:
+            if at.tzinfo is None or at.utcoffset() is None:
+                raise ValueError(f"naive datetime not allowed: {at!r}")
+            local = at.astimezone(self._zone)
+            i = local.toordinal() - rng.base
+            x = ((local.hour * 60 + local.minute) * 60 + local.second) * _US + local.microsecond
         if i < 0 or i >= rng.size:
             return -1
         k = rng.before[i] * self._day_us
         if not rng.work[i]:
             return k
-        x = ((local.hour * 60 + local.minute) * 60 + local.second) * _US + local.microsecond - self._start_us
+        x -= self._start_us
         if x <= 0:
             return k
         return k + (x if x < self._day_us else self._day_us)
@@ -345,10 +365,14 @@ class BusinessCalendar:
         starts: list[datetime] = []
         start_of_day = timedelta(microseconds=self._start_us)
         zone = self._zone
+        offsets: set[timedelta | None] = set()
         count = 0
-        for i in range(size):
+        for i in range(size + 1):
             o = base + i
             d = date.fromordinal(o)
+            offsets.add(zone.utcoffset(datetime(d.year, d.month, d.day)))
+            if i == size:
+                break
             if d in self._makeup:
                 is_work = True
             elif d in self._extra_off or d in off:
@@ -362,7 +386,9 @@ class BusinessCalendar:
                 wall = datetime(d.year, d.month, d.day) + start_of_day
                 starts.append(wall.replace(tzinfo=zone).astimezone(UTC))
             before[i + 1] = count
-        return _Range(first, last, base, size, bytes(work), before, days, starts)
+        fixed = offsets.pop() if len(offsets) == 1 else None
+        offset_us = fixed // _ONE_US if fixed is not None else None
+        return _Range(first, last, base, size, offset_us, bytes(work), before, days, starts)
 
 
 def _as_date(value: date) -> date:

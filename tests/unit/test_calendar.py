@@ -517,6 +517,19 @@ def working_instants(draw: st.DrawFn) -> datetime:
     return (datetime.combine(day, time(8), VN) + timedelta(microseconds=us)).astimezone(UTC)
 
 
+def test_a_zone_whose_offset_changed_takes_the_general_path() -> None:
+    """Saigon time was UTC+8 until 13/6/1975; such a range cannot use the fixed-offset fast path."""
+    cal = BusinessCalendar(first_year=1974, last_year=1976)
+    assert cal._range.offset_us is None
+    assert CAL._range.offset_us == 7 * 3600 * 10**6
+    for a, b in [(local(1975, 6, 10, 9), local(1975, 6, 20, 16)),
+                 (local(1975, 6, 13, 7), local(1975, 6, 13, 23))]:
+        assert cal.business_seconds_between(a, b) == oracle_between(a, b)
+        assert cal.add_business_seconds(a, 3 * DAY) == oracle_add(a, 3 * DAY)
+    with pytest.raises(ValueError, match="naive"):
+        cal.business_seconds_between(datetime(1975, 6, 10, 9), local(1975, 6, 10, 10))
+
+
 @settings(max_examples=150, deadline=None)
 @given(instants, instants)
 def test_property_between_equals_the_day_by_day_oracle(a: datetime, b: datetime) -> None:
