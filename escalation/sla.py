@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from escalation.calendar import BusinessCalendar
 
 __all__ = [
+    "EPSILON_SECONDS",
     "SlaClock",
     "business_days_overdue",
     "extend",
@@ -113,10 +114,12 @@ def resume(cal: BusinessCalendar, clock: SlaClock, at: datetime) -> SlaClock:
 def extend(cal: BusinessCalendar, clock: SlaClock, new_deadline: datetime, at: datetime) -> SlaClock:
     """Apply an approved extension: a new cycle from ``at`` whose budget ends at ``new_deadline``.
 
-    ``new_deadline`` must be after the current deadline (no quiet retreat), else ValueError. The
-    stored deadline is ``new_deadline`` in business terms (a Saturday becomes the Friday 17:00
-    before it; a deadline before the next working moment leaves a zero budget). A clock paused at
-    ``at`` stays paused, from ``at``: the ticket is still waiting on the reporter.
+    ``new_deadline`` must be a later instant than the current deadline (no quiet retreat), else
+    ValueError. The stored deadline is ``new_deadline`` in business terms: a Saturday noon becomes
+    the Friday 17:00 before it (so "Friday 17:00 -> Saturday" is accepted but gains nothing), and
+    midnight is the end of the previous working day. A deadline before the next working moment
+    leaves a zero budget. A paused clock stays paused, from ``at``: the ticket is still waiting on
+    the reporter, and that wait must not count against the new cycle.
     """
     at, new_deadline = _utc(at), _utc(new_deadline)
     if new_deadline <= clock.deadline_at:
