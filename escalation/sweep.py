@@ -30,49 +30,39 @@ import asyncio
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from markupsafe import Markup
 from sqlalchemy import and_, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from escalation import ladder
-from escalation.alerts import AlertChanges, RedGroup, update_alerts
+from escalation.alerts import AlertChanges, update_alerts
 from escalation.ladder import NO_EXTRAS, Extras, Step, Thresholds
-from handlers.events import OutboundMessage
+from escalation.notices import IN_CHUNK, Audience, Notices, pending_extensions
 from hotline.app import App, Deps
 from hotline.clock import ManualClock, ensure_utc
-from hotline.domain import payloads as P
 from hotline.domain.enums import (
     EscalationLevel,
     EventKind,
-    ExtensionStatus,
     Priority,
-    Role,
     TicketState,
 )
-from hotline.i18n import format_local_date, t
-from hotline.services.notify import ButtonSpec, enqueue, localise_buttons
 from storage.models import (
-    Contact,
     Escalation,
     Extension,
     OwnerGroup,
-    Person,
     Ticket,
     TicketEvent,
 )
-from storage.uow import UnitOfWork
 
 #: Tickets per write transaction: small enough that a crash loses little and row locks are
 #: short, large enough that a catch-up over 100k tickets is a few hundred commits.
 DEFAULT_BATCH_SIZE = 250
-#: Ids per ``IN (...)`` list, below both SQLite's and PostgreSQL's bound-parameter limits.
-_IN_CHUNK = 5000
+_IN_CHUNK = IN_CHUNK
 
 _OPEN = sorted(ladder.OPEN_STATE_VALUES)
 _SNAPSHOT_COLUMNS = (
@@ -159,6 +149,24 @@ class SweepReport:
             "batches": self.batches,
             "seconds": round(self.seconds, 3),
         }
+
+
+def parse_at(text: str, timezone: str = "Asia/Ho_Chi_Minh") -> datetime:
+    """ISO 8601; without an offset it is a local time (what an operator in Hanoi types)."""
+    from zoneinfo import ZoneInfo
+
+    from hotline.errors import HotlineError
+
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise HotlineError(
+            f"--at {text!r} is not an ISO time such as 2027-02-15T09:00 (local) or "
+            "2027-02-15T02:00+00:00"
+        ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=ZoneInfo(timezone))
+    return value
 
 
 def pinned_deps(app: App, now: datetime) -> Deps:
@@ -316,145 +324,8 @@ async def _plan(app: App, now: datetime, thresholds: Thresholds) -> _Plan:
 
 
 # ------------------------------------------------------------------------------------------
-# Who hears about a step
-# ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Recipient:
-    person_id: int
-    name: str
-    language: str
-    contact_id: int | None
-    channel: str | None
-    chat_id: str | None
-
-
-class _Audience:
-    """People and their preferred contact, loaded once per sweep rather than per message.
-
-    The contact choice is ``PeopleRepository.contacts_of(...)[0]`` (what ``notify`` uses for
-    staff): the most recently seen active contact.
-    """
-
-    def __init__(self) -> None:
-        self.people: dict[int, _Recipient] = {}
-        self.by_role: dict[str, list[int]] = defaultdict(list)
-        self.leads: dict[int, list[int]] = defaultdict(list)
-        self.groups: dict[int, OwnerGroup] = {}
-        self._roles_loaded = False
-
-    async def load_roles(self, session: AsyncSession) -> None:
-        if self._roles_loaded:
-            return
-        self.groups = {g.id: g for g in (await session.execute(select(OwnerGroup))).scalars()}
-        roles = [Role.LEAD.value, Role.COORDINATOR.value, Role.LEADER.value, Role.ADMIN.value]
-        stmt = (
-            select(Person.id, Person.role, Person.group_id)
-            .where(Person.role.in_(roles), Person.active.is_(True))
-            .order_by(Person.id)
-        )
-        ids: list[int] = []
-        for pid, role, group_id in await session.execute(stmt):
-            ids.append(pid)
-            if role == Role.LEAD.value and group_id is not None:
-                self.leads[group_id].append(pid)
-            else:
-                self.by_role[role].append(pid)
-        await self.ensure(session, ids)
-        self._roles_loaded = True
-
-    async def ensure(self, session: AsyncSession, person_ids: Iterable[int]) -> None:
-        missing = sorted({pid for pid in person_ids if pid not in self.people})
-        for chunk in _chunks(missing, _IN_CHUNK):
-            people = {
-                pid: (name, lang, active)
-                for pid, name, lang, active in await session.execute(
-                    select(Person.id, Person.display_name, Person.language, Person.active).where(
-                        Person.id.in_(chunk)
-                    )
-                )
-            }
-            contacts: dict[int, tuple[int, str, str]] = {}
-            stmt = (
-                select(Contact.person_id, Contact.id, Contact.channel, Contact.chat_id)
-                .where(Contact.person_id.in_(chunk), Contact.active.is_(True))
-                .order_by(
-                    Contact.person_id, Contact.last_seen_at.desc().nulls_last(), Contact.id.desc()
-                )
-            )
-            for pid, cid, channel, chat_id in await session.execute(stmt):
-                contacts.setdefault(pid, (cid, channel, chat_id))
-            for pid in chunk:
-                if pid not in people:
-                    continue
-                name, lang, active = people[pid]
-                cid, channel, chat_id = contacts.get(pid, (None, None, None)) if active else (
-                    None, None, None)
-                self.people[pid] = _Recipient(pid, name, lang or "vi", cid, channel, chat_id)
-
-    def role(self, role: Role) -> list[int]:
-        return self.by_role.get(role.value, [])
-
-    def recipients(self, level: str, ticket: Ticket) -> list[_Recipient]:
-        """SPEC §6 audiences, falling back one level up when nobody holds the role, so a step
-        is never silently lost because a group has no lead yet."""
-        if level == EscalationLevel.REMINDER.value:
-            ids = [ticket.assignee_id] if ticket.assignee_id else self.leads.get(ticket.group_id, [])
-        elif level == EscalationLevel.L1.value:
-            ids = self.leads.get(ticket.group_id) or self.role(Role.COORDINATOR)
-        elif level == EscalationLevel.L2.value:
-            ids = self.role(Role.COORDINATOR) or self.role(Role.ADMIN)
-        else:
-            ids = self.role(Role.LEADER) or self.role(Role.COORDINATOR)
-        seen: set[int] = set()
-        out: list[_Recipient] = []
-        for pid in ids:
-            person = self.people.get(pid)
-            if person is not None and pid not in seen:
-                seen.add(pid)
-                out.append(person)
-        return out
-
-
-# ------------------------------------------------------------------------------------------
 # Writing
 # ------------------------------------------------------------------------------------------
-
-
-def _num(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
-
-
-def _reason_text(step: Step, ticket: Ticket, thresholds: Thresholds, lang: str) -> Markup:
-    key = f"escalation.reason.{step.reason.value}"
-    if step.reason is ladder.Reason.SLA_FRACTION:
-        fraction = (
-            thresholds.reminder_fraction
-            if step.level is EscalationLevel.REMINDER
-            else thresholds.l1_fraction
-        )
-        return t(key, lang, pct=round(fraction * 100))
-    if step.reason is ladder.Reason.NO_UPDATE:
-        return t(key, lang, days=_num(thresholds.l1_no_update_business_days))
-    if step.reason is ladder.Reason.OVERDUE_DAYS:
-        return t(key, lang, days=_num(thresholds.l3_business_days_overdue))
-    if step.reason is ladder.Reason.SECOND_EXTENSION:
-        return t(key, lang, count=ticket.extension_requests)
-    return t(key, lang)
-
-
-def _buttons(step: Step, ticket: Ticket, pending_extension: int | None) -> ButtonSpec:
-    open_button = ("escalation.buttons.open", P.build(P.OPEN, ticket.ref))
-    if step.level is EscalationLevel.REMINDER:
-        return [[("escalation.buttons.update", P.build(P.UPDATE, ticket.ref)),
-                 ("escalation.buttons.extend", P.build(P.EXTEND, ticket.ref))]]
-    if step.level is EscalationLevel.L1:
-        return [[("escalation.buttons.reassign", P.build(P.REASSIGN, ticket.ref)), open_button]]
-    if step.level is EscalationLevel.L2 and pending_extension is not None:
-        return [[("escalation.buttons.approve", P.build(P.EXT_APPROVE, pending_extension)),
-                 open_button]]
-    return [[open_button]]
 
 
 @dataclass
@@ -463,51 +334,10 @@ class _Context:
     now: datetime
     thresholds: Thresholds
     hold: datetime | None
-    red: list[RedGroup]
-    audience: _Audience
+    audience: Audience
+    notices: Notices
     report: SweepReport
     before_commit: BeforeCommit | None
-
-
-def _message_text(
-    ctx: _Context, step: Step, ticket: Ticket, lang: str, assignee: str, used_pct: int
-) -> str:
-    tz = ctx.app.settings.timezone
-    group = ctx.audience.groups.get(ticket.group_id)
-    params: dict[str, Any] = {
-        "ref": ticket.ref,
-        "title": ticket.title,
-        "group": group.name(lang) if group is not None else "",
-        "deadline": format_local_date(ticket.deadline_at, lang, tz),
-        "assignee": assignee or t("escalation.nobody", lang),
-        "reason": _reason_text(step, ticket, ctx.thresholds, lang),
-        "used": used_pct,
-        "extensions": ticket.extension_count,
-        "priority": t(f"priority.{ticket.priority}", lang),
-    }
-    if step.level is EscalationLevel.L3:
-        others = [g.name(lang) for g in ctx.red]
-        params["red"] = (
-            t("escalation.red.l3_line", lang, groups=", ".join(others)) if others else Markup("")
-        )
-    return str(t(f"escalation.{step.level.value}", lang, **params))
-
-
-def _used_percent(ctx: _Context, ticket: Ticket) -> int:
-    if ticket.budget_seconds <= 0:
-        return 100
-    worked = ctx.app.calendar.business_seconds_between(ticket.cycle_started_at, ctx.now)
-    return max(0, round(100 * (worked - ticket.paused_seconds) / ticket.budget_seconds))
-
-
-async def _pending_extensions(session: AsyncSession, ticket_ids: Sequence[int]) -> dict[int, int]:
-    if not ticket_ids:
-        return {}
-    stmt = select(Extension.ticket_id, func.max(Extension.id)).where(
-        Extension.ticket_id.in_(list(ticket_ids)),
-        Extension.status == ExtensionStatus.PENDING.value,
-    ).group_by(Extension.ticket_id)
-    return {tid: eid for tid, eid in await session.execute(stmt)}
 
 
 async def _fire_batch(
@@ -568,14 +398,16 @@ async def _fire_batch(
             await uow.commit()
             return
         await ctx.audience.ensure(session, {tk.assignee_id for tk, _ in mine if tk.assignee_id})
-        pending = await _pending_extensions(
+        pending = await pending_extensions(
             session, [tk.id for tk, s in mine if s.level is EscalationLevel.L2]
         )
         events: list[dict[str, Any]] = []
         fired_steps: list[FiredStep] = []
         for ticket, step in mine:
             held = None if ticket.priority == Priority.CRITICAL.value else ctx.hold
-            sent = _queue_messages(ctx, uow, ticket, step, pending.get(ticket.id), held)
+            sent = ctx.notices.queue(
+                uow, ticket, step, pending_extension=pending.get(ticket.id), held_until=held
+            )
             group = ctx.audience.groups.get(ticket.group_id)
             events.append(
                 {
@@ -611,33 +443,6 @@ async def _fire_batch(
             await ctx.before_commit(index)
         await uow.commit()
         ctx.report.fired.extend(fired_steps)
-
-
-def _queue_messages(
-    ctx: _Context, uow: UnitOfWork, ticket: Ticket, step: Step, pending_extension: int | None,
-    held: datetime | None,
-) -> int:
-    audience = ctx.audience
-    assignee = audience.people.get(ticket.assignee_id) if ticket.assignee_id else None
-    used = _used_percent(ctx, ticket) if step.level is EscalationLevel.REMINDER else 0
-    buttons = _buttons(step, ticket, pending_extension)
-    key = f"escalation.{step.level.value}"
-    sent = 0
-    for person in audience.recipients(step.level.value, ticket):
-        if person.channel is None or person.chat_id is None:
-            continue
-        lang = person.language
-        message = OutboundMessage(
-            channel=person.channel,
-            chat_id=person.chat_id,
-            text=_message_text(ctx, step, ticket, lang, assignee.name if assignee else "", used),
-            buttons=localise_buttons(buttons, lang),
-            meta={"key": key, "ticket": ticket.ref, "level": step.level.value},
-        )
-        enqueue(uow, message, now=ctx.now, contact_id=person.contact_id,
-                person_id=person.person_id, not_before=held)
-        sent += 1
-    return sent
 
 
 async def _refs(app: App, ids: Sequence[int]) -> dict[int, tuple[str, int]]:
@@ -747,9 +552,11 @@ async def sweep(
                     )
                 )
     else:
+        audience = Audience()
         ctx = _Context(
-            app=app, now=now, thresholds=thresholds, hold=hold, red=changes.red,
-            audience=_Audience(), report=report, before_commit=before_commit,
+            app=app, now=now, thresholds=thresholds, hold=hold, audience=audience,
+            notices=Notices(app.settings, app.calendar, thresholds, now, changes.red, audience),
+            report=report, before_commit=before_commit,
         )
         for index, chunk in enumerate(_chunks(ids, max(1, batch_size))):
             await _fire_batch(ctx, index, chunk, plan.extras)
@@ -777,6 +584,11 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--hang-before-commit", type=int, default=None, metavar="BATCH",
         help="testing: print READY and wait before committing batch BATCH (to be killed)",
     )
+    parser.add_argument(
+        "--start-when-exists", default=None, metavar="PATH",
+        help="testing: connect, then wait for PATH to exist before sweeping (starts several "
+        "processes at the same instant)",
+    )
     return parser.parse_args(list(argv))
 
 
@@ -784,7 +596,6 @@ async def _main(argv: Sequence[str]) -> int:
     import json
 
     from hotline.app import open_app
-    from hotline.cli.sweep import parse_at
     from hotline.clock import SystemClock
     from hotline.config import load_settings
 
@@ -804,6 +615,11 @@ async def _main(argv: Sequence[str]) -> int:
             await asyncio.sleep(3600)
 
     try:
+        if args.start_when_exists:
+            async with app.sessions() as session:  # warm the pool before the start line
+                await session.execute(select(func.count()).select_from(OwnerGroup))
+            print("WAITING", flush=True)
+            await asyncio.to_thread(_wait_for_file, args.start_when_exists)
         report = await sweep(app, now, dry_run=args.dry_run, batch_size=args.batch_size,
                              before_commit=before_commit if hang is not None else None)
     finally:
@@ -815,5 +631,22 @@ async def _main(argv: Sequence[str]) -> int:
     return 0
 
 
+def _wait_for_file(path: str) -> None:
+    from pathlib import Path
+
+    while not Path(path).exists():
+        time.sleep(0.005)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from hotline.errors import HotlineError
+
+    try:
+        return asyncio.run(_main(sys.argv[1:] if argv is None else argv))
+    except HotlineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
 if __name__ == "__main__":
-    sys.exit(asyncio.run(_main(sys.argv[1:])))
+    sys.exit(main())

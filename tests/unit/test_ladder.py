@@ -266,7 +266,7 @@ def _check_horizon_is_exact(calendar: object, raw: tuple, now: datetime,  # type
 _fired = st.frozensets(st.sampled_from(["reminder", "l1", "l2", "l3"]))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(_tickets, _instants, _fired)
 def test_property_horizon_pruning_is_exact_on_the_fake_calendar(raw: tuple, now: datetime,  # type: ignore[type-arg]
                                                                 fired: frozenset[str]) -> None:
@@ -280,7 +280,7 @@ def vn_calendar() -> object:
     return BusinessCalendar.from_settings(Settings(_env_file=None))  # type: ignore[call-arg]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(raw=_tickets, now=_instants, fired=_fired)
 def test_property_horizon_pruning_is_exact_on_the_vietnamese_calendar(
     vn_calendar: object, raw: tuple, now: datetime, fired: frozenset[str]  # type: ignore[type-arg]
