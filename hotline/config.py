@@ -112,7 +112,20 @@ class Settings(BaseSettings):
     zalo_oa_refresh_margin_seconds: int = Field(3600, ge=0)
 
     # --- web -----------------------------------------------------------------------------------
+    #: Signs session cookies; when unset, a random secret is created once and kept in the
+    #: database, so every worker shares it and sessions survive restarts.
     web_session_secret: SecretStr | None = None
+    #: Lifetime of a one-time sign-in link sent by ``/web`` in the bot.
+    web_signin_ttl_minutes: int = Field(10, ge=1, le=1440)
+    web_session_hours: int = Field(12, ge=1, le=24 * 30)
+    #: Public status lookups per client and minute (the check code stops enumeration; this
+    #: stops guessing).
+    web_status_per_minute: int = Field(30, ge=1, le=10000)
+    #: Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated).
+    web_forwarded_allow_ips: str = "127.0.0.1,::1"
+    #: Longest time the public board and dashboard figures are reused without new events
+    #: (overdue counts move with the clock alone).
+    web_cache_seconds: int = Field(60, ge=0, le=3600)
 
     @field_validator("extra_days_off", "makeup_working_days", mode="before")
     @classmethod
