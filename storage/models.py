@@ -280,7 +280,11 @@ class OutboxMessage(Base):
     """Every outbound message, written in the transaction that caused it."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_status_next", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_status_next", "status", "next_attempt_at"),
+        #: Per-chat rate limits look up a chat's recent sends (bot/dispatcher.py).
+        Index("ix_outbox_chat_sent", "chat_id", "sent_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
@@ -297,6 +301,12 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
     #: Optional idempotency key (e.g. one digest per audience and period).
     dedupe_key: Mapped[str | None] = mapped_column(String(120), unique=True, default=None)
+    #: Lease of the dispatcher sending this row (several workers): who, and until when it is
+    #: theirs; an expired lease (crashed worker) lets another worker retry the row.
+    claimed_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    claimed_until: Mapped[datetime | None] = mapped_column(default=None)
+    #: Pieces of a split text already delivered, so a retry resumes instead of repeating them.
+    parts_sent: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class InboundUpdate(Base):

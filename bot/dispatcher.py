@@ -1,0 +1,668 @@
+"""The outbox dispatcher: sends what the engine, the sweep and the digests wrote to ``outbox``.
+
+Everything outbound is written to the outbox in the transaction that caused it; this loop is
+the only thing that talks to chat APIs on the way out. Its rules, and why:
+
+Order per chat
+    A chat's rows go out in id order, one at a time: a later row waits while an earlier one
+    is due, in flight, or waiting for its retry ("Report filed" must not arrive before "Which
+    category?"). Rows *held* for a later time (``next_attempt_at`` in the future and never
+    tried, e.g. an escalation kept for working hours) do not block the chat: an answer to
+    something the person just wrote must not wait for tomorrow morning.
+
+Limits
+    Per chat from the database (``bot.ratelimit.ChatLimits`` over the chat's recent
+    ``sent_at``), so the pace holds across workers and restarts; overall per process
+    (``bot.ratelimit.Pacer``).
+
+Outcomes (``bot.delivery.DeliveryResult``)
+    ``retry_after``: the row waits ``retry_after`` seconds and this process pauses all sends
+    as long (the answer means the bot is over a limit); not counted as an attempt.
+    ``transient``: exponential backoff (``outbox_backoff_base`` doubling up to
+    ``outbox_backoff_cap``, plus a little jitter so a recovered API is not hit by every row at
+    once); after ``outbox_max_attempts`` the row is ``failed``. ``blocked``: the row is
+    ``undeliverable``, its contact inactive, and further rows to that contact are marked
+    undeliverable without a call (until the person writes again, which reactivates the
+    contact). ``bad_markup``: sent once more as plain text (``send_plain``); the rest of
+    a split message follows in plain text too. ``permanent`` (and a sender raising a
+    ``ValueError``/``TypeError``, e.g. ``CallbackDataTooLong``): ``failed`` with the error.
+
+Several workers
+    A row is claimed with a lease (``claimed_by`` / ``claimed_until``) in a short transaction;
+    on PostgreSQL the candidate rows are locked ``FOR UPDATE SKIP LOCKED`` while claiming, so
+    two workers never claim the same row. No transaction stays open during an HTTP call (on
+    SQLite that would block the engine's writes). A heartbeat extends the leases of rows in
+    flight; the final update only applies while the lease is still ours.
+
+Crashes
+    State lives only in the database. A row whose sender died stays ``pending`` with a lease
+    that runs out after ``lease_seconds``; then any worker retries it. A restarted worker with
+    the same ``worker_id`` takes its old claims back at once. Only the row in flight at the
+    crash can reach the chat twice.
+
+Split texts
+    A text-only message longer than the channel's limit (Telegram: 4096) is cut here, not in
+    the sender, and each delivered piece is recorded (``parts_sent``), so a retry after piece 2
+    of 3 failed sends piece 3 only. Messages with a photo or document are handed to the sender
+    whole; if one of those fails half-way, the retry repeats its first part.
+
+On SQLite run a single dispatcher per database (``hotline run`` once): claims are still
+exclusive, but SQLite serialises writers, so more workers add contention, not throughput.
+The console channel's rows are never touched: ``hotline chat`` consumes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+
+from bot.delivery import ChannelSender, DeliveryResult
+from bot.ratelimit import ChatLimits, Pacer, is_group_chat
+from bot.text import split_message
+from handlers.events import OutboundMessage
+from hotline.app import App
+from hotline.clock import Clock
+from hotline.domain.enums import OutboxStatus
+from storage.models import Contact, OutboxMessage
+
+log = logging.getLogger(__name__)
+
+PENDING = OutboxStatus.PENDING.value
+SENT = OutboxStatus.SENT.value
+FAILED = OutboxStatus.FAILED.value
+UNDELIVERABLE = OutboxStatus.UNDELIVERABLE.value
+
+#: Turns one outbox message into the messages actually sent, in order.
+Splitter = Callable[[OutboundMessage], list[OutboundMessage]]
+
+_outbox = OutboxMessage.__table__
+_contacts = Contact.__table__
+
+#: Seconds to wait after the database refused a claim (down, locked) before trying again.
+DB_ERROR_PAUSE = 2.0
+#: Attempts at recording an outcome before giving up (the lease then brings the row back).
+FINISH_ATTEMPTS = 3
+BLOCKED_ERROR = "contact blocked the bot or left the chat"
+
+
+def default_worker_id() -> str:
+    """Unique per process; set a stable ``worker_id`` to take claims back after a restart."""
+    return f"{socket.gethostname()}:{os.getpid()}"[:64]
+
+
+def html_splitter(limit: int) -> Splitter:
+    """Cut text-only messages into pieces of at most ``limit`` (Telegram's HTML subset)."""
+
+    def split(message: OutboundMessage) -> list[OutboundMessage]:
+        if message.photo or message.document:
+            return [message]
+        pieces = split_message(message.text, limit, html=True)
+        if len(pieces) <= 1:
+            return [message]
+        last = len(pieces) - 1
+        # Old buttons are retired with the first piece; the keyboard rides on the last one.
+        return [
+            replace(
+                message,
+                text=piece,
+                buttons=message.buttons if index == last else (),
+                retire_buttons_of=message.retire_buttons_of if index == 0 else None,
+            )
+            for index, piece in enumerate(pieces)
+        ]
+
+    return split
+
+
+def default_splitters(senders: Mapping[str, ChannelSender]) -> dict[str, Splitter]:
+    """Telegram senders expose ``message_limit``; other channels split in their sender."""
+    found: dict[str, Splitter] = {}
+    for channel, sender in senders.items():
+        limit = getattr(sender, "message_limit", None)
+        if getattr(sender, "channel", None) == "telegram" and isinstance(limit, int):
+            found[channel] = html_splitter(limit)
+    return found
+
+
+@dataclass(frozen=True)
+class ClaimedRow:
+    """What a worker needs from a claimed row (a plain copy: no session outlives the claim)."""
+
+    id: int
+    channel: str
+    chat_id: str
+    contact_id: int | None
+    payload: dict[str, Any]
+    attempts: int
+    parts_sent: int
+
+
+@dataclass(frozen=True)
+class _Claim:
+    rows: list[ClaimedRow]
+    #: When something not ready now becomes ready (a held row, a rate limit, a lease).
+    next_at: datetime | None
+
+
+class _Stopped(Exception):
+    """Shutdown between two pieces of a split message."""
+
+
+class OutboxDispatcher:
+    """Delivers due outbox rows of the channels it has senders for.
+
+    ``run_once`` does one round (claim what is ready, send it, record outcomes) and returns
+    how many rows it acted on; ``run`` loops until ``stop_event`` is set, waking on ``wake()``
+    (the runtime calls it after the engine committed replies), when a send finishes, when the
+    next held row or rate limit comes due, and every ``poll_interval`` seconds for rows
+    written by other processes.
+
+    Timing needs a running clock: ``clock`` (default ``app.clock``) decides what is due and
+    stamps ``sent_at``, which the per-chat limits read back.
+    """
+
+    def __init__(
+        self,
+        app: App,
+        senders: Mapping[str, ChannelSender],
+        *,
+        worker_id: str | None = None,
+        clock: Clock | None = None,
+        splitters: Mapping[str, Splitter] | None = None,
+        limits: ChatLimits | None = None,
+        global_per_second: float | None = None,
+        max_attempts: int | None = None,
+        backoff_base: float | None = None,
+        backoff_cap: float | None = None,
+        lease_seconds: float = 30.0,
+        max_in_flight: int = 16,
+        poll_interval: float = 1.0,
+        stop_grace: float = 30.0,
+        jitter: float = 0.1,
+    ) -> None:
+        settings = app.settings
+        if not senders:
+            raise ValueError("the dispatcher needs at least one channel sender")
+        self.app = app
+        self.senders = dict(senders)
+        self.channels = sorted(self.senders)
+        self.worker_id = (worker_id or default_worker_id())[:64]
+        self.clock = clock or app.clock
+        self.splitters = dict(default_splitters(self.senders) if splitters is None else splitters)
+        self.limits = limits or ChatLimits(
+            per_chat_interval=settings.outbox_per_chat_interval,
+            group_per_minute=settings.outbox_group_per_minute,
+        )
+        self.pacer = Pacer(global_per_second or settings.outbox_global_per_second)
+        self.max_attempts = max_attempts or settings.outbox_max_attempts
+        self.backoff_base = backoff_base if backoff_base is not None else settings.outbox_backoff_base
+        self.backoff_cap = backoff_cap if backoff_cap is not None else settings.outbox_backoff_cap
+        self.lease = timedelta(seconds=lease_seconds)
+        self.max_in_flight = max(1, max_in_flight)
+        self.poll_interval = poll_interval
+        self.stop_grace = stop_grace
+        self.jitter = jitter
+        #: Outcomes so far, by status ("sent", "failed", "undeliverable", "retry_after", ...).
+        self.counts: Counter[str] = Counter()
+        self._tasks: dict[int, asyncio.Task[str]] = {}
+        #: Rows being sent right now (by ``run`` or ``run_once``): their leases are kept alive.
+        self._active: set[int] = set()
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    # --- public ---------------------------------------------------------------------------------
+    def wake(self) -> None:
+        """Look for new rows now instead of at the next poll (safe from any task)."""
+        self._wake.set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    async def run_once(self) -> int:
+        """Claim what is ready now (up to ``max_in_flight`` rows), send it, record outcomes."""
+        if self.pacer.paused_for > 0:
+            return 0
+        claim = await self._claim(self.max_in_flight)
+        if not claim.rows:
+            return 0
+        async with self._heartbeat():
+            await asyncio.gather(*(self._deliver(row) for row in claim.rows))
+        return len(claim.rows)
+
+    async def run(self, stop_event: asyncio.Event) -> None:
+        """Deliver until ``stop_event`` is set, then let sends in flight finish (a split message
+        stops after its current piece) within ``stop_grace`` seconds and release the rest."""
+        self._stopping = False
+        await self._release_own_claims()
+        stopper = asyncio.create_task(stop_event.wait())
+        try:
+            async with self._heartbeat():
+                while not stop_event.is_set():
+                    self._wake.clear()
+                    timeout = await self._fill()
+                    waker = asyncio.create_task(self._wake.wait())
+                    try:
+                        await asyncio.wait({stopper, waker}, timeout=timeout,
+                                           return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        waker.cancel()
+                await self._drain()
+        finally:
+            stopper.cancel()
+
+    # --- the loop -------------------------------------------------------------------------------
+    async def _fill(self) -> float:
+        """Start sends for free slots; return how long the loop may sleep before looking again."""
+        paused = self.pacer.paused_for
+        if paused > 0:
+            return min(paused, self.poll_interval)
+        free = self.max_in_flight - len(self._tasks)
+        if free <= 0:
+            return self.poll_interval  # a finishing task wakes us
+        try:
+            claim = await self._claim(free)
+        except Exception:
+            log.exception("outbox: claiming rows failed; retrying in %.0f s", DB_ERROR_PAUSE)
+            return DB_ERROR_PAUSE
+        for row in claim.rows:
+            task = asyncio.create_task(self._deliver(row), name=f"outbox-{row.id}")
+            self._tasks[row.id] = task
+            gap = self.limits.piece_gap(is_group_chat(row.channel, row.chat_id))
+            task.add_done_callback(lambda _t, row_id=row.id, gap=gap: self._task_done(row_id, gap))
+        if len(claim.rows) == free:
+            return 0.0  # maybe more is ready
+        if claim.next_at is None:
+            return self.poll_interval
+        wait = (claim.next_at - self.clock.now()).total_seconds()
+        return min(max(wait, 0.0), self.poll_interval)
+
+    def _task_done(self, row_id: int, chat_gap: float) -> None:
+        """A finished send frees a slot and may unblock its chat's next row -- which the chat's
+        gap keeps back anyway, so look again only then (unless every slot was taken)."""
+        full = len(self._tasks) >= self.max_in_flight
+        self._tasks.pop(row_id, None)
+        if full or chat_gap <= 0:
+            self._wake.set()
+        else:
+            asyncio.get_running_loop().call_later(min(chat_gap, self.poll_interval), self._wake.set)
+
+    async def _drain(self) -> None:
+        self._stopping = True
+        tasks = list(self._tasks.values())
+        if not tasks:
+            return
+        log.info("outbox: waiting for %d send(s) in flight", len(tasks))
+        _, pending = await asyncio.wait(tasks, timeout=self.stop_grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.warning("outbox: cancelled %d send(s) still running at shutdown", len(pending))
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    @contextlib.asynccontextmanager
+    async def _heartbeat(self) -> AsyncIterator[None]:
+        """Extend the leases of rows in flight every third of a lease."""
+
+        async def beat() -> None:
+            interval = self.lease.total_seconds() / 3
+            while True:
+                await asyncio.sleep(interval)
+                ids = sorted(self._active)
+                if not ids:
+                    continue
+                try:
+                    async with self.app.uow() as uow:
+                        await uow.session.execute(
+                            update(_outbox)
+                            .where(_outbox.c.id.in_(ids), _outbox.c.claimed_by == self.worker_id,
+                                   _outbox.c.status == PENDING)
+                            .values(claimed_until=self.clock.now() + self.lease)
+                        )
+                        await uow.commit()
+                except Exception:
+                    log.exception("outbox: could not extend leases")
+
+        task = asyncio.create_task(beat())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # --- claiming -------------------------------------------------------------------------------
+    async def _claim(self, limit: int) -> _Claim:
+        """Pick each chat's next row if it is due, unclaimed and within the chat's limits, and
+        lease up to ``limit`` of them to this worker, oldest first.
+
+        One short transaction of a few statements (each costs a thread hop on SQLite)."""
+        o = _outbox.c
+        async with self.app.uow() as uow:
+            session = uow.session
+            now = self.clock.now()
+            # A chat's head: its oldest pending row that is due, tried, or claimed. Rows held
+            # for later and never tried are skipped (they must not block the chat).
+            blocking = or_(o.next_attempt_at <= now, o.attempts > 0, o.last_error.is_not(None),
+                           o.claimed_by.is_not(None))
+            heads = (
+                select(func.min(o.id))
+                .where(o.status == PENDING, o.channel.in_(self.channels), blocking)
+                .group_by(o.channel, o.chat_id)
+            )
+            free = or_(o.claimed_until.is_(None), o.claimed_until < now)
+            ready = (
+                await session.execute(
+                    select(o.id, o.channel, o.chat_id, o.contact_id, _contacts.c.active)
+                    .select_from(_outbox.outerjoin(_contacts, _contacts.c.id == o.contact_id))
+                    .where(o.id.in_(heads), o.next_attempt_at <= now, free)
+                    .order_by(o.id)
+                    .limit(max(limit * 4, 64))
+                )
+            ).all()
+            if not ready:
+                next_at = await self._next_change(session, now)
+                await uow.rollback()
+                return _Claim([], next_at)
+
+            # The contact blocked the bot earlier: no call, the row cannot be delivered.
+            gone = [r.id for r in ready if r.contact_id is not None and r.active is False]
+            if gone:
+                await session.execute(
+                    update(_outbox)
+                    .where(o.id.in_(gone), o.status == PENDING, free)
+                    .values(status=UNDELIVERABLE, last_error=BLOCKED_ERROR)
+                )
+                self.counts[UNDELIVERABLE] += len(gone)
+
+            limited_until: datetime | None = None
+            allowed: list[int] = []
+            candidates = [r for r in ready if r.id not in gone]
+            recent = await self._recent_sends(session, {r.chat_id for r in candidates}, now)
+            for row in candidates:
+                group = is_group_chat(row.channel, row.chat_id)
+                at = self.limits.allowed_at(recent.get((row.channel, row.chat_id), ()), group)
+                if at is None or at <= now:
+                    if len(allowed) < limit:
+                        allowed.append(row.id)
+                elif limited_until is None or at < limited_until:
+                    limited_until = at
+
+            claimed: list[ClaimedRow] = []
+            if allowed:
+                lockable = (
+                    select(o.id)
+                    .where(o.id.in_(allowed), o.status == PENDING, free)
+                    .with_for_update(skip_locked=True)
+                )
+                result = await session.execute(
+                    update(_outbox)
+                    .where(o.id.in_(lockable))
+                    .values(claimed_by=self.worker_id, claimed_until=now + self.lease)
+                    .returning(o.id, o.channel, o.chat_id, o.contact_id, o.payload, o.attempts,
+                               o.parts_sent)
+                )
+                claimed = sorted(
+                    (ClaimedRow(r.id, r.channel, r.chat_id, r.contact_id, dict(r.payload),
+                                r.attempts or 0, r.parts_sent or 0) for r in result),
+                    key=lambda r: r.id,
+                )
+            next_at = None
+            if len(claimed) < limit:
+                next_at = await self._next_change(session, now)
+                if limited_until is not None and (next_at is None or limited_until < next_at):
+                    next_at = limited_until
+            await uow.commit()
+        return _Claim(claimed, next_at)
+
+    async def _next_change(self, session: Any, now: datetime) -> datetime | None:
+        """The earliest future instant a held/backed-off row comes due or a foreign lease ends."""
+        o = _outbox.c
+        mine = and_(o.status == PENDING, o.channel.in_(self.channels))
+        due = select(func.min(o.next_attempt_at)).where(mine, o.next_attempt_at > now).scalar_subquery()
+        lease = (
+            select(func.min(o.claimed_until))
+            .where(mine, o.claimed_until > now, o.claimed_by != self.worker_id)
+            .scalar_subquery()
+        )
+        row = (await session.execute(select(due, lease))).one()
+        found = [t for t in row if t is not None]
+        return min(found) if found else None
+
+    async def _recent_sends(
+        self, session: Any, chat_ids: set[str], now: datetime
+    ) -> dict[tuple[str, str], list[tuple[datetime, int]]]:
+        o = _outbox.c
+        since = now - self.limits.window
+        found: dict[tuple[str, str], list[tuple[datetime, int]]] = {}
+        chats = sorted(chat_ids)
+        for start in range(0, len(chats), 500):
+            result = await session.execute(
+                select(o.channel, o.chat_id, o.sent_at, o.parts_sent)
+                .where(o.chat_id.in_(chats[start:start + 500]), o.sent_at > since)
+            )
+            for r in result:
+                found.setdefault((r.channel, r.chat_id), []).append((r.sent_at, r.parts_sent or 1))
+        return found
+
+    async def _release_own_claims(self) -> None:
+        """Claims left by an earlier process with this worker id: it is gone, retry them now."""
+        async with self.app.uow() as uow:
+            result = await uow.session.execute(
+                update(_outbox)
+                .where(_outbox.c.claimed_by == self.worker_id, _outbox.c.status == PENDING)
+                .values(claimed_by=None, claimed_until=None)
+            )
+            await uow.commit()
+        if result.rowcount:
+            log.warning("outbox: took back %d row(s) claimed by a previous %s", result.rowcount,
+                        self.worker_id)
+
+    # --- sending --------------------------------------------------------------------------------
+    async def _deliver(self, row: ClaimedRow) -> str:
+        """Send one claimed row (all its pieces) and record the outcome; returns its status."""
+        self._active.add(row.id)
+        try:
+            outcome = await self._send_row(row)
+        except _Stopped:
+            await self._release(row)
+            return "stopped"
+        except asyncio.CancelledError:
+            await asyncio.shield(self._release(row))
+            raise
+        finally:
+            self._active.discard(row.id)
+        self.counts[outcome] += 1
+        return outcome
+
+    async def _send_row(self, row: ClaimedRow) -> str:
+        try:
+            message = OutboundMessage.from_json(row.payload)
+        except (KeyError, TypeError, ValueError) as error:
+            return await self._fail(row, DeliveryResult("permanent", error=f"bad payload: {error}"),
+                                    row.parts_sent)
+        sender = self.senders[row.channel]
+        splitter = self.splitters.get(row.channel)
+        try:
+            pieces = splitter(message) if splitter is not None else [message]
+        except ValueError as error:  # cannot be cut (open tags fill the limit): try it whole
+            log.warning("outbox row %s: not split (%s)", row.id, error)
+            pieces = [message]
+        total = len(pieces)
+        start = row.parts_sent if total > 1 else 0
+        if start >= total:  # every piece went out before a crash; only the bookkeeping is left
+            await self._finish_sent(row, total)
+            return SENT
+        group = is_group_chat(row.channel, row.chat_id)
+        plain = False
+        for index in range(start, total):
+            if index > start:
+                if self._stopping:
+                    raise _Stopped
+                await asyncio.sleep(self.limits.piece_gap(group))
+            result, plain = await self._send_piece(sender, pieces[index], plain)
+            if not result.ok:
+                return await self._fail(row, result, index)
+            if index < total - 1:
+                await self._record_progress(row, index + 1)
+        await self._finish_sent(row, total)
+        return SENT
+
+    async def _send_piece(
+        self, sender: ChannelSender, piece: OutboundMessage, plain: bool
+    ) -> tuple[DeliveryResult, bool]:
+        await self.pacer.acquire()
+        result = await self._call(sender.send_plain if plain else sender.send, piece)  # type: ignore[attr-defined]
+        if result.status == "bad_markup" and not plain:
+            send_plain = getattr(sender, "send_plain", None)
+            if send_plain is None:
+                return DeliveryResult("permanent", error=result.error), plain
+            log.warning("outbox: markup refused (%s); resending as plain text", result.error)
+            await self.pacer.acquire()
+            result = await self._call(send_plain, piece)
+            plain = True
+        if result.status == "bad_markup":
+            result = DeliveryResult("permanent", error=result.error)
+        return result, plain
+
+    @staticmethod
+    async def _call(send: Callable[[OutboundMessage], Any], piece: OutboundMessage) -> DeliveryResult:
+        try:
+            result = await send(piece)
+        except (ValueError, TypeError) as error:
+            # A message no channel could accept (CallbackDataTooLong, wrong channel): a bug
+            # upstream; retrying cannot help.
+            log.error("outbox: sender refused a message: %s: %s", type(error).__name__, error)
+            return DeliveryResult("permanent", error=f"{type(error).__name__}: {error}")
+        except Exception as error:
+            log.exception("outbox: sender raised")
+            return DeliveryResult("transient", error=f"{type(error).__name__}: {error}")
+        if not isinstance(result, DeliveryResult):
+            return DeliveryResult("permanent", error=f"sender returned {type(result).__name__}")
+        return result
+
+    # --- recording ------------------------------------------------------------------------------
+    def _mine(self, row: ClaimedRow) -> Any:
+        o = _outbox.c
+        return and_(o.id == row.id, o.claimed_by == self.worker_id, o.status == PENDING)
+
+    async def _write(self, row: ClaimedRow, what: str, statements: Callable[[Any, datetime], Any]) -> None:
+        """Run ``statements`` in a short transaction, retrying a little if the database hiccups."""
+        for attempt in range(1, FINISH_ATTEMPTS + 1):
+            try:
+                async with self.app.uow() as uow:
+                    done = await statements(uow.session, self.clock.now())
+                    await uow.commit()
+                if done is False:
+                    log.warning("outbox row %s: lease lost before recording %s", row.id, what)
+                return
+            except Exception:
+                if attempt == FINISH_ATTEMPTS:
+                    log.exception("outbox row %s: could not record %s; its lease will expire", row.id,
+                                  what)
+                    return
+                await asyncio.sleep(0.2 * attempt)
+
+    async def _record_progress(self, row: ClaimedRow, parts: int) -> None:
+        async def go(session: Any, now: datetime) -> bool:
+            result = await session.execute(
+                update(_outbox).where(self._mine(row))
+                .values(parts_sent=parts, sent_at=now, claimed_until=now + self.lease)
+            )
+            return bool(result.rowcount)
+
+        await self._write(row, "progress", go)
+
+    async def _finish_sent(self, row: ClaimedRow, parts: int) -> None:
+        async def go(session: Any, now: datetime) -> bool:
+            result = await session.execute(
+                update(_outbox).where(self._mine(row)).values(
+                    status=SENT, sent_at=now, parts_sent=parts, attempts=row.attempts + 1,
+                    claimed_by=None, claimed_until=None,
+                )
+            )
+            return bool(result.rowcount)
+
+        await self._write(row, "sent", go)
+
+    async def _release(self, row: ClaimedRow) -> None:
+        async def go(session: Any, now: datetime) -> bool:
+            result = await session.execute(
+                update(_outbox).where(self._mine(row)).values(claimed_by=None, claimed_until=None)
+            )
+            return bool(result.rowcount)
+
+        await self._write(row, "release", go)
+
+    def backoff(self, attempts: int) -> float:
+        """Seconds before retry number ``attempts`` (1 = first retry) after transient errors."""
+        delay = min(self.backoff_cap, self.backoff_base * 2 ** max(0, attempts - 1))
+        return delay * (1 + self.jitter * random.random())
+
+    async def _fail(self, row: ClaimedRow, result: DeliveryResult, parts: int) -> str:
+        """Record a failed send of piece ``parts`` (earlier pieces went out); returns the status."""
+        error = (result.error or result.status)[:2000]
+        o = _outbox.c
+        values: dict[str, Any] = {"claimed_by": None, "claimed_until": None, "last_error": error,
+                                  "parts_sent": parts}
+        outcome: str
+        contact_off = False
+        if result.status == "retry_after":
+            wait = max(0.0, float(result.retry_after or 1.0))
+            self.pacer.pause(wait)
+            values["next_attempt_at"] = timedelta(seconds=wait)
+            outcome = "retry_after"
+        elif result.status == "transient":
+            attempts = row.attempts + 1
+            values["attempts"] = attempts
+            if attempts >= self.max_attempts:
+                values["status"] = FAILED
+                outcome = FAILED
+            else:
+                values["next_attempt_at"] = timedelta(seconds=self.backoff(attempts))
+                outcome = "transient"
+        elif result.status == "blocked":
+            values.update(status=UNDELIVERABLE, attempts=row.attempts + 1)
+            contact_off = True
+            outcome = UNDELIVERABLE
+        else:
+            values.update(status=FAILED, attempts=row.attempts + 1)
+            outcome = FAILED
+        log.log(logging.INFO if outcome in ("retry_after", "transient") else logging.WARNING,
+                "outbox row %s (%s): %s: %s", row.id, row.channel, outcome, error)
+
+        async def go(session: Any, now: datetime) -> bool:
+            final = dict(values)
+            if isinstance(final.get("next_attempt_at"), timedelta):
+                final["next_attempt_at"] = now + final["next_attempt_at"]
+            result_ = await session.execute(update(_outbox).where(self._mine(row)).values(**final))
+            if contact_off:
+                if row.contact_id is not None:
+                    await session.execute(
+                        update(_contacts).where(_contacts.c.id == row.contact_id).values(active=False)
+                    )
+                # Rows already due for the same chat would only earn the same 403: close them.
+                same_chat = and_(o.channel == row.channel, o.chat_id == row.chat_id)
+                await session.execute(
+                    update(_outbox)
+                    .where(o.status == PENDING, o.id != row.id, o.next_attempt_at <= now,
+                           or_(o.claimed_by.is_(None), o.claimed_until < now),
+                           or_(same_chat, o.contact_id == row.contact_id)
+                           if row.contact_id is not None else same_chat)
+                    .values(status=UNDELIVERABLE, last_error=BLOCKED_ERROR)
+                )
+            return bool(result_.rowcount)
+
+        await self._write(row, outcome, go)
+        return outcome
