@@ -86,11 +86,18 @@ def clock() -> ManualClock:
     return ManualClock(local(2026, 12, 7, 9, 0))
 
 
+@pytest.fixture(scope="session")
+def classifier_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One trained model for the whole run: training takes seconds, loading milliseconds."""
+    return tmp_path_factory.mktemp("classifier-cache")
+
+
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
+def settings(database_url: str, tmp_path: Path, classifier_cache: Path) -> Settings:
     return Settings(
         database_url=database_url,
         output_dir=tmp_path / "out",
+        classifier_cache_dir=classifier_cache,
         _env_file=None,  # type: ignore[call-arg]
     )
 
