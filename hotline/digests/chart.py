@@ -1,0 +1,104 @@
+"""The leaders' chart: opened vs resolved per week, and overdue tickets per owner group.
+
+Rendered with matplotlib's Agg backend on a private ``Figure`` (never ``pyplot``), so it works
+headless, keeps no global state between calls and is safe in a scheduler thread. Labels come
+from the ``digest`` catalogue; DejaVu Sans (shipped with matplotlib) has the Vietnamese marks.
+"""
+
+from __future__ import annotations
+
+import io
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from hotline.digests.model import Digest
+from hotline.i18n import normalise_language, plain, t
+
+OPENED = "#3b6fb6"
+RESOLVED = "#2e9e4f"
+OVERDUE = "#8a94a6"
+RED = "#d93025"
+
+
+def _label(key: str, lang: str, **params: object) -> str:
+    return plain(str(t(key, lang, **params)))
+
+
+def _wrap(text: str, width: int = 26) -> str:
+    """Long ministry names on two lines rather than a squeezed axis."""
+    if len(text) <= width:
+        return text
+    cut = text.rfind(" ", 0, width)
+    return text if cut <= 0 else text[:cut] + "\n" + text[cut + 1 :]
+
+
+def chart_png(digest: Digest, lang: str, *, dpi: int = 110) -> bytes:
+    lang = normalise_language(lang)
+    fig = Figure(figsize=(11, 4.6), dpi=dpi, layout="constrained")
+    FigureCanvasAgg(fig)
+    left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.35, 1]})
+
+    weeks = digest.trend
+    xs = list(range(len(weeks)))
+    width = 0.38
+    opened = [w.opened for w in weeks]
+    resolved = [w.resolved for w in weeks]
+    left.bar(
+        [x - width / 2 for x in xs], opened, width, label=_label("digest.chart.opened", lang), color=OPENED
+    )
+    left.bar(
+        [x + width / 2 for x in xs],
+        resolved,
+        width,
+        label=_label("digest.chart.resolved", lang),
+        color=RESOLVED,
+    )
+    left.set_xticks(xs, [w.label.split("-")[-1] for w in weeks], fontsize=8)
+    left.yaxis.set_major_locator(MaxNLocator(integer=True))
+    left.set_title(_label("digest.chart.trend", lang), fontsize=11, loc="left")
+    left.legend(frameon=False, fontsize=9, loc="upper left", ncols=2)
+    left.grid(axis="y", alpha=0.3)
+    left.spines[["top", "right"]].set_visible(False)
+    top = max([*opened, *resolved, 1])
+    left.set_ylim(0, top * 1.18)
+
+    groups = [g for g in digest.groups if g.stock.open or g.stock.overdue or g.red_alert]
+    groups.sort(key=lambda g: (g.stock.overdue, g.code))
+    names = [_wrap(g.name(lang)) for g in groups]
+    values = [g.stock.overdue for g in groups]
+    colours = [RED if g.red_alert else OVERDUE for g in groups]
+    ys = list(range(len(groups)))
+    right.barh(ys, values, color=colours, height=0.6)
+    right.set_yticks(ys, names, fontsize=8)
+    right.xaxis.set_major_locator(MaxNLocator(integer=True))
+    right.set_title(_label("digest.chart.overdue", lang, label=digest.period.label), fontsize=11, loc="left")
+    right.spines[["top", "right"]].set_visible(False)
+    right.grid(axis="x", alpha=0.3)
+    most = max([*values, digest.red_alert_threshold + 1, 1])
+    right.set_xlim(0, most * 1.15)
+    for y, v in zip(ys, values, strict=True):
+        right.text(v + most * 0.01, y, str(v), va="center", fontsize=8)
+    right.axvline(
+        digest.red_alert_threshold + 0.5,
+        color=RED,
+        linestyle="--",
+        linewidth=1,
+        label=_label("digest.chart.threshold", lang, count=digest.red_alert_threshold),
+    )
+    right.legend(frameon=False, fontsize=8, loc="lower right")
+    if not groups or not any(values):
+        right.text(
+            0.5,
+            0.5,
+            _label("digest.chart.none", lang),
+            transform=right.transAxes,
+            ha="center",
+            va="center",
+            color="#6b7280",
+        )
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, facecolor="white")
+    return buffer.getvalue()

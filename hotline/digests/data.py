@@ -1,0 +1,216 @@
+"""Loading what a digest needs from the database, then handing it to the pure computation.
+
+A digest must not read every event ever written: only tickets that matter to the period are
+replayed -- those with an event inside it, and those still open at its end (found by comparing
+each ticket's last move into a terminal state with its last move into an open one, in one
+aggregate over the ``to_state`` events). Only the needed columns are selected, ids are passed
+in chunks under the drivers' bind-parameter limits, and the trend reads just the ``created`` and
+``resolved`` events of twelve weeks through the ``(kind, at)`` index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hotline.app import Deps
+from hotline.digests.compute import OPEN, Rules, compute_digest
+from hotline.digests.model import (
+    AlertRow,
+    Digest,
+    EventRow,
+    GroupInfo,
+    TicketInfo,
+    TrendRow,
+)
+from hotline.digests.period import Period, trend_weeks
+from hotline.domain.enums import TERMINAL_STATES, Role
+from storage.models import GroupAlert, Organisation, OwnerGroup, Person, Ticket, TicketEvent
+
+T = TypeVar("T")
+#: Ids per ``IN (...)``: well under SQLite's 32,766 and asyncpg's 32,767 bind parameters.
+CHUNK = 5000
+_TERMINAL = sorted(s.value for s in TERMINAL_STATES)
+_OPEN = sorted(OPEN)
+
+
+def rules_for(deps: Deps) -> Rules:
+    """The digest rules of this installation (calendar, thresholds)."""
+    from escalation import sla
+
+    calendar = deps.calendar
+
+    def initial_deadline(at: datetime, days: int) -> datetime:
+        return sla.start_cycle(calendar, at, days).deadline_at
+
+    return Rules(
+        calendar=calendar,
+        first_response_business_days=deps.settings.first_response_business_days,
+        red_alert_threshold=deps.settings.red_alert_overdue_threshold,
+        day_seconds=calendar.business_day_seconds,
+        initial_deadline=initial_deadline,
+    )
+
+
+def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+@dataclass(frozen=True)
+class DigestInputs:
+    """Everything ``compute_digest`` reads, as plain rows (kept for tests and the bench)."""
+
+    events: list[EventRow]
+    tickets: dict[int, TicketInfo]
+    groups: list[GroupInfo]
+    alerts: list[AlertRow]
+    trend: list[TrendRow]
+    names: dict[int, str]
+
+
+async def relevant_ticket_ids(session: AsyncSession, period: Period) -> list[int]:
+    """Tickets active in ``[start, end)`` or open at ``end``.
+
+    A ticket is left out only if its last move into a terminal state came *strictly* after its
+    last move into an open state and before the period: ties (two moves in the same instant)
+    keep it, and the replay decides exactly.
+    """
+    active = select(TicketEvent.ticket_id).where(TicketEvent.at >= period.start, TicketEvent.at < period.end)
+    last_terminal = func.max(case((TicketEvent.to_state.in_(_TERMINAL), TicketEvent.at)))
+    last_open = func.max(case((TicketEvent.to_state.in_(_OPEN), TicketEvent.at)))
+    open_at_end = (
+        select(TicketEvent.ticket_id)
+        .where(TicketEvent.to_state.is_not(None), TicketEvent.at < period.end)
+        .group_by(TicketEvent.ticket_id)
+        .having(or_(last_terminal.is_(None), last_open >= last_terminal))
+    )
+    stmt = active.union(open_at_end)
+    return sorted(int(x) for x in (await session.execute(stmt)).scalars())
+
+
+async def load_events(session: AsyncSession, ticket_ids: Sequence[int], end: datetime) -> list[EventRow]:
+    cols = (
+        TicketEvent.ticket_id,
+        TicketEvent.kind,
+        TicketEvent.at,
+        TicketEvent.from_state,
+        TicketEvent.to_state,
+        TicketEvent.actor_id,
+        TicketEvent.data,
+        TicketEvent.id,
+    )
+    out: list[EventRow] = []
+    for chunk in _chunks(ticket_ids):
+        stmt = select(*cols).where(TicketEvent.ticket_id.in_(chunk), TicketEvent.at < end)
+        result = await session.execute(stmt)
+        out.extend(EventRow._make(row) for row in result)
+    return out
+
+
+async def load_tickets(session: AsyncSession, ticket_ids: Sequence[int]) -> dict[int, TicketInfo]:
+    out: dict[int, TicketInfo] = {}
+    for chunk in _chunks(ticket_ids):
+        stmt = (
+            select(
+                Ticket.id,
+                Ticket.ref,
+                Ticket.title,
+                Ticket.reporter_id,
+                Ticket.organisation_id,
+                Organisation.kind,
+                Organisation.name,
+            )
+            .outerjoin(Organisation, Organisation.id == Ticket.organisation_id)
+            .where(Ticket.id.in_(chunk))
+        )
+        for tid, ref, title, reporter, org_id, kind, org_name in await session.execute(stmt):
+            out[int(tid)] = TicketInfo(
+                int(tid), ref, title, int(reporter), org_id, kind or "other", org_name or ""
+            )
+    return out
+
+
+async def load_groups(session: AsyncSession) -> list[GroupInfo]:
+    stmt = select(
+        OwnerGroup.id, OwnerGroup.code, OwnerGroup.name_vi, OwnerGroup.name_en, OwnerGroup.active
+    ).order_by(OwnerGroup.id)
+    return [GroupInfo(*row) for row in await session.execute(stmt)]
+
+
+async def load_alerts(session: AsyncSession, period: Period) -> list[AlertRow]:
+    stmt = select(
+        GroupAlert.group_id, GroupAlert.raised_at, GroupAlert.cleared_at, GroupAlert.overdue_count
+    ).where(
+        GroupAlert.raised_at < period.end,
+        or_(GroupAlert.cleared_at.is_(None), GroupAlert.cleared_at >= period.start),
+    )
+    return [AlertRow(*row) for row in await session.execute(stmt)]
+
+
+async def load_trend(session: AsyncSession, period: Period, weeks: int) -> list[TrendRow]:
+    span = trend_weeks(period, weeks)
+    stmt = select(TicketEvent.ticket_id, TicketEvent.kind, TicketEvent.at).where(
+        and_(
+            TicketEvent.kind.in_(("created", "resolved")),
+            TicketEvent.at >= span[0].start,
+            TicketEvent.at < span[-1].end,
+        )
+    )
+    return [TrendRow(*row) for row in await session.execute(stmt)]
+
+
+async def load_staff_names(session: AsyncSession) -> dict[int, str]:
+    """Names of everyone who can own a ticket (a few hundred people at most)."""
+    stmt = select(Person.id, Person.display_name).where(Person.role != Role.REPORTER.value)
+    return {int(pid): name for pid, name in await session.execute(stmt)}
+
+
+async def load_inputs(session: AsyncSession, period: Period, trend_count: int = 12) -> DigestInputs:
+    ids = await relevant_ticket_ids(session, period)
+    return DigestInputs(
+        events=await load_events(session, ids, period.end),
+        tickets=await load_tickets(session, ids),
+        groups=await load_groups(session),
+        alerts=await load_alerts(session, period),
+        trend=await load_trend(session, period, trend_count),
+        names=await load_staff_names(session),
+    )
+
+
+def digest_from_inputs(
+    deps: Deps, period: Period, inputs: DigestInputs, rules: Rules | None = None
+) -> Digest:
+    return compute_digest(
+        period,
+        inputs.events,
+        inputs.tickets,
+        inputs.groups,
+        rules or rules_for(deps),
+        alerts=inputs.alerts,
+        trend=inputs.trend,
+        names=inputs.names,
+        categories=list(deps.taxonomy.categories),
+    )
+
+
+async def build_digest_with_inputs(app: Any, period: Period) -> tuple[Digest, DigestInputs]:
+    """The digest and the rows it came from (the monthly workbook reuses them)."""
+    async with app.sessions() as session:
+        inputs = await load_inputs(session, period)
+    return digest_from_inputs(app, period, inputs), inputs
+
+
+async def build_digest(app: Any, period: Period) -> Digest:
+    """Load and compute the programme-wide digest of ``period`` (every audience is a view of it).
+
+    ``app`` is an ``App`` (anything with ``sessions`` plus the ``Deps`` fields). The reads share
+    one session, and every query is bounded by ``period.end``, so events written meanwhile do
+    not leak in.
+    """
+    return (await build_digest_with_inputs(app, period))[0]
