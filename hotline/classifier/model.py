@@ -87,6 +87,20 @@ def _logits(model: LogisticRegression, features: csr_matrix) -> np.ndarray:
     return scores
 
 
+def settings_signature(rules: Sequence[Rule] = DEFAULT_RULES) -> str:
+    """Everything besides the data that shapes a trained model, for the cache key: a changed
+    constant, rule or abbreviation can then never be served a model trained before the change."""
+    import sklearn
+
+    from hotline.classifier.fold import ABBREVIATIONS, MAX_CHARS
+
+    words, chars = _vectorizers()
+    return repr((MODEL_VERSION, sklearn.__version__, C, GROUP_SIMILARITY, EXTRA_WEIGHT,
+                 EMPTY_CONFIDENCE, _FOLDS, _SEED, MAX_CHARS, sorted(ABBREVIATIONS.items()),
+                 tuple(rules), sorted(words.get_params().items(), key=str),
+                 sorted(chars.get_params().items(), key=str)))
+
+
 class Classifier:
     """A fitted classifier; immutable after training, so one instance can serve every request."""
 

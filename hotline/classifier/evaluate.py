@@ -1,0 +1,91 @@
+"""Accuracy figures for a labelled set: what ``hotline classify --eval`` prints and tests assert.
+
+Top-3 matters as much as top-1: when the classifier is unsure the reporter picks from the top
+three, so a right answer in second place still routes the ticket correctly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hotline.classifier.corpus import Example
+from hotline.classifier.model import Classification, Classifier
+
+
+@dataclass(frozen=True)
+class CategoryScore:
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    n: int
+    top1: float
+    top3: float
+    macro_f1: float
+    per_category: dict[str, CategoryScore]
+    #: confusion[true][predicted] = count (every category a row and a column, zeros included)
+    confusion: dict[str, dict[str, int]]
+    predictions: list[Classification] = field(repr=False, default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "top1": round(self.top1, 4),
+            "top3": round(self.top3, 4),
+            "macro_f1": round(self.macro_f1, 4),
+            "per_category": {
+                code: {"precision": round(s.precision, 4), "recall": round(s.recall, 4),
+                       "f1": round(s.f1, 4), "support": s.support}
+                for code, s in self.per_category.items()
+            },
+            "confusion": self.confusion,
+        }
+
+
+def _ratio(num: float, den: float) -> float:
+    return num / den if den else 0.0
+
+
+def score(
+    predictions: Sequence[Classification], labels: Sequence[str], codes: Sequence[str]
+) -> EvalReport:
+    """Metrics for predictions against gold labels.
+
+    Macro-F1 averages over the categories that occur in the gold labels or the predictions (as
+    scikit-learn does), so a category absent from a small set does not count as a zero.
+    """
+    if len(predictions) != len(labels):
+        raise ValueError("predictions and labels differ in length")
+    codes = list(codes) + sorted({*labels} - set(codes))
+    confusion = {gold: dict.fromkeys(codes, 0) for gold in codes}
+    top1 = top3 = 0
+    for result, gold in zip(predictions, labels, strict=True):
+        confusion[gold][result.category] = confusion[gold].get(result.category, 0) + 1
+        top1 += result.category == gold
+        top3 += gold in result.top(3)
+    per_category: dict[str, CategoryScore] = {}
+    for code in codes:
+        tp = confusion[code].get(code, 0)
+        support = sum(confusion[code].values())
+        predicted = sum(row.get(code, 0) for row in confusion.values())
+        precision, recall = _ratio(tp, predicted), _ratio(tp, support)
+        f1 = _ratio(2 * precision * recall, precision + recall)
+        per_category[code] = CategoryScore(precision, recall, f1, support)
+    present = [code for code in codes
+               if per_category[code].support or any(row.get(code) for row in confusion.values())]
+    macro = _ratio(sum(per_category[c].f1 for c in present), len(present))
+    n = len(labels)
+    return EvalReport(n=n, top1=_ratio(top1, n), top3=_ratio(top3, n), macro_f1=macro,
+                      per_category=per_category, confusion=confusion, predictions=list(predictions))
+
+
+def evaluate(classifier: Classifier, examples: Sequence[Example]) -> EvalReport:
+    """Classify ``examples`` in one batch and score them."""
+    predictions = classifier.classify_many([text for text, _ in examples])
+    return score(predictions, [label for _, label in examples], classifier.codes)
