@@ -9,5 +9,8 @@ characters on line boundaries.
   (long polling and webhook), ``bot_sender``.
 - Official Account: ``oa_api`` (message and OAuth clients), ``oa_tokens`` (rotating token pair
   in the database), ``oa_mapping`` (webhook event -> event), ``oa_intake`` (signed webhook),
-  ``oa_sender``.
+  ``oa_sender``, ``contacts`` (follow/unfollow).
+- Shared: ``common`` (plain text, splitting, redaction), ``inbound`` (fast webhook answers,
+  per-chat order), ``choices`` (numbered choices over ``bot.numbered``), ``setup`` (which
+  channels run, from configuration).
 """
