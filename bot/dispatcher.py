@@ -218,6 +218,8 @@ class OutboxDispatcher:
         self._tasks: dict[int, asyncio.Task[str]] = {}
         #: Rows being sent right now (by ``run`` or ``run_once``): their leases are kept alive.
         self._active: set[int] = set()
+        #: Loop time of each row's latest successful call (paces the next look at its chat).
+        self._last_send: dict[int, float] = {}
         self._wake = asyncio.Event()
         self._stopping = False
 
@@ -237,8 +239,12 @@ class OutboxDispatcher:
         claim = await self._claim(self.max_in_flight)
         if not claim.rows:
             return 0
-        async with self._heartbeat():
-            await asyncio.gather(*(self._deliver(row) for row in claim.rows))
+        try:
+            async with self._heartbeat():
+                await asyncio.gather(*(self._deliver(row) for row in claim.rows))
+        finally:
+            for row in claim.rows:
+                self._last_send.pop(row.id, None)
         return len(claim.rows)
 
     async def run(self, stop_event: asyncio.Event) -> None:
@@ -293,10 +299,13 @@ class OutboxDispatcher:
         gap keeps back anyway, so look again only then (unless every slot was taken)."""
         full = len(self._tasks) >= self.max_in_flight
         self._tasks.pop(row_id, None)
-        if full or chat_gap <= 0:
+        loop = asyncio.get_running_loop()
+        sent = self._last_send.pop(row_id, None)
+        wait = chat_gap - (loop.time() - sent) if sent is not None else chat_gap
+        if full or wait <= 0:
             self._wake.set()
         else:
-            asyncio.get_running_loop().call_later(min(chat_gap, self.poll_interval), self._wake.set)
+            loop.call_later(min(wait, self.poll_interval), self._wake.set)
 
     async def _drain(self) -> None:
         self._stopping = True
@@ -394,16 +403,19 @@ class OutboxDispatcher:
                 group = is_group_chat(row.channel, row.chat_id)
                 at = self.limits.allowed_at(recent.get((row.channel, row.chat_id), ()), group)
                 if at is None or at <= now:
-                    if len(allowed) < limit:
-                        allowed.append(row.id)
+                    allowed.append(row.id)
                 elif limited_until is None or at < limited_until:
                     limited_until = at
 
             claimed: list[ClaimedRow] = []
             if allowed:
+                # Rows another worker is claiming right now are skipped, not waited for, so
+                # concurrent claimers spread over the ready rows instead of queueing.
                 lockable = (
                     select(o.id)
                     .where(o.id.in_(allowed), o.status == PENDING, free)
+                    .order_by(o.id)
+                    .limit(limit)
                     .with_for_update(skip_locked=True)
                 )
                 result = await session.execute(
@@ -418,11 +430,11 @@ class OutboxDispatcher:
                                 r.attempts or 0, r.parts_sent or 0) for r in result),
                     key=lambda r: r.id,
                 )
-            next_at = None
-            if len(claimed) < limit:
-                next_at = await self._next_change(session, now)
-                if limited_until is not None and (next_at is None or limited_until < next_at):
-                    next_at = limited_until
+            # With rows claimed, their completion wakes the loop anyway; only an idle loop
+            # needs to know when held rows come due.
+            next_at = None if claimed else await self._next_change(session, now)
+            if limited_until is not None and (next_at is None or limited_until < next_at):
+                next_at = limited_until
             await uow.commit()
         return _Claim(claimed, next_at)
 
@@ -514,6 +526,7 @@ class OutboxDispatcher:
             result, plain = await self._send_piece(sender, pieces[index], plain)
             if not result.ok:
                 return await self._fail(row, result, index)
+            self._last_send[row.id] = asyncio.get_running_loop().time()
             if index < total - 1:
                 await self._record_progress(row, index + 1)
         await self._finish_sent(row, total)
