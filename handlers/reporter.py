@@ -233,12 +233,11 @@ async def _file(ctx: Context, data: dict[str, Any], category: str | None) -> Non
         channel=ctx.event.channel,
     )
     ctx.clear_step()
-    group = await ctx.uow.people.group_by_id(ticket.group_id)
     ctx.say(
         "engine.filed_triage" if ticket.needs_triage else "engine.filed",
         ref=ticket.ref,
         category=_category(ctx, ticket.category),
-        group=group.name(ctx.lang) if group is not None else "",
+        group=_group_of(ctx, ticket.category),  # at filing, the category's group (no query)
         deadline=ctx.date(ticket.deadline_at),
     )
 
