@@ -51,6 +51,19 @@ async def open_button(ctx: Context, arg: str) -> None:
     await show_ticket(ctx, arg)
 
 
+async def web(ctx: Context, _arg: str) -> None:
+    """A one-time sign-in link to the dashboard, sent into the caller's own chat (the chat
+    account is the credential). The token is stored in this event's transaction, so it exists
+    exactly when the reply carrying it is committed."""
+    person = ctx.require_person()
+    try:
+        from hotline.web import create_signin_link
+    except ImportError:  # a build without the dashboard
+        raise HotlineError("no dashboard", key="engine.unknown_command") from None
+    link = await create_signin_link(ctx.uow, ctx.app, person)
+    ctx.say("engine.web_link", link=link, minutes=ctx.app.settings.web_signin_ttl_minutes)
+
+
 async def unsupported(ctx: Context) -> None:
     ctx.say("engine.unsupported")
 
@@ -59,5 +72,6 @@ def register(router: Router) -> None:
     router.command("help", help_command, keeps_step=True)
     router.command("status", status)
     router.command("ticket", status)
+    router.command("web", web)
     router.button(P.OPEN, open_button)
     router.unsupported = unsupported

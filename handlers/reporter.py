@@ -233,13 +233,29 @@ async def _file(ctx: Context, data: dict[str, Any], category: str | None) -> Non
         channel=ctx.event.channel,
     )
     ctx.clear_step()
-    ctx.say(
+    text = ctx.text(
         "engine.filed_triage" if ticket.needs_triage else "engine.filed",
         ref=ticket.ref,
         category=_category(ctx, ticket.category),
         group=_group_of(ctx, ticket.category),  # at filing, the category's group (no query)
         deadline=ctx.date(ticket.deadline_at),
     )
+    link = _status_link(ctx, ticket)
+    if link:
+        text += Markup("\n") + ctx.text("engine.status_link", link=link)
+    ctx.say_markup(text)
+
+
+def _status_link(ctx: Context, ticket: Ticket) -> str | None:
+    """The public status page, only where the operator has published the dashboard (a link
+    to a laptop's listening address would be dead for the reporter)."""
+    if not ctx.app.settings.public_base_url:
+        return None
+    try:
+        from hotline.web import status_url
+    except ImportError:
+        return None
+    return status_url(ctx.app.settings, ticket.ref, ticket.check_code)
 
 
 # --- following my tickets ----------------------------------------------------------------------

@@ -460,3 +460,28 @@ async def test_staff_queue_claim_reassign_priority_reject(app: App, engine: Engi
     await coord.press(f"{P.REJECT}:{ref2}")
     await coord.say("Ngoài phạm vi của Tổ công tác")
     assert (await ticket(app, ref2)).state == TicketState.REJECTED
+
+
+async def test_status_link_only_where_the_dashboard_is_published(app: App,
+                                                                 engine: Engine) -> None:
+    pytest.importorskip("hotline.web")
+    _, rep = await reporter(app, engine, "en")
+    await file_report(rep)
+    assert "/status/" not in rep.text  # no public base URL: no dead link
+    app.settings.public_base_url = "https://hotline.example.gov.vn/"
+    await file_report(rep, "Data of the land registry is not shared")
+    filed = await ticket(app, "HL-2026-000002")
+    assert f"https://hotline.example.gov.vn/status/HL-2026-000002/{filed.check_code}" in rep.text
+
+
+@pytest.mark.parametrize("lang", LANGS)
+async def test_web_sign_in_link(app: App, engine: Engine, lang: str) -> None:
+    pytest.importorskip("hotline.web")
+    app.settings.public_base_url = "https://hotline.example.gov.vn"
+    _, mem = await staff(app, engine, Role.MEMBER, "mps", lang)
+    await mem.say("/web")
+    assert "https://hotline.example.gov.vn/signin/" in mem.text
+    assert str(app.settings.web_signin_ttl_minutes) in mem.text
+    stranger = ScriptedUser(engine, "nobody", language=lang)
+    await stranger.say("/web")
+    assert "/signin/" not in stranger.text and "/start" in stranger.text
