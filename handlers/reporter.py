@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
+from sqlalchemy import select
 
 from handlers import registration
 from handlers.context import Context, stale
@@ -24,9 +25,10 @@ from handlers.view import ticket_for_action, visible_ticket
 from hotline.domain import payloads as P
 from hotline.domain.enums import OPEN_STATES, Role, TicketState
 from hotline.errors import HotlineError, InvalidInput
+from hotline.services import permissions as perm
 from hotline.services import tickets
 from hotline.services.tickets import AttachmentIn
-from storage.models import Ticket
+from storage.models import Ticket, TicketFollower
 
 REPORT_DESC = "report_desc"
 REPORT_CONFIRM = "report_confirm"
@@ -262,6 +264,8 @@ def _status_link(ctx: Context, ticket: Ticket) -> str | None:
 
 
 async def mine(ctx: Context, _arg: str) -> None:
+    """The organisation's open (and resolved, awaiting confirmation) tickets, plus originals
+    the reporter follows because their own report was linked to them as a duplicate."""
     person = ctx.require_reporter()
     if person.organisation_id is not None:
         found = await ctx.uow.tickets.list(organisation_id=person.organisation_id,
@@ -269,6 +273,13 @@ async def mine(ctx: Context, _arg: str) -> None:
     else:
         found = await ctx.uow.tickets.list(reporter_id=person.id, states=_MINE_STATES,
                                            limit=MINE_LIMIT)
+    followed = await ctx.uow.session.execute(
+        select(Ticket).join(TicketFollower, TicketFollower.ticket_id == Ticket.id)
+        .where(TicketFollower.person_id == person.id, Ticket.state.in_(_MINE_STATES))
+        .order_by(Ticket.deadline_at).limit(MINE_LIMIT)
+    )
+    known = {t.id for t in found}
+    found += [t for t in followed.scalars() if t.id not in known]
     if not found:
         ctx.say("engine.mine_empty")
         return
@@ -333,7 +344,7 @@ async def rate_button(ctx: Context, arg: str) -> None:
         raise stale() from None
     person = ctx.require_person()
     rateable = ticket.state in (TicketState.RESOLVED.value, TicketState.CLOSED.value)
-    if not rateable or ticket.rating is not None or person.role != Role.REPORTER.value:
+    if not rateable or ticket.rating is not None or not perm.is_reporter_side(person, ticket):
         raise stale()
     ctx.set_step(RATE_COMMENT, ref=ticket.ref, stars=int(raw))
     await prompt_comment(ctx)

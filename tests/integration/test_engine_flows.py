@@ -245,6 +245,8 @@ async def test_duplicate_linked_and_followed(app: App, engine: Engine, lang: str
     # The follower may look at the original; an unrelated organisation may not.
     await second.say(f"/status {original}")
     assert original in second.text and not second.buttons()
+    await second.say("/mine")  # the original is listed; the rejected duplicate is not
+    assert original in second.text and duplicate not in second.text
     await third.say(f"/status {original}")
     hidden = third.text
     await third.say("/status HL-2026-000999")
@@ -363,6 +365,8 @@ async def test_start_language_choice_and_lang_switch_mid_flow(app: App, engine: 
     assert "name of your organisation" in user.text
     await user.say("/lang vi")  # keeps the flow and asks again, now in Vietnamese
     assert "Tên cơ quan" in user.text
+    await user.say("/help")  # so does /help
+    assert "/start" in user.text and "Tên cơ quan" in user.text
     await user.say("Công ty TNHH An Phát")
     await user.say("doanh nghiệp")  # typed instead of pressed
     await user.press("skip:tax")
