@@ -16,18 +16,18 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize_scalar
-from scipy.sparse import csr_matrix, hstack
+from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from hotline.classifier.corpus import Example, load_corpus, load_vague
+from hotline.classifier.features import Featurizer
 from hotline.classifier.fold import fold, has_content
 from hotline.classifier.rules import DEFAULT_RULES, Rule, RuleSet
 from hotline.taxonomy import FALLBACK_CATEGORY, Taxonomy, load_taxonomy
 
 #: Bump when features, model or rules change: part of the cache key, so old caches are not used.
-MODEL_VERSION = "1"
+MODEL_VERSION = "2"
 #: Inverse regularisation of the logistic regression (chosen by grouped cross-validation on the
 #: corpus; accuracy is flat from 5 to 50).
 C = 10.0
@@ -66,25 +66,24 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
-def _vectorizers() -> tuple[TfidfVectorizer, TfidfVectorizer]:
-    words = TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True, min_df=1,
-                            token_pattern=r"(?u)\b\w[\w&]*\b", dtype=np.float32)
-    chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2,
-                            dtype=np.float32)
-    return words, chars
-
-
 def _logistic(tol: float = 1e-4) -> LogisticRegression:
     # newton-cg: same optimum as lbfgs, several times faster on these sparse features.
     return LogisticRegression(C=C, max_iter=1000, solver="newton-cg", tol=tol)
 
 
+def _linear(model: LogisticRegression) -> tuple[np.ndarray, np.ndarray]:
+    """Weights as (n_features, n_classes) and intercepts, also for a two-class model (which
+    scikit-learn stores as one column)."""
+    coef, intercept = model.coef_, model.intercept_
+    if coef.shape[0] == 1:
+        coef = np.vstack([-coef[0] / 2, coef[0] / 2])
+        intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
+    return np.ascontiguousarray(coef.T, dtype=np.float64), np.asarray(intercept, dtype=np.float64)
+
+
 def _logits(model: LogisticRegression, features: csr_matrix) -> np.ndarray:
-    """Per-class scores, also for a two-class model (whose decision function is one column)."""
-    scores = model.decision_function(features)
-    if scores.ndim == 1:
-        return np.column_stack([-scores / 2, scores / 2])
-    return scores
+    coef_t, intercept = _linear(model)
+    return np.asarray(features @ coef_t) + intercept
 
 
 def settings_signature(rules: Sequence[Rule] = DEFAULT_RULES) -> str:
@@ -92,24 +91,26 @@ def settings_signature(rules: Sequence[Rule] = DEFAULT_RULES) -> str:
     constant, rule or abbreviation can then never be served a model trained before the change."""
     import sklearn
 
+    from hotline.classifier import features
     from hotline.classifier.fold import ABBREVIATIONS, MAX_CHARS
 
-    words, chars = _vectorizers()
     return repr((MODEL_VERSION, sklearn.__version__, C, GROUP_SIMILARITY, EXTRA_WEIGHT,
                  EMPTY_CONFIDENCE, _FOLDS, _SEED, MAX_CHARS, sorted(ABBREVIATIONS.items()),
-                 tuple(rules), sorted(words.get_params().items(), key=str),
-                 sorted(chars.get_params().items(), key=str)))
+                 tuple(rules), features.CHAR_MIN_N, features.CHAR_MAX_N, features.CHAR_MIN_DF))
 
 
 class Classifier:
-    """A fitted classifier; immutable after training, so one instance can serve every request."""
+    """A fitted classifier; immutable after training, so one instance can serve every request.
+
+    Prediction uses plain numpy on the fitted weights (no scikit-learn call): that is what keeps
+    one report well under a millisecond.
+    """
 
     def __init__(
         self,
         *,
         codes: Sequence[str],
-        words: TfidfVectorizer,
-        chars: TfidfVectorizer,
+        featurizer: Featurizer,
         model: LogisticRegression,
         temperature: float,
         rules: Sequence[Rule],
@@ -120,15 +121,15 @@ class Classifier:
         self.fingerprint = fingerprint
         self.n_examples = n_examples
         self.temperature = temperature
-        self._words = words
-        self._chars = chars
-        self._model = model
+        self._featurizer = featurizer
         self._labels = tuple(str(c) for c in model.classes_)
+        self._coef_t, self._intercept = _linear(model)
         self._rules_spec = tuple(rules)
         self._rules = RuleSet(rules, self._labels)
         self._to_codes = np.array([self.codes.index(label) for label in self._labels])
+        self._empty = _empty_distribution(self.codes)
 
-    # pickling (the model cache) keeps the spec, not compiled regexes
+    # pickling (the model cache) keeps the rule spec, not compiled regexes
     def __getstate__(self) -> dict[str, object]:
         state = dict(self.__dict__)
         del state["_rules"]
@@ -144,8 +145,12 @@ class Classifier:
         taxonomy that has categories without examples)."""
         return self._labels
 
-    def features(self, folded: Sequence[str]) -> csr_matrix:
-        return hstack([self._words.transform(folded), self._chars.transform(folded)], format="csr")
+    def _logits(self, folded: Sequence[str]) -> np.ndarray:
+        if len(folded) == 1:  # the chat path: gather a few weight rows, no sparse matrix
+            indices, values = self._featurizer.row(folded[0])
+            scores = values @ self._coef_t[indices]
+            return (scores + self._intercept)[np.newaxis, :]
+        return np.asarray(self._featurizer.transform(folded) @ self._coef_t) + self._intercept
 
     def probabilities(self, texts: Sequence[str | None]) -> np.ndarray:
         """Rows of probabilities over ``codes`` (columns in taxonomy order)."""
@@ -154,12 +159,10 @@ class Classifier:
         live = [i for i, text in enumerate(folded) if has_content(text)]
         if live:
             live_folded = [folded[i] for i in live]
-            logits = _logits(self._model, self.features(live_folded))
-            logits = logits / self.temperature + self._rules.boosts(live_folded)
+            logits = self._logits(live_folded) / self.temperature + self._rules.boosts(live_folded)
             out[np.ix_(live, self._to_codes)] = _softmax(logits)
-        empty = [i for i, text in enumerate(folded) if not has_content(text)]
-        if empty:
-            out[empty] = _empty_distribution(self.codes)
+        if len(live) < len(folded):
+            out[[i for i, text in enumerate(folded) if not has_content(text)]] = self._empty
         return out
 
     def classify(self, text: str | None) -> Classification:
@@ -273,13 +276,13 @@ def train_classifier(
     all_weights = np.concatenate([weights, np.full(len(vague) * len(labels), 1.0 / len(labels))])
     all_folded = folded + [text for text in vague for _ in labels]
 
-    words, chars = _vectorizers()
-    word_features = words.fit_transform(all_folded)
-    features = hstack([word_features, chars.fit_transform(all_folded)], format="csr")
+    featurizer = Featurizer.fit(all_folded)
+    # float32: the solver runs several times faster on it, to the same optimum for our purposes.
+    features = featurizer.transform(all_folded).astype(np.float32)
 
     # Held-out scores for the temperature (vague texts stay in every training fold). The
     # vectorisers are shared across folds (their IDF barely moves): training stays near a second.
-    groups = near_duplicate_groups(word_features[:n], y)
+    groups = near_duplicate_groups(featurizer.word_block(features[:n]), y)
     temperature = 1.0
     if int(np.bincount(y).min()) >= _FOLDS:
         fold_of = np.concatenate([group_folds(y, groups, _FOLDS), np.full(len(all_y) - n, -1)])
@@ -294,6 +297,6 @@ def train_classifier(
         temperature = fit_temperature(held_out, y, RuleSet(rules, labels).boosts(folded))
 
     model = _logistic().fit(features, np.array(labels)[all_y], sample_weight=all_weights)
-    return Classifier(codes=taxonomy.codes, words=words, chars=chars, model=model,
+    return Classifier(codes=taxonomy.codes, featurizer=featurizer, model=model,
                       temperature=temperature, rules=rules, fingerprint=fingerprint,
                       n_examples=n)
