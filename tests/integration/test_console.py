@@ -116,26 +116,6 @@ def _hotline() -> list[str]:
     return [sys.executable, "-c", "from hotline.cli.main import run; run()"]
 
 
-def test_hotline_chat_piped(tmp_path: Path) -> None:
-    script = "\n".join(["/start", "2", "Example Ltd", "1", "1", "Alice", "/mine", "/lang vi",
-                        "/help", "/frobnicate"]) + "\n"
-    done = subprocess.run([*_hotline(), "chat", "--as", "alice"], input=script, text=True,
-                          capture_output=True, env=_env(tmp_path), cwd=tmp_path,
-                          timeout=TIMEOUT, encoding="utf-8")
-    assert done.returncode == 0, done.stderr[-2000:]
-    out = done.stdout
-    assert "[1] 🇻🇳 Tiếng Việt" in out and "[2] 🇬🇧 English" in out
-    assert "Registered: Alice, Example Ltd." in out
-    assert "Your organisation has no open tickets." in out
-    assert "Đã chuyển sang tiếng Việt." in out and "Lệnh không hợp lệ" in out
-    assert "Traceback" not in done.stderr
-    # A second run continues the same profile from the same database.
-    again = subprocess.run([*_hotline(), "chat", "--as", "alice"], input="/start\n/quit\n",
-                           text=True, capture_output=True, env=_env(tmp_path), cwd=tmp_path,
-                           timeout=TIMEOUT, encoding="utf-8")
-    assert again.returncode == 0 and "Chào mừng Alice quay lại" in again.stdout
-
-
 @pytest.mark.parametrize(("args", "message"), [
     (["--lang", "fr"], "unsupported language"),
     (["--as", "two words"], "--as must be one word"),
@@ -153,19 +133,35 @@ def test_hotline_chat_rejects_bad_options(args: list[str], message: str) -> None
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
-def test_hotline_chat_on_a_terminal(tmp_path: Path) -> None:
+def test_hotline_chat_piped_then_on_a_terminal(tmp_path: Path) -> None:
+    """Piped stdin registers a reporter; a second run on a pseudo-terminal (the interactive
+    ``input()`` path) continues the same profile from the same database."""
+    script = "\n".join(["/start", "2", "Example Ltd", "1", "1", "Alice", "/mine", "/lang vi",
+                        "/help", "/frobnicate"]) + "\n"
+    done = subprocess.run([*_hotline(), "chat", "--as", "alice"], input=script, text=True,
+                          capture_output=True, env=_env(tmp_path), cwd=tmp_path,
+                          timeout=TIMEOUT, encoding="utf-8")
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    assert "[1] 🇻🇳 Tiếng Việt" in out and "[2] 🇬🇧 English" in out
+    assert "Registered: Alice, Example Ltd." in out
+    assert "Your organisation has no open tickets." in out
+    assert "Đã chuyển sang tiếng Việt." in out and "Lệnh không hợp lệ" in out
+    assert "Traceback" not in done.stderr
+
     import pty
 
     primary, secondary = pty.openpty()
-    proc = subprocess.Popen([*_hotline(), "chat", "--as", "tty-user", "--lang", "en"],
+    proc = subprocess.Popen([*_hotline(), "chat", "--as", "alice", "--lang", "en"],
                             stdin=secondary, stdout=secondary, stderr=secondary,
                             env=_env(tmp_path), cwd=tmp_path, close_fds=True)
     os.close(secondary)
     seen = b""
 
-    def read_until(marker: bytes, deadline: float) -> bytes:
+    def read_until(marker: str, deadline: float) -> None:
         nonlocal seen
-        while marker not in seen:
+        wanted = marker.encode()
+        while wanted not in seen:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise AssertionError(f"timed out waiting for {marker!r}; got {seen[-800:]!r}")
@@ -178,17 +174,17 @@ def test_hotline_chat_on_a_terminal(tmp_path: Path) -> None:
                 if not chunk:
                     break
                 seen += chunk
-        return seen
+        assert wanted in seen, f"missing {marker!r}; got {seen[-800:]!r}"
 
     try:
         deadline = time.monotonic() + TIMEOUT
-        read_until(b"> ", deadline)
+        read_until("> ", deadline)
         os.write(primary, b"/start\n")
-        read_until(b"English", deadline)
-        os.write(primary, b"2\n")
-        read_until(b"name of your organisation", deadline)
+        read_until("Chào mừng Alice quay lại", deadline)  # her language is Vietnamese now
+        os.write(primary, b"/report\n")
+        read_until("Mô tả khó khăn", deadline)
         os.write(primary, b"/cancel\n")
-        read_until(b"Cancelled", deadline)
+        read_until("Đã hủy", deadline)
         os.write(primary, b"/quit\n")
         proc.wait(timeout=max(1.0, deadline - time.monotonic()))
         assert proc.returncode == 0
