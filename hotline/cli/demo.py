@@ -1,0 +1,46 @@
+"""``hotline demo``: the README's first command -- a complete scripted run on SQLite, no token."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from hotline.cli.common import console
+
+
+def demo(
+    out: Path = typer.Option(Path("demo-output"), "--out", help="folder for the database and reports"),
+    seed: int = typer.Option(7, "--seed", help="same seed, same story"),
+    weeks: int = typer.Option(8, "--weeks", min=2, max=26, help="weeks of traffic to replay"),
+) -> None:
+    """Replay weeks of hotline traffic through the real engine and write the leaders' reports."""
+    from hotline.demo.run import run_demo
+
+    console.print("[bold]blocker-hotline demo[/]: a working group, 30 reporting organisations, "
+                  f"{weeks} weeks of reports, escalations and digests (seed {seed})")
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeElapsedColumn(), console=console, transient=False) as progress:
+        task = progress.add_task("replaying", total=1.0)
+
+        def on_progress(fraction: float, day: str) -> None:
+            progress.update(task, completed=fraction, description=f"replaying {day}")
+
+        summary = asyncio.run(run_demo(out, seed=seed, weeks=weeks, on_progress=on_progress))
+        progress.update(task, completed=1.0, description="done")
+
+    table = Table(title="What happened", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("", justify="right")
+    for label, value in summary.rows:
+        table.add_row(label, value)
+    console.print(table)
+    console.print(f"database: {summary.database}")
+    for path in summary.files:
+        console.print(f"  {path}", highlight=False)
+    console.print(f"finished in {summary.seconds:.1f} s. Look around with "
+                  f"'HOTLINE_DATABASE_URL=sqlite+aiosqlite:///{summary.database} hotline tickets list'",
+                  highlight=False)

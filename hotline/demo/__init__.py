@@ -1,0 +1,1 @@
+"""The scripted demo behind ``hotline demo`` (README's first command)."""

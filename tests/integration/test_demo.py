@@ -1,0 +1,43 @@
+"""``hotline demo`` (the README's first command) works and produces what leaders receive."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+
+from hotline.demo.run import run_demo
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("HOTLINE_TEST_DATABASE_URL", "").startswith("postgresql"),
+    reason="the demo always runs on its own SQLite file; once per CI run is enough",
+)
+
+
+@pytest.mark.timeout(300)
+async def test_short_demo_writes_digest_chart_and_workbook(tmp_path: Path) -> None:
+    summary = await run_demo(tmp_path / "demo", seed=3, weeks=3)
+    counts = summary.counts
+    assert counts["tickets"] >= 20
+    assert counts.get("event:resolved", 0) > 0 and counts.get("event:rated", 0) > 0
+    assert sum(counts.get(f"escalation:{x}", 0) for x in ("reminder", "l1", "l2", "l3")) > 0
+    assert counts["messages"] > counts["tickets"]
+    names = {p.name for p in summary.files}
+    assert {"2026-W47-leaders-vi.html", "2026-W47-leaders-vi.png", "2026-W47-leaders-en.html"} <= names
+    for path in summary.files:
+        assert path.exists() and path.stat().st_size > 0
+    png = next(p for p in summary.files if p.suffix == ".png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    html = next(p for p in summary.files if p.name == "2026-W47-leaders-en.html").read_text("utf-8")
+    assert "<script" not in html and "2026-W47" in html
+    xlsx = next(p for p in summary.files if p.suffix == ".xlsx")
+    assert len(load_workbook(xlsx, read_only=True).sheetnames) >= 3
+
+
+@pytest.mark.timeout(300)
+async def test_same_seed_same_story(tmp_path: Path) -> None:
+    first = await run_demo(tmp_path / "a", seed=11, weeks=2)
+    second = await run_demo(tmp_path / "b", seed=11, weeks=2)
+    assert first.counts == second.counts
