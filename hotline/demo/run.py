@@ -15,7 +15,6 @@ import itertools
 import json
 import random
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -412,11 +411,7 @@ async def run_demo(out_dir: Path, *, seed: int = 7, weeks: int = 8,
     from storage import migrate
 
     started = time.perf_counter()
-    out_dir = out_dir.resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    database = out_dir / "demo.db"
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        Path(f"{database}{suffix}").unlink(missing_ok=True)
+    out_dir, database = await asyncio.to_thread(_fresh_database, out_dir)
     url = f"sqlite+aiosqlite:///{database}"
     await asyncio.to_thread(migrate.upgrade, url)
     start = END - timedelta(weeks=weeks)
@@ -436,6 +431,16 @@ async def run_demo(out_dir: Path, *, seed: int = 7, weeks: int = 8,
     rows = _summary_rows(counts)
     return DemoSummary(out_dir=out_dir, database=database, files=files, rows=rows,
                        seconds=time.perf_counter() - started, counts=counts)
+
+
+def _fresh_database(out_dir: Path) -> tuple[Path, Path]:
+    """A new, empty demo database: the demo always tells its story from the start."""
+    out_dir = out_dir.resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    database = out_dir / "demo.db"
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
+    return out_dir, database
 
 
 async def _write_reports(app: App, out_dir: Path) -> list[Path]:
