@@ -1,0 +1,50 @@
+"""Sessions for the web's reads, which must never hold up the bot's writes.
+
+The shared SQLite engine opens every transaction with ``BEGIN IMMEDIATE`` (the write lock up
+front, so the engine's read-then-write transactions cannot deadlock). A dashboard computing a
+year of figures inside such a transaction would block every chat message for seconds. So on
+SQLite the web reads through an engine of its own whose transactions are plain deferred,
+``query_only`` ones: in WAL mode they see a consistent snapshot and never block writers.
+PostgreSQL readers never block writers anyway, so there the application's sessions are used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from hotline.app import App
+from storage.db import make_sessionmaker, normalise_url
+
+
+class ReadDatabase:
+    def __init__(self, app: App) -> None:
+        self._engine: AsyncEngine | None = None
+        url = make_url(normalise_url(app.settings.database_url))
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            self._engine = create_async_engine(url, connect_args={"timeout": 30})
+            _configure_reader(self._engine)
+            self.sessions: async_sessionmaker[AsyncSession] = make_sessionmaker(self._engine)
+        else:
+            self.sessions = app.sessions
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+
+
+def _configure_reader(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA query_only=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")
