@@ -1,0 +1,93 @@
+"""``hotline run``: the bot (Telegram, and Zalo if configured), the outbox dispatcher and the
+escalation scheduler in one process, until SIGTERM/SIGINT.
+
+Configuration comes from the environment (``HOTLINE_TELEGRAM_TOKEN``, ``HOTLINE_DATABASE_URL``,
+``HOTLINE_WEBHOOK_SECRET``...); see docs/telegram.md. Without any channel configured the
+command says so in one sentence and points at ``hotline chat``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import typer
+
+from hotline.cli.common import opened_app, run_async
+from hotline.config import Settings, load_settings
+from hotline.errors import ConfigError
+
+log = logging.getLogger("hotline.run")
+
+NO_CHANNEL = (
+    "set HOTLINE_TELEGRAM_TOKEN to the token @BotFather gave you (or configure a Zalo channel) "
+    "to run the bot, or try `hotline chat` to talk to it in a terminal"
+)
+
+
+def run_bot(
+    webhook: bool = typer.Option(
+        False, "--webhook",
+        help="receive Telegram updates on a webhook server (needs HOTLINE_WEBHOOK_SECRET; "
+        "HOTLINE_PUBLIC_BASE_URL to register it) instead of long polling"),
+    worker_id: str | None = typer.Option(
+        None, "--worker-id", envvar="HOTLINE_WORKER_ID",
+        help="name of this worker in outbox leases; unique per running process, stable across "
+        "restarts so a restarted worker retries its unfinished sends at once"),
+    no_scheduler: bool = typer.Option(
+        False, "--no-scheduler", help="do not run escalation sweeps and digests in this process"),
+    log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING or ERROR"),
+) -> None:
+    """Run the bot: updates in, engine, outbox out, escalation on schedule."""
+    level = getattr(logging, log_level.upper(), None)
+    if not isinstance(level, int):
+        raise ConfigError(f"unknown log level {log_level!r}: use DEBUG, INFO, WARNING or ERROR")
+    settings = load_settings()
+    check_channels(settings, webhook=webhook)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # aiohttp's client logs full request URLs at DEBUG, and Bot API URLs contain the token.
+    logging.getLogger("aiohttp.client").setLevel(max(level, logging.INFO))
+    run_async(lambda: _run(settings, webhook=webhook, worker_id=worker_id,
+                           scheduler=not no_scheduler))
+
+
+def check_channels(settings: Settings, *, webhook: bool) -> None:
+    """Fail before touching the database when no channel, or a half-configured one, is set."""
+    from bot.runtime import zalo_configured_settings
+
+    if settings.telegram_token is None and not zalo_configured_settings(settings):
+        raise ConfigError(NO_CHANNEL)
+    if webhook and settings.telegram_token is not None and settings.webhook_secret is None:
+        raise ConfigError(
+            "HOTLINE_WEBHOOK_SECRET is required with --webhook (1-256 characters of A-Z, a-z, "
+            "0-9, _ and -); Telegram sends it with every update"
+        )
+
+
+async def _run(settings: Settings, *, webhook: bool, worker_id: str | None, scheduler: bool) -> None:
+    from bot.runtime import BotRuntime
+    from bot.telegram.client import bot_from_settings
+
+    async with opened_app(settings) as app:
+        bot = bot_from_settings(settings) if settings.telegram_token is not None else None
+        try:
+            runtime = BotRuntime(
+                app, bot, webhook=webhook, scheduler=scheduler,
+                worker_id=worker_id or default_worker_id(settings),
+            )
+        except BaseException:
+            if bot is not None:
+                await bot.session.close()
+            raise
+        await runtime.run()
+
+
+def default_worker_id(settings: Settings) -> str:
+    """SQLite runs one dispatcher per database, so the host name is stable and unique enough
+    (a restart takes its leases back at once); PostgreSQL workers add their process id."""
+    import socket
+
+    host = socket.gethostname()
+    if settings.database_url.startswith("sqlite"):
+        return host[:64]
+    return f"{host}:{os.getpid()}"[:64]
