@@ -28,7 +28,6 @@ LANG_COOKIE = "hl_lang"
 #: Roles that see the working-group dashboard (everyone but reporters).
 DASHBOARD_ROLES = frozenset({Role.MEMBER.value, Role.LEAD.value, Role.COORDINATOR.value,
                              Role.LEADER.value, Role.ADMIN.value})
-VIEWER_KEY = "hotline_viewer"
 
 
 class WebError(Exception):
@@ -61,6 +60,9 @@ class Viewer:
     @property
     def sees_dashboard(self) -> bool:
         return self.person is not None and self.person.role in DASHBOARD_ROLES
+
+
+VIEWER_KEY: web.RequestKey[Viewer] = web.RequestKey("hotline_viewer", Viewer)
 
 
 def is_api(request: web.Request) -> bool:
