@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hotline.classifier import Classification, Classifier, evaluate, fold, load_classifier, train_classifier
 from hotline.classifier import cache as cache_module
@@ -70,6 +72,15 @@ def test_fold_cuts_huge_input() -> None:
     assert len(fold("a " * 50_000)) <= 3000
 
 
+@given(st.text(max_size=400))
+@settings(max_examples=200, deadline=None)
+def test_fold_ignores_diacritics_for_any_text(text: str) -> None:
+    folded = fold(text)
+    assert fold(strip_diacritics(text)) == folded
+    assert folded == folded.strip() and "  " not in folded
+    assert all(ch.isascii() for ch in folded)
+
+
 # --- the result contract -----------------------------------------------------------------------
 
 
@@ -111,6 +122,12 @@ def test_contentless_input_is_other_with_low_confidence(clf: Classifier, text: s
     _check_contract(result)
     assert result.category == "other"
     assert result.confidence < THRESHOLD
+
+
+@given(st.text(max_size=300))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_text_gets_a_well_formed_classification(clf: Classifier, text: str) -> None:
+    _check_contract(clf.classify(text))
 
 
 def test_huge_input_is_classified_quickly(clf: Classifier) -> None:
@@ -229,6 +246,29 @@ def test_corrections_are_learned_and_kept_for_later_loads(clf: Classifier, tmp_p
     assert loaded.fingerprint == model.fingerprint
     assert loaded.classify(phrase).category == "innovation"
     assert len(list(tmp_path.glob("classifier-*.pkl"))) == 1
+
+
+def test_an_operator_taxonomy_is_respected() -> None:
+    """Categories are configuration: the model covers exactly the operator's codes, including a
+    new one known only from corrections and one with no examples at all (score 0, still listed)."""
+    import tomllib
+    from importlib import resources
+
+    from hotline.taxonomy import parse_taxonomy
+
+    data = tomllib.loads(resources.files("hotline.data").joinpath("taxonomy.toml").read_text("utf-8"))
+    kept = {code: data["categories"][code] for code in ("security", "other")}
+    kept["ai"] = {**data["categories"]["innovation"], "name_en": "Artificial intelligence"}
+    kept["empty"] = {**data["categories"]["legal"], "name_en": "Nothing yet"}
+    taxonomy = parse_taxonomy({"groups": data["groups"], "categories": kept})
+    model = train_classifier([("mô hình ngôn ngữ lớn tiếng Việt", "ai"),
+                              ("huấn luyện mô hình ngôn ngữ lớn", "ai")], taxonomy)
+    assert set(model.labels) == {"security", "other", "ai"}
+    result = model.classify("mo hinh ngon ngu lon")
+    assert result.category == "ai"
+    assert [code for code, _ in result.candidates][-1] == "empty"
+    assert dict(result.candidates)["empty"] == 0.0
+    assert model.classify("website bị tấn công ddos").category == "security"
 
 
 # --- calibration (meaningful confidence) --------------------------------------------------------
