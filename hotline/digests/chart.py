@@ -36,9 +36,12 @@ def _wrap(text: str, width: int = 26) -> str:
 
 def chart_png(digest: Digest, lang: str, *, dpi: int = 110) -> bytes:
     lang = normalise_language(lang)
-    fig = Figure(figsize=(11, 4.6), dpi=dpi, layout="constrained")
+    fig = Figure(figsize=(11, 4.6), dpi=dpi)
     FigureCanvasAgg(fig)
-    left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.35, 1]})
+    # Fixed axes rectangles (a layout engine costs more than the drawing): the trend on the
+    # left, overdue per group on the right with room for two-line ministry names.
+    left = fig.add_axes((0.05, 0.11, 0.49, 0.79))
+    right = fig.add_axes((0.735, 0.11, 0.245, 0.79))
 
     weeks = digest.trend
     xs = list(range(len(weeks)))
@@ -64,7 +67,7 @@ def chart_png(digest: Digest, lang: str, *, dpi: int = 110) -> bytes:
     top = max([*opened, *resolved, 1])
     left.set_ylim(0, top * 1.18)
 
-    groups = [g for g in digest.groups if g.stock.open or g.stock.overdue or g.red_alert]
+    groups = list(digest.groups)
     groups.sort(key=lambda g: (g.stock.overdue, g.code))
     names = [_wrap(g.name(lang)) for g in groups]
     values = [g.stock.overdue for g in groups]
@@ -73,21 +76,26 @@ def chart_png(digest: Digest, lang: str, *, dpi: int = 110) -> bytes:
     right.barh(ys, values, color=colours, height=0.6)
     right.set_yticks(ys, names, fontsize=8)
     right.xaxis.set_major_locator(MaxNLocator(integer=True))
-    right.set_title(_label("digest.chart.overdue", lang, label=digest.period.label), fontsize=11, loc="left")
+    right.set_title(
+        _label("digest.chart.overdue", lang, label=digest.period.label), fontsize=10.5, loc="left"
+    )
     right.spines[["top", "right"]].set_visible(False)
     right.grid(axis="x", alpha=0.3)
     most = max([*values, digest.red_alert_threshold + 1, 1])
     right.set_xlim(0, most * 1.15)
     for y, v in zip(ys, values, strict=True):
         right.text(v + most * 0.01, y, str(v), va="center", fontsize=8)
-    right.axvline(
-        digest.red_alert_threshold + 0.5,
+    line_x = digest.red_alert_threshold + 0.5
+    right.axvline(line_x, color=RED, linestyle="--", linewidth=1)
+    right.text(
+        line_x + most * 0.01,
+        len(groups) - 0.45 if groups else 0.5,
+        _label("digest.chart.threshold", lang, count=digest.red_alert_threshold),
         color=RED,
-        linestyle="--",
-        linewidth=1,
-        label=_label("digest.chart.threshold", lang, count=digest.red_alert_threshold),
+        fontsize=7.5,
+        va="bottom",
     )
-    right.legend(frameon=False, fontsize=8, loc="lower right")
+    right.set_ylim(-0.6, max(len(groups), 1) - 0.4 + 0.5)
     if not groups or not any(values):
         right.text(
             0.5,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from hotline.digests.period import Period
@@ -258,7 +258,13 @@ class GroupDigest:
     queue: tuple[TicketLine, ...]
     due_soon: tuple[TicketLine, ...]
     overdue: tuple[TicketLine, ...]
+    #: Exclusive end of the "due soon" window (the period's end plus a week).
     due_until: datetime
+
+    @property
+    def due_last_day(self) -> datetime:
+        """An instant on the window's last day, for "due by <date>" (the end is exclusive)."""
+        return self.due_until - timedelta(microseconds=1)
 
 
 @dataclass(frozen=True, slots=True)

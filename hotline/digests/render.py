@@ -6,8 +6,8 @@ people's names are user text and are escaped wherever they land; catalogue strin
 ``Markup`` (their parameters escaped by ``hotline.i18n.t``).
 
 Telegram accepts only a small HTML subset and 4096 characters a message, so chat templates use
-``b``/``i`` only and the result is cut on line boundaries by the channel's own splitter
-(``bot.text.split_message``), which keeps every piece balanced.
+``b``/``i`` only, never across a line, and the text is cut between items (``pack_messages``);
+the channel's own splitter (``bot.text.split_message``) is the fallback for an oversized item.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from bot.text import TELEGRAM_MESSAGE_LIMIT, split_message
+from bot.text import TELEGRAM_MESSAGE_LIMIT, split_message, utf16_length
 from hotline.digests.model import Digest, GroupDigest, ReporterDigest, TicketLine
 from hotline.i18n import format_local_date, format_local_datetime, normalise_language, t
 from hotline.taxonomy import Taxonomy
@@ -155,6 +155,45 @@ def telegram_text(
     return _tidy(_render(name, view=view, d=digest, _=h, h=h, limit=limit, generated_at=generated_at))
 
 
+def _blocks(text: str) -> list[str]:
+    """Lines, with indented continuation lines (a ticket's title) kept with their item."""
+    blocks: list[str] = []
+    for line in text.split("\n"):
+        if blocks and line.startswith("    "):
+            blocks[-1] += "\n" + line
+        else:
+            blocks.append(line)
+    return blocks
+
+
+def pack_messages(text: str, limit: int = TELEGRAM_MESSAGE_LIMIT) -> list[str]:
+    """Cut ``text`` into messages of at most ``limit`` UTF-16 units between items.
+
+    Whole items (a line and its indented continuation) are packed greedily, so a ticket never
+    starts in one message and ends in the next; the templates keep every tag within a line, so
+    each piece is balanced. An item longer than a message (never produced by the templates)
+    falls back to ``bot.text.split_message``.
+    """
+    pieces: list[str] = []
+    current: str | None = None
+    for block in _blocks(text):
+        candidate = block if current is None else current + "\n" + block
+        if utf16_length(candidate) <= limit:
+            current = candidate
+            continue
+        if current is not None:
+            pieces.append(current)
+        if utf16_length(block) <= limit:
+            current = block
+        else:
+            parts = split_message(block, limit)
+            pieces.extend(parts[:-1])
+            current = parts[-1] if parts else None
+    if current is not None and current.strip():
+        pieces.append(current)
+    return pieces
+
+
 def telegram_messages(
     view: View,
     lang: str,
@@ -164,10 +203,9 @@ def telegram_messages(
     limit: int = CHAT_LIST_LIMIT,
     max_chars: int = TELEGRAM_MESSAGE_LIMIT,
 ) -> list[str]:
-    """Chat messages of at most ``max_chars`` (UTF-16 units), cut between lines."""
-    return split_message(
-        telegram_text(view, lang, taxonomy, generated_at=generated_at, limit=limit), max_chars
-    )
+    """Chat messages of at most ``max_chars`` (UTF-16 units), cut between items."""
+    text = telegram_text(view, lang, taxonomy, generated_at=generated_at, limit=limit)
+    return pack_messages(text, max_chars)
 
 
 def html_report(
@@ -210,5 +248,3 @@ def plain_summary(digest: Digest) -> str:
         f"reopened {f.reopened}, rejected {f.rejected}; open at end {s.open} "
         f"(overdue {s.overdue}); red alerts {sum(a.open_at_end for a in digest.red_alerts)}"
     )
-
-

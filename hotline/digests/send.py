@@ -12,6 +12,7 @@ Files (chart, HTML report, workbook) are written before the transaction, under
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -138,23 +139,43 @@ async def render_bundle(
     inputs: DigestInputs | None = None,
     reporters: list[Person] | None = None,
 ) -> Bundle:
-    """Write the audience's files in each language and render its chat messages."""
-    import asyncio
+    """Write the audience's files in each language and render its chat messages.
 
+    The rows a monthly workbook needs are read here; the rendering itself (templates, chart,
+    workbook, files) runs in a worker thread so a scheduled digest does not stall the bot's
+    event loop for the second or two it takes.
+    """
+    export_data = None
+    if audience.kind == "leaders" and digest.period.kind == "month":
+        from hotline.digests.export import load_export
+
+        export_data = await load_export(app, digest.period, inputs)
+    return await asyncio.to_thread(
+        _render_files, app, digest, audience, languages, out_dir, now, reporters or [], export_data
+    )
+
+
+def _render_files(
+    app: Any,
+    digest: Digest,
+    audience: Audience,
+    languages: list[str],
+    out_dir: Path,
+    now: datetime,
+    reporters: list[Person],
+    export_data: Any,
+) -> Bundle:
     folder = folder_for(out_dir, digest.period)
     folder.mkdir(parents=True, exist_ok=True)
     bundle = Bundle(audience, digest.period, digest, app.taxonomy)
     stem = f"{digest.period.label}-{audience.slug}"
     if audience.kind == "reporters":
-        for person in reporters or []:
+        for person in reporters:
             view = reporter_view(digest, person.id)
             if view.tickets:
+                messages = telegram_messages(view, person.language, app.taxonomy, generated_at=now)
                 bundle.reporters.append(
-                    ReporterMessages(
-                        person.id,
-                        person.language,
-                        telegram_messages(view, person.language, app.taxonomy, generated_at=now),
-                    )
+                    ReporterMessages(person.id, normalise_language(person.language), messages)
                 )
         for lang in languages:
             path = folder / f"{stem}-{lang}-telegram.txt"
@@ -164,16 +185,11 @@ async def render_bundle(
         return bundle
 
     view: Any = digest if audience.kind == "leaders" else group_view(digest, audience.group_code or "")
-    export_data = None
-    if audience.kind == "leaders" and digest.period.kind == "month":
-        from hotline.digests.export import load_export
-
-        export_data = await load_export(app, digest.period, inputs)
     for lang in languages:
         rendered = Rendered(lang, telegram_messages(view, lang, app.taxonomy, generated_at=now))
         png = None
         if audience.kind == "leaders":
-            png = await asyncio.to_thread(chart_png, digest, lang)
+            png = chart_png(digest, lang)
             rendered.chart = folder / f"{stem}-{lang}.png"
             rendered.chart.write_bytes(png)
         rendered.html = folder / f"{stem}-{lang}.html"
@@ -183,9 +199,7 @@ async def render_bundle(
         if export_data is not None:
             from hotline.digests.export import write_xlsx
 
-            rendered.xlsx = await asyncio.to_thread(
-                write_xlsx, folder / f"{stem}-{lang}.xlsx", export_data, app, lang, digest
-            )
+            rendered.xlsx = write_xlsx(folder / f"{stem}-{lang}.xlsx", export_data, app, lang, digest)
         rendered.text_file = folder / f"{stem}-{lang}-telegram.txt"
         rendered.text_file.write_text(MESSAGE_SEPARATOR.join(rendered.messages) + "\n", "utf-8")
         bundle.by_lang[lang] = rendered
