@@ -7,6 +7,7 @@ which branch it takes; the real classifier is exercised by the console tests.
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -489,3 +490,22 @@ async def test_web_sign_in_link(app: App, engine: Engine, lang: str) -> None:
     stranger = ScriptedUser(engine, "nobody", language=lang)
     await stranger.say("/web")
     assert "/signin/" not in stranger.text and "/start" in stranger.text
+
+
+async def test_real_classifier_one_message_one_tap(app: App, request: pytest.FixtureRequest
+                                                   ) -> None:
+    """The trained classifier behind the same flow: text without diacritics, filed in one tap."""
+    cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
+    if cache is not None:  # the model cache is keyed by its training data: never stale
+        app.settings.classifier_cache_dir = Path(cache.mkdir("hotline-classifier"))
+    engine = Engine(app)  # no scripted classifier: app.classifier() trains/loads the real one
+    _, rep = await reporter(app, engine, "vi")
+    await rep.say("du lieu dan cu cua tinh chua duoc chia se cho doanh nghiep")
+    shown = [b.payload for b in rep.buttons()]
+    if any(p.startswith(P.DRAFT_FILE) for p in shown):
+        assert "Dữ liệu, chia sẻ dữ liệu" in rep.text
+        await rep.press(rep.payload(P.DRAFT_FILE))
+    else:  # an unsure model offers its top three; the first is its best guess
+        await rep.press(next(p for p in shown if p.startswith(P.DRAFT_PICK)))
+    filed = await ticket(app, "HL-2026-000001")
+    assert filed.category == "data" and filed.classifier_confidence is not None
