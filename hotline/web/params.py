@@ -9,7 +9,6 @@ allowed values is refused: nothing is guessed.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
@@ -203,8 +202,9 @@ def resolve_period(spec: str, now: datetime, tz: str) -> P.Period:
     if period.start >= now:
         raise _bad("period", "starts in the future")
     if period.end > now:
-        period = P.Period(period.kind, period.label, period.first_day, today, period.start,
-                          now.astimezone(UTC), period.tz)
+        # Half-open like every period; the microsecond takes in an event written at ``now``.
+        end = min(period.end, now.astimezone(UTC) + timedelta(microseconds=1))
+        period = P.Period(period.kind, period.label, period.first_day, today, period.start, end, period.tz)
     return period
 
 
@@ -212,13 +212,6 @@ def _year(year: int, tz: str) -> P.Period:
     period = P.date_range(date(year, 1, 1), date(year, 12, 31), tz)
     return P.Period("range", str(year), period.first_day, period.last_day, period.start,
                     period.end, tz)
-
-
-def is_to_date(period: P.Period, tz: str) -> bool:
-    """Whether ``period`` was cut at "now" (its end is not a local midnight)."""
-    local = period.end.astimezone(ZoneInfo(tz))
-    return (local.hour, local.minute, local.second, local.microsecond) != (0, 0, 0, 0) or (
-        local.date() != period.last_day + timedelta(days=1))
 
 
 def period_choices(now: datetime, tz: str) -> list[str]:
@@ -237,7 +230,3 @@ def period_choices(now: datetime, tz: str) -> list[str]:
         out.append(week.label)
     out.append(str(today.year - 1))
     return out
-
-
-def as_query_dict(query: Mapping[str, str]) -> dict[str, str]:
-    return dict(query)

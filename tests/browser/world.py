@@ -63,16 +63,16 @@ def local(*args: int) -> datetime:
     return datetime(*args, tzinfo=VN)  # type: ignore[misc]
 
 
-async def people(app: App) -> World:
+async def people(app: App, *, members: int = 2) -> World:
     assert isinstance(app.clock, ManualClock)
     reporter = await make_reporter(app, name=REPORTER_NAME, org=REPORTER_ORG, kind=OrgKind.ENTERPRISE)
     other = await make_reporter(app, name=OTHER_NAME, org=OTHER_ORG, kind=OrgKind.LOCALITY)
-    members = {g: [(await make_staff(app, Role.MEMBER, g, name=f"Cán bộ {g} {i}"))[0] for i in range(2)]
-               for g in ("mps", "mof", "moj")}
+    staff = {g: [(await make_staff(app, Role.MEMBER, g, name=f"Cán bộ {g} {i}"))[0] for i in range(members)]
+             for g in ("mps", "mof", "moj")}
     lead = (await make_staff(app, Role.LEAD, "mps", name="Trưởng nhóm mps"))[0]
     coordinator = (await make_staff(app, Role.COORDINATOR, name="Điều phối viên"))[0]
     leader = (await make_staff(app, Role.LEADER, name="Lãnh đạo Tổ công tác"))[0]
-    return World(app, app.clock, reporter, other, members, lead, coordinator, leader)
+    return World(app, app.clock, reporter, other, staff, lead, coordinator, leader)
 
 
 async def build(app: App, *, start: datetime, end: datetime, seed: int = 7, per_day: int = 2,

@@ -1,0 +1,97 @@
+"""Figures follow new events: the board's cache, the dashboard's freshness, single flight,
+and a board count (resolved on time) checked on a scenario small enough to reason about.
+
+Each test gets its own database and server (they write).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import aiohttp
+import pytest
+
+from hotline.app import App
+from hotline.services import tickets
+from tests.browser import world as W
+from tests.browser.webtest import Served, served, sign_in
+from tests.factories import file
+
+
+@pytest.fixture
+async def site(app: App) -> AsyncIterator[tuple[W.World, Served]]:
+    world = await W.people(app, members=1)
+    async with served(app) as server:
+        yield world, server
+
+
+async def test_board_counts_resolved_on_time(site: tuple[W.World, Served]) -> None:
+    world, server = site
+    app = world.app
+    first = await file(app, world.reporter[0], world.reporter[1], W.TEXTS[3].format(n=1), category="data")
+    second = await file(app, world.other[0], world.other[1], W.TEXTS[1].format(n=2), category="data")
+    member = world.members["mps"][0]
+    async with app.uow() as uow:  # resolved at once: on time
+        t = await uow.tickets.by_ref(first.ref, for_update=True)
+        m = await uow.people.get(member.id)
+        await tickets.acknowledge(uow, app, t, m)  # type: ignore[arg-type]
+        await tickets.resolve(uow, app, t, m, "xong")  # type: ignore[arg-type]
+        await uow.commit()
+    app.clock.advance(timedelta(days=20))  # type: ignore[attr-defined]
+    async with app.uow() as uow:  # resolved three weeks later: late
+        t = await uow.tickets.by_ref(second.ref, for_update=True)
+        m = await uow.people.get(member.id)
+        await tickets.acknowledge(uow, app, t, m)  # type: ignore[arg-type]
+        await tickets.resolve(uow, app, t, m, "xong")  # type: ignore[arg-type]
+        await uow.commit()
+    async with server.client() as client:
+        async with client.get("/api/v1/board") as response:
+            board = await response.json()
+    mps = next(g for g in board["year"]["groups"] if g["code"] == "mps")
+    assert (mps["received"], mps["resolved"], mps["resolved_on_time"]) == (2, 2, 1)
+
+
+async def test_board_cache_is_invalidated_by_new_events(site: tuple[W.World, Served]) -> None:
+    world, server = site
+    state = server.state
+    async with server.client() as client:
+        async with client.get("/api/v1/board") as response:
+            first = await response.json()
+        computed = state.figures.computations
+        async with client.get("/api/v1/board") as response:
+            assert await response.json() == first
+        assert state.figures.computations == computed  # served from the cache
+        await file(world.app, world.other[0], world.other[1], W.TEXTS[4].format(n=5), category="security")
+        async with client.get("/api/v1/board") as response:
+            stale = await response.json()  # the previous figures while the new ones are computed
+        await state.figures.idle()
+        async with client.get("/api/v1/board") as response:
+            fresh = await response.json()
+    assert stale["year"]["totals"]["received"] == first["year"]["totals"]["received"]
+    assert fresh["year"]["totals"]["received"] == first["year"]["totals"]["received"] + 1
+    assert state.figures.computations > computed
+
+
+async def test_dashboard_numbers_follow_new_events_at_once(site: tuple[W.World, Served]) -> None:
+    world, server = site
+    async with server.client() as client:
+        await sign_in(client, world.app, world.leader)
+        async with client.get("/api/v1/dashboard") as response:
+            before = (await response.json())["totals"]["new"]
+        await file(world.app, world.other[0], world.other[1], W.TEXTS[4].format(n=6), category="security")
+        async with client.get("/api/v1/dashboard") as response:
+            assert (await response.json())["totals"]["new"] == before + 1
+
+
+async def test_two_requests_share_one_computation(site: tuple[W.World, Served]) -> None:
+    _, server = site
+    state = server.state
+    async with server.client() as a, server.client() as b:
+        async def get(client: aiohttp.ClientSession) -> int:
+            async with client.get("/api/v1/board") as response:
+                return response.status
+
+        assert await asyncio.gather(get(a), get(b)) == [200, 200]
+    assert state.figures.computations == 3  # month, year, year trend: once each
