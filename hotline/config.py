@@ -6,6 +6,7 @@ Validation errors are turned into one sentence naming the bad variable (``load_s
 
 from __future__ import annotations
 
+import os
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
@@ -16,6 +17,12 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from hotline.errors import ConfigError
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///hotline.db"
+
+
+def default_cache_dir() -> Path:
+    """The per-user cache folder (XDG), so nothing is written into the working directory."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "blocker-hotline"
 
 
 def _split_dates(value: object) -> object:
@@ -46,8 +53,10 @@ class Settings(BaseSettings):
     # --- taxonomy and classification -----------------------------------------------------------
     taxonomy_file: Path | None = None
     classifier_threshold: float = Field(0.55, ge=0.0, le=1.0)
-    #: Where coordinator corrections live is the database; this is an optional cache of the model.
-    classifier_cache_dir: Path | None = None
+    #: Fitted classifier models (keyed by a hash of their training data, so never stale) and the
+    #: corrections snapshot of the last ``classify --retrain``. Training takes seconds; loading a
+    #: cached model milliseconds. Only the operator should be able to write here (pickles).
+    classifier_cache_dir: Path | None = Field(default_factory=lambda: default_cache_dir() / "classifier")
 
     # --- ticket rules --------------------------------------------------------------------------
     first_response_business_days: float = Field(1.0, gt=0)

@@ -8,7 +8,7 @@ import sys
 import typer
 from rich.table import Table
 
-from hotline.cli.common import console, err_console, opened_app, run_async
+from hotline.cli.common import console, opened_app, run_async
 from hotline.config import load_settings
 from hotline.domain.enums import Role
 from hotline.errors import HotlineError
@@ -177,7 +177,8 @@ def run() -> None:
     try:
         app()
     except HotlineError as exc:
-        err_console.print(f"error: {exc}", highlight=False, markup=False)
+        # Plain print: Rich would wrap a long sentence over several lines.
+        print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

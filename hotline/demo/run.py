@@ -406,7 +406,8 @@ async def _counts(app: App) -> dict[str, int]:
 
 
 async def run_demo(out_dir: Path, *, seed: int = 7, weeks: int = 8,
-                   on_progress: Callable[[float, str], None] = lambda f, d: None) -> DemoSummary:
+                   on_progress: Callable[[float, str], None] = lambda f, d: None,
+                   classifier_cache_dir: Path | None = None) -> DemoSummary:
     """Replay ``weeks`` weeks ending Monday 23 Nov 2026 08:00 into a fresh database in ``out_dir``."""
     from storage import migrate
 
@@ -416,8 +417,10 @@ async def run_demo(out_dir: Path, *, seed: int = 7, weeks: int = 8,
     await asyncio.to_thread(migrate.upgrade, url)
     start = END - timedelta(weeks=weeks)
     clock = ManualClock(start)
-    settings = Settings(database_url=url, output_dir=out_dir, classifier_cache_dir=out_dir / ".model",
-                        daily_report_limit=50, _env_file=None)  # type: ignore[call-arg]
+    settings = Settings(database_url=url, output_dir=out_dir, daily_report_limit=50,
+                        _env_file=None)  # type: ignore[call-arg]
+    if classifier_cache_dir is not None:
+        settings.classifier_cache_dir = classifier_cache_dir
     app = await open_app(settings, clock)
     try:
         demo = DemoRun(app, clock, seed, on_progress)

@@ -17,8 +17,8 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.mark.timeout(300)
-async def test_short_demo_writes_digest_chart_and_workbook(tmp_path: Path) -> None:
-    summary = await run_demo(tmp_path / "demo", seed=3, weeks=3)
+async def test_short_demo_writes_digest_chart_and_workbook(tmp_path: Path, classifier_cache: Path) -> None:
+    summary = await run_demo(tmp_path / "demo", seed=3, weeks=3, classifier_cache_dir=classifier_cache)
     counts = summary.counts
     assert counts["tickets"] >= 20
     assert counts.get("event:resolved", 0) > 0 and counts.get("event:rated", 0) > 0
@@ -37,7 +37,7 @@ async def test_short_demo_writes_digest_chart_and_workbook(tmp_path: Path) -> No
 
 
 @pytest.mark.timeout(300)
-async def test_same_seed_same_story(tmp_path: Path) -> None:
-    first = await run_demo(tmp_path / "a", seed=11, weeks=2)
-    second = await run_demo(tmp_path / "b", seed=11, weeks=2)
+async def test_same_seed_same_story(tmp_path: Path, classifier_cache: Path) -> None:
+    first = await run_demo(tmp_path / "a", seed=11, weeks=1, classifier_cache_dir=classifier_cache)
+    second = await run_demo(tmp_path / "b", seed=11, weeks=1, classifier_cache_dir=classifier_cache)
     assert first.counts == second.counts
