@@ -68,18 +68,18 @@ async def _run(settings: Settings, *, webhook: bool, worker_id: str | None, sche
     from bot.runtime import BotRuntime
     from bot.telegram.client import bot_from_settings
 
-    async with opened_app(settings) as app:
-        bot = bot_from_settings(settings) if settings.telegram_token is not None else None
-        try:
+    # A malformed token is refused before the database is touched.
+    bot = bot_from_settings(settings) if settings.telegram_token is not None else None
+    try:
+        async with opened_app(settings) as app:
             runtime = BotRuntime(
                 app, bot, webhook=webhook, scheduler=scheduler,
                 worker_id=worker_id or default_worker_id(settings),
             )
-        except BaseException:
-            if bot is not None:
-                await bot.session.close()
-            raise
-        await runtime.run()
+            await runtime.run()  # closes the bot's session on the way out
+    finally:
+        if bot is not None:
+            await bot.session.close()
 
 
 def default_worker_id(settings: Settings) -> str:
