@@ -220,6 +220,20 @@ async def test_extension_requested_and_approved(app: App, engine: Engine, lang: 
     await mem.press(approve)
     assert words["stale"] in mem.text
 
+    # A second request, typed in one line this time, is refused: the deadline stays.
+    await mem.say(f"/extend {ref} 15/01/2027 Vẫn chờ ý kiến")
+    asked = (await inbox(app, coordinator.id))[-1]
+    refuse = next(b.payload for row in asked.buttons for b in row if b.payload.startswith("exno"))
+    await coord.press(refuse)
+    refused = await ticket(app, ref)
+    assert refused.deadline_at == extended.deadline_at and refused.extension_requests == 2
+    assert refused.extension_count == 1
+    assert keys(await inbox(app, member.id))[-1] == "tickets.extension_refused"
+    async with app.uow() as uow:
+        statuses = (await uow.session.execute(select(Extension.status).order_by(
+            Extension.id))).scalars().all()
+    assert list(statuses) == [ExtensionStatus.APPROVED, ExtensionStatus.REFUSED]
+
 
 @pytest.mark.parametrize("lang", LANGS)
 async def test_duplicate_linked_and_followed(app: App, engine: Engine, lang: str) -> None:
