@@ -45,6 +45,20 @@ class AttachmentIn:
     mime_type: str | None = None
 
 
+def _store_attachments(
+    uow: UnitOfWork, ticket: Ticket, event_id: int, items: Sequence[AttachmentIn], now: datetime
+) -> None:
+    """Keep references to the files that came with a message (fetched only if someone asks)."""
+    for item in items:
+        uow.session.add(
+            Attachment(
+                ticket_id=ticket.id, event_id=event_id, channel=ticket.channel, kind=item.kind,
+                file_ref=item.file_ref, file_name=item.file_name, mime_type=item.mime_type,
+                created_at=now,
+            )
+        )
+
+
 def make_title(description: str) -> str:
     first = next((line.strip() for line in description.splitlines() if line.strip()), "")
     return first if len(first) <= MAX_TITLE else first[: MAX_TITLE - 1].rstrip() + "…"
@@ -193,14 +207,7 @@ async def file_ticket(
         first_response_due=ticket.first_response_due_at.isoformat(),
     )
     await uow.flush()
-    for item in attachments:
-        uow.session.add(
-            Attachment(
-                ticket_id=ticket.id, event_id=created.id, channel=channel, kind=item.kind,
-                file_ref=item.file_ref, file_name=item.file_name, mime_type=item.mime_type,
-                created_at=now,
-            )
-        )
+    _store_attachments(uow, ticket, created.id, attachments, now)
     if triage:
         for coordinator in await uow.people.with_role(Role.COORDINATOR):
             await _tell_person(
@@ -353,14 +360,8 @@ async def add_info(
         event = record(uow, ticket, EventKind.INFO_ADDED, at=now, actor=reporter, note=note or None)
         key = "tickets.info_added"
     await uow.flush()
+    _store_attachments(uow, ticket, event.id, attachments, now)
     for item in attachments:
-        uow.session.add(
-            Attachment(
-                ticket_id=ticket.id, event_id=event.id, channel=ticket.channel, kind=item.kind,
-                file_ref=item.file_ref, file_name=item.file_name, mime_type=item.mime_type,
-                created_at=now,
-            )
-        )
         record(uow, ticket, EventKind.ATTACHMENT, at=now, actor=reporter, kind=item.kind,
                file_name=item.file_name)
     await _tell_person(uow, deps, ticket, ticket.assignee_id, key, note=note or "📎",
