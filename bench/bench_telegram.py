@@ -1,0 +1,214 @@
+"""Telegram webhook updates per second, through the engine to committed state.
+
+What is measured: ``hotline run --webhook`` as wired by ``bot.runtime.BotRuntime`` (secret
+guard, aiogram's ``SimpleRequestHandler``, mapping, per-chat lock, ``Engine.handle`` with its
+one transaction per update) receiving real HTTP POSTs on loopback. Each update is a text
+message from one of many registered reporters (a new report draft: de-duplication, contact
+touch, step load, classification, draft stored, reply written to the outbox). Telegram's
+webhook waits for our 200, which comes only after the engine committed, so "answered" means
+"committed". The outbox dispatcher is off: this is the inbound path.
+
+Baseline, measured in the same run: aiogram's bare dispatch behind the same webhook server
+(``bot.telegram.runner.WebhookRunner``: same guard, same parsing, same mapping and lock) with
+a handler that does nothing. The ratio (engine / bare) is the share of aiogram's own
+throughput left once the engine does real work; the target is >= 0.25.
+
+The load comes from a separate process (so the server has the event loop to itself), posting
+with ``--concurrency`` connections like Telegram's ``max_connections`` (default 40; 16 here).
+The scripted classifier is used so the figure is the chat path's, not the model's
+(``bench_classifier.py`` measures the model).
+
+Usage: python bench/bench_telegram.py [N_UPDATES] [--sqlite-only] [--concurrency C] [--users U]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pydantic import SecretStr
+from sqlalchemy import func, select
+
+from bench.common import machine, postgres_available, print_table, temp_database
+from bot.runtime import BotRuntime
+from bot.telegram.runner import WebhookRunner
+from handlers.events import InboundEvent
+from handlers.harness import ScriptedClassifier
+from hotline.app import App, open_app
+from hotline.clock import ManualClock
+from hotline.config import Settings
+from hotline.domain.enums import OrgKind
+from hotline.services import people
+from storage.db import create_engine, create_schema
+from storage.models import InboundUpdate
+from tests.fakes.telegram_api import FakeTelegramServer, make_test_bot
+
+SECRET = "bench-Webhook_secret"
+TEXTS = [
+    "Dữ liệu dân cư của tỉnh chưa được chia sẻ cho doanh nghiệp, hồ sơ bị trả lại",
+    "Mạng cáp quang tại khu công nghệ cao chưa được kết nối",
+    "Provincial land data is not shared with the national data platform",
+    "Thủ tục cấp phép vẫn yêu cầu bản giấy dù đã nộp trực tuyến",
+]
+WARMUP = 60
+
+#: The load generator, run as its own process: POSTs every body, ``concurrency`` at a time.
+CLIENT = r"""
+import asyncio, json, sys, time
+from collections import Counter
+import aiohttp
+
+async def main(url, secret, path, concurrency):
+    bodies = [line.encode() for line in open(path, encoding="utf-8").read().splitlines()]
+    headers = {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": secret}
+    statuses = Counter()
+    queue = iter(bodies)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        async def worker():
+            for body in queue:
+                async with session.post(url, data=body, headers=headers) as response:
+                    await response.read()
+                    statuses[response.status] += 1
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        seconds = time.perf_counter() - start
+    print(json.dumps({"seconds": seconds, "statuses": dict(statuses)}))
+
+asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])))
+"""
+
+
+def arg(name: str, default: int) -> int:
+    if name in sys.argv:
+        return int(sys.argv[sys.argv.index(name) + 1])
+    return default
+
+
+async def post(url: str, bodies: list[str], concurrency: int) -> float:
+    """Seconds the client process took to get all answers; every answer must be 200."""
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", encoding="utf-8", delete=False) as handle:
+        handle.write("\n".join(bodies))
+        path = handle.name
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", CLIENT, url, SECRET, path, str(concurrency),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await proc.communicate()
+    finally:
+        os.unlink(path)
+    if proc.returncode != 0:
+        raise RuntimeError(f"load generator failed: {err.decode()[-2000:]}")
+    result = json.loads(out)
+    if result["statuses"] != {"200": len(bodies)}:
+        raise RuntimeError(f"unexpected answers: {result['statuses']}")
+    return float(result["seconds"])
+
+
+def updates(fake: FakeTelegramServer, users: list[int], n: int) -> list[str]:
+    """``n`` text-message updates, round robin over ``users`` (fresh update ids)."""
+    bodies = []
+    for i in range(n):
+        uid = users[i % len(users)]
+        user = fake.user(uid, f"User{uid}", None, username=None, language_code="vi")
+        bodies.append(json.dumps(fake.text_update(f"{TEXTS[i % len(TEXTS)]} (#{i})", user=user)))
+    return bodies
+
+
+async def setup(url: str, users: list[int]) -> App:
+    engine = create_engine(url)
+    await create_schema(engine)
+    await engine.dispose()
+    clock = ManualClock(datetime(2026, 12, 7, 9, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh")))
+    settings = Settings(database_url=url, webhook_secret=SecretStr(SECRET), daily_report_limit=10**9,
+                        _env_file=None)  # type: ignore[call-arg]
+    app = await open_app(settings, clock)
+    app._classifier = ScriptedClassifier()  # type: ignore[assignment]
+    async with app.uow() as uow:
+        for uid in users:
+            contact = await people.touch_contact(uow, app, "telegram", str(uid), str(uid), f"User{uid}")
+            await people.register_reporter(uow, app, contact, organisation_name=f"Công ty {uid}",
+                                           kind=OrgKind.ENTERPRISE, contact_name=f"User{uid}")
+        await uow.commit()
+    return app
+
+
+async def committed(app: App) -> int:
+    async with app.uow() as uow:
+        return int(await uow.session.scalar(select(func.count()).select_from(InboundUpdate)) or 0)
+
+
+async def run(kind: str, n: int, n_users: int, concurrency: int) -> list[object]:
+    users = list(range(700_001, 700_001 + n_users))
+    async with temp_database(kind) as url, FakeTelegramServer() as fake:
+        app = await setup(url, users)
+        bot = make_test_bot(fake, timeout=30)
+        try:
+            # --- the engine behind the webhook, as `hotline run --webhook` runs it ---------------
+            runtime = BotRuntime(app, bot, webhook=True, port=0, scheduler=False, dispatch=False,
+                                 verify_token=False, set_commands=False, zalo=False)
+            task = asyncio.create_task(runtime.run(handle_signals=False))
+            await asyncio.wait_for(runtime.started.wait(), 30)
+            target = runtime.telegram_webhook_url
+            assert target is not None
+            await post(target, updates(fake, users, WARMUP), concurrency)
+            start_count = await committed(app)
+            engine_seconds = await post(target, updates(fake, users, n), concurrency)
+            done = await committed(app) - start_count
+            runtime.stop()
+            await task
+            if done != n:
+                raise RuntimeError(f"{done} of {n} updates committed")
+
+            # --- aiogram's bare dispatch behind the same server, a handler doing nothing --------
+            async def nothing(event: InboundEvent) -> None:
+                return None
+
+            bare = WebhookRunner(make_test_bot(fake, timeout=30), nothing, secret_token=SECRET, port=0)
+            await bare.start()
+            try:
+                await post(bare.local_url, updates(fake, users, WARMUP), concurrency)
+                bare_seconds = await post(bare.local_url, updates(fake, users, n), concurrency)
+            finally:
+                await bare.stop()
+        finally:
+            await bot.session.close()
+            await app.close()
+    engine_rate, bare_rate = n / engine_seconds, n / bare_seconds
+    ratio = engine_rate / bare_rate
+    return [kind, n, n_users, concurrency, f"{engine_rate:,.0f}", f"{bare_rate:,.0f}", f"{ratio:.2f}",
+            "yes" if ratio >= 0.25 else "NO"]
+
+
+def main() -> None:
+    n = int(next((a for a in sys.argv[1:] if a.isdigit() and sys.argv[sys.argv.index(a) - 1][:2] != "--"),
+                 "2000"))
+    concurrency = arg("--concurrency", 16)
+    n_users = arg("--users", 200)
+    kinds = ["sqlite"] + ([] if "--sqlite-only" in sys.argv or not postgres_available() else ["postgres"])
+    rows = []
+    for kind in kinds:
+        started = time.perf_counter()
+        rows.append(asyncio.run(run(kind, n, n_users, concurrency)))
+        print(f"{kind}: {time.perf_counter() - started:.1f}s", file=sys.stderr)
+    print(f"machine: {machine()}")
+    print_table(
+        "Telegram webhook -> engine -> committed, vs aiogram's bare dispatch (same server, no-op handler)",
+        ["database", "updates", "users", "concurrency", "engine updates/s", "bare dispatch updates/s",
+         "ratio", ">= 0.25"],
+        rows,
+    )
+
+
+if __name__ == "__main__":
+    main()
