@@ -20,12 +20,13 @@ stopped, and on resumption its deadline has moved by the paused business time, s
 derived from ``paused_seconds`` moves with it. Only open tickets escalate.
 
 Speed matters (the sweep runs every minute over every open ticket), so each rule first checks a
-cheap wall-clock lower bound -- ``add_business_seconds(t, s) >= t + s`` because a business second
-is never shorter than a wall second -- and only asks the calendar when the step could be due.
+cheap wall-clock lower bound (``Thresholds.not_before``: working time accrues at most one
+working day per calendar day) and only asks the calendar when the step could be due.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -49,6 +50,7 @@ LEVELS: tuple[EscalationLevel, ...] = (
 #: States in which the owner has not yet taken the ticket up (first-response SLA running).
 _UNACKNOWLEDGED = frozenset({TicketState.NEW.value, TicketState.ASSIGNED.value})
 _CRITICAL = Priority.CRITICAL.value
+_REMINDER, _L1, _L2, _L3 = (level.value for level in LEVELS)
 
 
 class Reason(StrEnum):
@@ -136,20 +138,36 @@ class Thresholds:
     l1_fraction: float = 0.75
     l1_no_update_business_days: float = 3.0
     l3_business_days_overdue: float = 5.0
-    #: Length of a working day; only used for the cheap lower bounds, never for due times.
+    #: Length of a working day, and the shortest gap between two working days' hours (a
+    #: night). Only used for the cheap lower bounds (``not_before``), never for due times.
     working_day_seconds: float = 9 * 3600.0
+    night_seconds: float = 15 * 3600.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Thresholds:
+        day = float(max(1, settings.work_end_hour - settings.work_start_hour) * 3600)
         return cls(
             reminder_fraction=settings.reminder_fraction,
             l1_fraction=settings.l1_fraction,
             l1_no_update_business_days=settings.l1_no_update_business_days,
             l3_business_days_overdue=settings.l3_business_days_overdue,
-            working_day_seconds=float(
-                max(1, settings.work_end_hour - settings.work_start_hour) * 3600
-            ),
+            working_day_seconds=day,
+            night_seconds=86400.0 - day,
         )
+
+    def not_before(self, start: datetime, seconds: float) -> datetime:
+        """A wall-clock instant that ``add_business_seconds(start, seconds)`` cannot precede.
+
+        Accumulating ``seconds`` of working time takes working windows of at least
+        ``ceil(seconds / day)`` different days, hence at least one fewer nights in between;
+        weekends and holidays only add. Tight enough that the calendar is asked about a step
+        only in the last day or so before it falls due, and never wrong: a bound that is too
+        late would hide a due step (the property tests compare against the full computation).
+        """
+        nights = math.ceil(seconds / self.working_day_seconds) - 1
+        if nights > 0:
+            seconds += nights * self.night_seconds
+        return start + timedelta(seconds=seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,16 +230,6 @@ def fraction_instant(ticket: TicketLike, calendar: BusinessCalendar, fraction: f
     )
 
 
-def _fraction_lower_bound(ticket: TicketLike, fraction: float) -> datetime:
-    return ticket.cycle_started_at + timedelta(
-        seconds=ticket.paused_seconds + fraction * ticket.budget_seconds
-    )
-
-
-def _no_progress_this_cycle(ticket: TicketLike) -> bool:
-    return ticket.last_progress_at is None or ticket.last_progress_at < ticket.cycle_started_at
-
-
 def _unacknowledged(ticket: TicketLike) -> bool:
     """Not yet taken up: new/assigned and never acknowledged, or reopened and not yet re-taken.
 
@@ -231,15 +239,6 @@ def _unacknowledged(ticket: TicketLike) -> bool:
     if ticket.state == TicketState.REOPENED.value:
         return True
     return ticket.state in _UNACKNOWLEDGED and ticket.acknowledged_at is None
-
-
-def _silence_start(ticket: TicketLike, extras: Extras) -> datetime:
-    start = ticket.cycle_started_at
-    if ticket.last_progress_at is not None and ticket.last_progress_at > start:
-        start = ticket.last_progress_at
-    if extras.last_resumed_at is not None and extras.last_resumed_at > start:
-        start = extras.last_resumed_at
-    return start
 
 
 def steps_until(
@@ -256,65 +255,81 @@ def steps_until(
     ``horizon=None`` computes every step whose condition holds now, however far ahead (the
     "what comes next" view). Steps are in ladder order; a level appears at most once, with the
     earliest of its triggers as due time and reason.
+
+    Written for speed (it runs once per open ticket per sweep): a trigger's calendar
+    arithmetic only happens when its wall-clock lower bound is within the horizon.
     """
     if ticket.state not in OPEN_STATE_VALUES or ticket.paused_since is not None:
         return []
+    far = horizon is None
     steps: list[Step] = []
     cycle = ticket.cycle
-
-    def reachable(lower_bound: datetime) -> bool:
-        return horizon is None or lower_bound <= horizon
+    start = ticket.cycle_started_at
+    budget = ticket.budget_seconds
+    paused = ticket.paused_seconds
+    deadline = ticket.deadline_at
+    progress = ticket.last_progress_at
 
     # --- reminder --------------------------------------------------------------------------
-    if EscalationLevel.REMINDER.value not in fired and _no_progress_this_cycle(ticket):
-        fraction = thresholds.reminder_fraction
-        if reachable(_fraction_lower_bound(ticket, fraction)):
-            due = fraction_instant(ticket, calendar, fraction)
+    if _REMINDER not in fired and (progress is None or progress < start):
+        offset = paused + thresholds.reminder_fraction * budget
+        if far or thresholds.not_before(start, offset) <= horizon:  # type: ignore[operator]
+            due = calendar.add_business_seconds(start, offset)
             steps.append(Step(EscalationLevel.REMINDER, due, Reason.SLA_FRACTION, cycle))
 
     # --- L1 --------------------------------------------------------------------------------
-    if EscalationLevel.L1.value not in fired:
-        candidates: list[tuple[datetime, Reason]] = []
-        if _unacknowledged(ticket) and reachable(ticket.first_response_due_at):
-            candidates.append((ticket.first_response_due_at, Reason.FIRST_RESPONSE))
-        fraction = thresholds.l1_fraction
-        if reachable(_fraction_lower_bound(ticket, fraction)):
-            candidates.append((fraction_instant(ticket, calendar, fraction), Reason.SLA_FRACTION))
-        quiet_since = _silence_start(ticket, extras)
+    if _L1 not in fired:
+        best: tuple[datetime, Reason] | None = None
+        first = ticket.first_response_due_at
+        if (far or first <= horizon) and _unacknowledged(ticket):  # type: ignore[operator]
+            best = (first, Reason.FIRST_RESPONSE)
+        offset = paused + thresholds.l1_fraction * budget
+        if far or thresholds.not_before(start, offset) <= horizon:  # type: ignore[operator]
+            due = calendar.add_business_seconds(start, offset)
+            if best is None or due < best[0]:
+                best = (due, Reason.SLA_FRACTION)
+        quiet = start if progress is None or progress < start else progress
+        resumed = extras.last_resumed_at
+        if resumed is not None and resumed > quiet:
+            quiet = resumed
         days = thresholds.l1_no_update_business_days
-        if reachable(quiet_since + timedelta(seconds=days * thresholds.working_day_seconds)):
-            candidates.append((calendar.add_business_days(quiet_since, days), Reason.NO_UPDATE))
-        if candidates:
-            due, reason = min(candidates, key=lambda c: c[0])
-            steps.append(Step(EscalationLevel.L1, due, reason, cycle))
+        span = days * thresholds.working_day_seconds
+        if far or thresholds.not_before(quiet, span) <= horizon:  # type: ignore[operator]
+            due = calendar.add_business_days(quiet, days)
+            if best is None or due < best[0]:
+                best = (due, Reason.NO_UPDATE)
+        if best is not None:
+            steps.append(Step(EscalationLevel.L1, best[0], best[1], cycle))
 
     # --- L2 --------------------------------------------------------------------------------
-    deadline = ticket.deadline_at
-    if EscalationLevel.L2.value not in fired and reachable(deadline):
+    if _L2 not in fired and (far or deadline <= horizon):  # type: ignore[operator]
         steps.append(Step(EscalationLevel.L2, deadline, Reason.DEADLINE, cycle))
 
     # --- L3 --------------------------------------------------------------------------------
-    if EscalationLevel.L3.value not in fired:
-        candidates = []
-        if ticket.priority == _CRITICAL and reachable(deadline):
-            candidates.append((deadline, Reason.CRITICAL_OVERDUE))
+    if _L3 not in fired:
+        best = None
+        if ticket.priority == _CRITICAL and (far or deadline <= horizon):  # type: ignore[operator]
+            best = (deadline, Reason.CRITICAL_OVERDUE)
         requested = extras.last_extension_request_at
         if (
-            ticket.extension_requests >= 2
-            and requested is not None
-            and requested >= ticket.cycle_started_at
-            and reachable(requested)
+            requested is not None
+            and ticket.extension_requests >= 2
+            and requested >= start
+            and (far or requested <= horizon)  # type: ignore[operator]
+            and (best is None or requested < best[0])
         ):
-            candidates.append((requested, Reason.SECOND_EXTENSION))
+            best = (requested, Reason.SECOND_EXTENSION)
         days = thresholds.l3_business_days_overdue
-        if reachable(deadline + timedelta(seconds=days * thresholds.working_day_seconds)):
-            candidates.append((calendar.add_business_days(deadline, days), Reason.OVERDUE_DAYS))
-        if candidates:
-            due, reason = min(candidates, key=lambda c: c[0])
-            steps.append(Step(EscalationLevel.L3, due, reason, cycle))
+        span = days * thresholds.working_day_seconds
+        if far or thresholds.not_before(deadline, span) <= horizon:  # type: ignore[operator]
+            due = calendar.add_business_days(deadline, days)
+            if best is None or due < best[0]:
+                best = (due, Reason.OVERDUE_DAYS)
+        if best is not None:
+            steps.append(Step(EscalationLevel.L3, best[0], best[1], cycle))
 
-    if horizon is not None:
-        steps = [s for s in steps if s.due_at <= horizon]
+    if not far and steps:
+        steps = [s for s in steps if s.due_at <= horizon]  # type: ignore[operator]
     return steps
 
 

@@ -29,20 +29,20 @@ import argparse
 import asyncio
 import sys
 import time
-from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import func, select
+from sqlalchemy import insert as insert_core
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from escalation import ladder
+from escalation import ladder, scan
 from escalation.alerts import AlertChanges, update_alerts
 from escalation.ladder import NO_EXTRAS, Extras, Step, Thresholds
-from escalation.notices import IN_CHUNK, Audience, Notices, pending_extensions
+from escalation.notices import Audience, Notices, pending_extensions
 from hotline.app import App, Deps
 from hotline.clock import ManualClock, ensure_utc
 from hotline.domain.enums import (
@@ -53,7 +53,7 @@ from hotline.domain.enums import (
 )
 from storage.models import (
     Escalation,
-    Extension,
+    OutboxMessage,
     OwnerGroup,
     Ticket,
     TicketEvent,
@@ -62,25 +62,7 @@ from storage.models import (
 #: Tickets per write transaction: small enough that a crash loses little and row locks are
 #: short, large enough that a catch-up over 100k tickets is a few hundred commits.
 DEFAULT_BATCH_SIZE = 250
-_IN_CHUNK = IN_CHUNK
 
-_OPEN = sorted(ladder.OPEN_STATE_VALUES)
-_SNAPSHOT_COLUMNS = (
-    Ticket.id,
-    Ticket.group_id,
-    Ticket.state,
-    Ticket.priority,
-    Ticket.cycle,
-    Ticket.cycle_started_at,
-    Ticket.budget_seconds,
-    Ticket.paused_seconds,
-    Ticket.paused_since,
-    Ticket.deadline_at,
-    Ticket.first_response_due_at,
-    Ticket.acknowledged_at,
-    Ticket.last_progress_at,
-    Ticket.extension_requests,
-)
 
 #: Called after a batch is written and before it is committed (crash tests, progress).
 BeforeCommit = Callable[[int], Awaitable[None]]
@@ -182,11 +164,6 @@ def hold_until(app: App, now: datetime) -> datetime | None:
     return moment if moment > now else None
 
 
-def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def _insert(session: AsyncSession, table: Any) -> Any:
     name = session.bind.dialect.name if session.bind is not None else "sqlite"
     return (postgresql.insert if name == "postgresql" else sqlite.insert)(table)
@@ -195,78 +172,6 @@ def _insert(session: AsyncSession, table: Any) -> Any:
 # ------------------------------------------------------------------------------------------
 # Reading and deciding
 # ------------------------------------------------------------------------------------------
-
-
-async def _fired_levels(
-    session: AsyncSession, ticket_ids: Sequence[int] | None = None
-) -> dict[int, set[str]]:
-    """Levels already fired in each ticket's *current* cycle."""
-    stmt = select(Escalation.ticket_id, Escalation.level).join(
-        Ticket, and_(Ticket.id == Escalation.ticket_id, Ticket.cycle == Escalation.cycle)
-    )
-    fired: dict[int, set[str]] = defaultdict(set)
-    if ticket_ids is None:
-        stmt = stmt.where(Ticket.state.in_(_OPEN))
-        for ticket_id, level in await session.execute(stmt):
-            fired[ticket_id].add(level)
-        return fired
-    for chunk in _chunks(ticket_ids, _IN_CHUNK):
-        for ticket_id, level in await session.execute(stmt.where(Ticket.id.in_(chunk))):
-            fired[ticket_id].add(level)
-    return fired
-
-
-async def _load_extras(
-    session: AsyncSession, resumed_ids: Sequence[int], extension_ids: Sequence[int]
-) -> dict[int, Extras]:
-    resumed: dict[int, datetime] = {}
-    for chunk in _chunks(resumed_ids, _IN_CHUNK):
-        stmt = (
-            select(TicketEvent.ticket_id, func.max(TicketEvent.at))
-            .where(TicketEvent.kind == EventKind.RESUMED.value, TicketEvent.ticket_id.in_(chunk))
-            .group_by(TicketEvent.ticket_id)
-        )
-        resumed.update({tid: at for tid, at in await session.execute(stmt)})
-    requested: dict[int, datetime] = {}
-    for chunk in _chunks(extension_ids, _IN_CHUNK):
-        stmt = (
-            select(Extension.ticket_id, func.max(Extension.requested_at))
-            .where(Extension.ticket_id.in_(chunk))
-            .group_by(Extension.ticket_id)
-        )
-        requested.update({tid: at for tid, at in await session.execute(stmt)})
-    out: dict[int, Extras] = {}
-    for tid in set(resumed) | set(requested):
-        # max() over the UTCDateTime column comes back untyped on SQLite; normalise it.
-        out[tid] = Extras(
-            last_resumed_at=_as_utc(resumed.get(tid)),
-            last_extension_request_at=_as_utc(requested.get(tid)),
-        )
-    return out
-
-
-def _as_utc(value: datetime | str | None) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _extras_wanted(
-    ticket: ladder.TicketLike, fired: set[str] | frozenset[str], steps: list[Step]
-) -> tuple[bool, bool]:
-    """Whether the facts outside the row could change this ticket's decision.
-
-    Without ``last_resumed_at`` the silence looks longer, so it only matters when the no-update
-    L1 came out due; without ``last_extension_request_at`` the extension trigger is missing.
-    """
-    want_resumed, want_extension = ladder.needs_extras(ticket, fired)
-    if want_resumed:
-        want_resumed = any(
-            s.level is EscalationLevel.L1 and s.reason is ladder.Reason.NO_UPDATE for s in steps
-        )
-    return want_resumed, want_extension
 
 
 @dataclass
@@ -278,49 +183,45 @@ class _Plan:
 
 
 async def _plan(app: App, now: datetime, thresholds: Thresholds) -> _Plan:
+    """Decide, in memory, what is due: one short read transaction, then pure computation."""
     calendar = app.calendar
     async with app.sessions() as session:
-        rows = (await session.execute(select(*_SNAPSHOT_COLUMNS).where(Ticket.state.in_(_OPEN)))).all()
-        fired_map = await _fired_levels(session)
-    empty: frozenset[str] = frozenset()
-    overdue: dict[int, int] = defaultdict(int)
+        conn = await session.connection()
+        overdue, scanned = await scan.overdue_counts(conn, calendar, now)
+        candidates = await scan.live_candidates(conn)
     steps_by_ticket: dict[int, list[Step]] = {}
     want_resumed: list[int] = []
     want_extension: list[int] = []
-    pending_rows: dict[int, Any] = {}
+    pending: list[scan.Candidate] = []
     due_steps = ladder.due_steps
-    cutoff = ladder.overdue_cutoff(calendar, now)
-    for row in rows:
-        if (row.deadline_at < cutoff) if row.paused_since is None else ladder.is_overdue(
-            row, calendar, now
-        ):
-            overdue[row.group_id] += 1
-        fired = fired_map.get(row.id, empty)
-        if len(fired) >= 4:
-            continue
-        steps = due_steps(row, calendar, thresholds, now, fired=fired)
-        resumed, extension = _extras_wanted(row, fired, steps)
-        if resumed or extension:
-            pending_rows[row.id] = row
+    no_update = ladder.Reason.NO_UPDATE
+    l3 = EscalationLevel.L3.value
+    for ticket in candidates:
+        fired = ticket.fired
+        steps = due_steps(ticket, calendar, thresholds, now, fired=fired)
+        # Facts outside the row matter for few tickets: a second extension request (adds an
+        # L3 trigger) and a resumed pause (shortens the silence, so only when it decided L1).
+        extension = ticket.extension_requests >= 2 and l3 not in fired
+        resumed = ticket.paused_seconds > 0 and any(s.reason is no_update for s in steps)
+        if extension or resumed:
+            pending.append(ticket)
             if resumed:
-                want_resumed.append(row.id)
+                want_resumed.append(ticket.id)
             if extension:
-                want_extension.append(row.id)
+                want_extension.append(ticket.id)
         elif steps:
-            steps_by_ticket[row.id] = steps
+            steps_by_ticket[ticket.id] = steps
     extras: dict[int, Extras] = {}
-    if pending_rows:
+    if pending:
         async with app.sessions() as session:
-            extras = await _load_extras(session, want_resumed, want_extension)
-        for tid, row in pending_rows.items():
-            steps = due_steps(
-                row, calendar, thresholds, now, fired=fired_map.get(tid, empty),
-                extras=extras.get(tid, NO_EXTRAS),
-            )
+            extras = await scan.load_extras(session, want_resumed, want_extension)
+        for ticket in pending:
+            steps = due_steps(ticket, calendar, thresholds, now, fired=ticket.fired,
+                              extras=extras.get(ticket.id, NO_EXTRAS))
             if steps:
-                steps_by_ticket[tid] = steps
+                steps_by_ticket[ticket.id] = steps
     ordered = dict(sorted(steps_by_ticket.items()))
-    return _Plan(steps=ordered, extras=extras, overdue=dict(overdue), scanned=len(rows))
+    return _Plan(steps=ordered, extras=extras, overdue=overdue, scanned=scanned)
 
 
 # ------------------------------------------------------------------------------------------
@@ -351,7 +252,7 @@ async def _fire_batch(
         # concurrent sweep that got here first has committed by the time the lock is ours.
         stmt = select(Ticket).where(Ticket.id.in_(list(ticket_ids))).order_by(Ticket.id)
         tickets = list((await session.execute(stmt.with_for_update())).scalars())
-        fired = await _fired_levels(session, [t.id for t in tickets])
+        fired = await scan.fired_levels(session, [t.id for t in tickets])
         # Facts the plan did not load because the ticket changed since: load them now.
         resumed_ids: list[int] = []
         extension_ids: list[int] = []
@@ -364,7 +265,7 @@ async def _fire_batch(
             if extension:
                 extension_ids.append(ticket.id)
         if resumed_ids or extension_ids:
-            extras = extras | await _load_extras(session, resumed_ids, extension_ids)
+            extras = extras | await scan.load_extras(session, resumed_ids, extension_ids)
         decided: list[tuple[Ticket, Step]] = []
         for ticket in tickets:
             for step in ladder.due_steps(
@@ -385,13 +286,13 @@ async def _fire_batch(
             }
             for ticket, step in decided
         ]
+        # executemany: one cached statement, sent as multi-row batches by the driver layer.
         insert = (
-            _insert(session, Escalation)
-            .values(values)
+            _insert(session, Escalation.__table__)
             .on_conflict_do_nothing(index_elements=["ticket_id", "level", "cycle"])
             .returning(Escalation.ticket_id, Escalation.level, Escalation.cycle)
         )
-        inserted = {tuple(row) for row in await session.execute(insert)}
+        inserted = {tuple(row) for row in await session.execute(insert, values)}
         ctx.report.already_fired += len(values) - len(inserted)
         mine = [(tk, s) for tk, s in decided if (tk.id, s.level.value, s.cycle) in inserted]
         if not mine:
@@ -402,12 +303,15 @@ async def _fire_batch(
             session, [tk.id for tk, s in mine if s.level is EscalationLevel.L2]
         )
         events: list[dict[str, Any]] = []
+        outbox: list[dict[str, Any]] = []
         fired_steps: list[FiredStep] = []
         for ticket, step in mine:
             held = None if ticket.priority == Priority.CRITICAL.value else ctx.hold
-            sent = ctx.notices.queue(
-                uow, ticket, step, pending_extension=pending.get(ticket.id), held_until=held
+            messages = ctx.notices.outbox_rows(
+                ticket, step, pending_extension=pending.get(ticket.id), held_until=held
             )
+            outbox += messages
+            sent = len(messages)
             group = ctx.audience.groups.get(ticket.group_id)
             events.append(
                 {
@@ -437,8 +341,9 @@ async def _fire_batch(
             )
         # The ticket's updated_at is left alone on purpose: an escalation is not activity on
         # the ticket, and "longest stalled" in digests must not be reset by our own nagging.
-        await session.execute(_insert(session, TicketEvent), events)
-        await uow.flush()
+        await session.execute(insert_core(TicketEvent.__table__), events)
+        if outbox:
+            await session.execute(insert_core(OutboxMessage.__table__), outbox)
         if ctx.before_commit is not None:
             await ctx.before_commit(index)
         await uow.commit()
@@ -448,7 +353,7 @@ async def _fire_batch(
 async def _refs(app: App, ids: Sequence[int]) -> dict[int, tuple[str, int]]:
     out: dict[int, tuple[str, int]] = {}
     async with app.sessions() as session:
-        for chunk in _chunks(ids, _IN_CHUNK):
+        for chunk in scan.chunks(ids, scan.IN_CHUNK):
             stmt = select(Ticket.id, Ticket.ref, Ticket.group_id).where(Ticket.id.in_(chunk))
             out.update({tid: (ref, gid) for tid, ref, gid in await session.execute(stmt)})
     return out
@@ -483,7 +388,7 @@ async def _auto_close(
     if dry_run:
         return [ref for _, ref in due]
     closed: list[str] = []
-    for chunk in _chunks(sorted(due), batch_size):
+    for chunk in scan.chunks(sorted(due), batch_size):
         async with app.uow() as uow:
             stmt = (
                 select(Ticket)
@@ -558,7 +463,7 @@ async def sweep(
             notices=Notices(app.settings, app.calendar, thresholds, now, changes.red, audience),
             report=report, before_commit=before_commit,
         )
-        for index, chunk in enumerate(_chunks(ids, max(1, batch_size))):
+        for index, chunk in enumerate(scan.chunks(ids, max(1, batch_size))):
             await _fire_batch(ctx, index, chunk, plan.extras)
             report.batches += 1
 

@@ -37,7 +37,7 @@ class WallCalendar:
 
 
 CAL = WallCalendar()
-TH = Thresholds()
+TH = Thresholds(night_seconds=0.0)  # the fake calendar has no nights
 
 
 def at(days: float) -> datetime:
@@ -202,7 +202,9 @@ def test_thresholds_follow_settings() -> None:
                       _env_file=None)  # type: ignore[call-arg]
     th = Thresholds.from_settings(custom)
     assert (th.reminder_fraction, th.l1_fraction, th.l1_no_update_business_days,
-            th.l3_business_days_overdue, th.working_day_seconds) == (0.4, 0.6, 2, 3, 9 * 3600)
+            th.l3_business_days_overdue, th.working_day_seconds, th.night_seconds) == (
+        0.4, 0.6, 2, 3, 9 * 3600, 15 * 3600)
+    th = replace(th, night_seconds=0.0)
     ticket = snapshot(state="in_progress", acknowledged_at=at(0), last_progress_at=None)
     steps = ladder.steps_until(ticket, CAL, th, None)
     assert [(s.level.value, s.due_at) for s in steps] == [
@@ -250,7 +252,7 @@ def _build(calendar: object, raw: tuple) -> TicketSnapshot:  # type: ignore[type
 def _check_horizon_is_exact(calendar: object, raw: tuple, now: datetime,  # type: ignore[type-arg]
                             fired: frozenset[str]) -> None:
     ticket = _build(calendar, raw)
-    th = Thresholds()
+    th = TH if calendar is CAL else Thresholds.from_settings(Settings(_env_file=None))  # type: ignore[call-arg]
     extras = Extras(last_extension_request_at=ticket.cycle_started_at + timedelta(hours=30))
     full = ladder.steps_until(ticket, calendar, th, None, fired=fired, extras=extras)  # type: ignore[arg-type]
     due = ladder.due_steps(ticket, calendar, th, now, fired=fired, extras=extras)  # type: ignore[arg-type]
@@ -299,3 +301,22 @@ def test_fraction_one_is_the_deadline_on_the_vietnamese_calendar(vn_calendar: ob
     assert ladder.fraction_instant(ticket, vn_calendar, 1.0) == clock.deadline_at  # type: ignore[arg-type]
     half = ladder.fraction_instant(ticket, vn_calendar, 0.5)  # type: ignore[arg-type]
     assert sla.used_fraction(vn_calendar, clock, half) == pytest.approx(0.5)  # type: ignore[arg-type]
+
+
+@settings(max_examples=300, deadline=None)
+@given(start=_instants, seconds=st.floats(min_value=0, max_value=30 * DAY),
+       hours=st.sampled_from([(8, 17), (7, 16), (0, 24), (9, 12)]))
+def test_property_not_before_never_passes_the_calendar(
+    start: datetime, seconds: float, hours: tuple[int, int]
+) -> None:
+    """The cheap bound is a true lower bound for any working hours, across weekends and Tết."""
+    from escalation.calendar import BusinessCalendar
+
+    cfg = Settings(work_start_hour=hours[0], work_end_hour=hours[1],
+                   _env_file=None)  # type: ignore[call-arg]
+    calendar = _calendars.setdefault(hours, BusinessCalendar.from_settings(cfg))
+    th = Thresholds.from_settings(cfg)
+    assert th.not_before(start, seconds) <= calendar.add_business_seconds(start, seconds)
+
+
+_calendars: dict[tuple[int, int], object] = {}
