@@ -109,12 +109,14 @@ def tickets_list(
         print(json.dumps(rows, ensure_ascii=False, indent=1, default=str))
         return
     table = Table(title=f"{len(rows)} ticket(s)")
-    for col in ("ref", "state", "rag", "category", "group", "assignee", "deadline", "title"):
-        table.add_column(col)
+    columns = ["ref", "state", "rag", "category", "group", "assignee", "deadline_local", "title"]
+    if overdue or rag is not None:  # how late, and how far up the ladder it already went
+        columns[7:7] = ["overdue_days", "escalation"]
+    headers = {"deadline_local": "deadline", "overdue_days": "late (bd)"}
+    for col in columns:
+        table.add_column(headers.get(col, col), no_wrap=col == "ref")
     for r in rows:
-        table.add_row(*(str(r[c] or "") for c in
-                        ("ref", "state", "rag", "category", "group", "assignee", "deadline_local",
-                         "title")))
+        table.add_row(*(str(r[c] or "") for c in columns))
     console.print(table)
 
 

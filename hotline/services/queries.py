@@ -9,8 +9,15 @@ from sqlalchemy import select
 from hotline.app import Deps
 from hotline.i18n import format_local_datetime
 from hotline.services.common import get_ticket
-from hotline.services.tickets import rag_of
-from storage.models import Extension, Organisation, OwnerGroup, Person, TicketEvent
+from hotline.services.tickets import overdue_business_days, rag_of
+from storage.models import (
+    Escalation,
+    Extension,
+    Organisation,
+    OwnerGroup,
+    Person,
+    TicketEvent,
+)
 from storage.uow import UnitOfWork
 
 
@@ -78,11 +85,43 @@ async def list_tickets(
                 "deadline_local": format_local_datetime(ticket.deadline_at, "vi",
                                                         deps.settings.timezone),
                 "title": ticket.title,
+                # How late, in business days (0 unless red), and the highest escalation level
+                # fired in the current deadline cycle: what an operator looks at for --overdue.
+                "overdue_days": (round(overdue_business_days(deps, ticket, now), 1)
+                                 if status == "red" else 0.0),
+                "escalation": None,
+                "_key": (ticket.id, ticket.cycle),
             }
         )
         if len(rows) >= limit:
             break
+    levels = await _escalation_levels(uow, [r["_key"] for r in rows])
+    for r in rows:
+        r["escalation"] = levels.get(r.pop("_key"))
     return rows
+
+
+_LADDER = ("reminder", "l1", "l2", "l3")
+
+
+async def _escalation_levels(
+    uow: UnitOfWork, keys: list[tuple[int, int]]
+) -> dict[tuple[int, int], str]:
+    """Highest ladder level fired per (ticket id, current cycle)."""
+    if not keys:
+        return {}
+    wanted = set(keys)
+    stmt = select(Escalation.ticket_id, Escalation.cycle, Escalation.level).where(
+        Escalation.ticket_id.in_([tid for tid, _ in keys])
+    )
+    best: dict[tuple[int, int], str] = {}
+    for tid, cycle, level in await uow.session.execute(stmt):
+        key = (tid, cycle)
+        if key in wanted and level in _LADDER and (
+            key not in best or _LADDER.index(level) > _LADDER.index(best[key])
+        ):
+            best[key] = level
+    return best
 
 
 async def ticket_detail(uow: UnitOfWork, deps: Deps, ref: str) -> dict[str, Any]:
