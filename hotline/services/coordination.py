@@ -201,8 +201,15 @@ async def decide_extension(
     if approve and TicketState(ticket.state) not in OPEN_STATES:
         raise InvalidInput("ticket is not open", key="error.ticket_not_open", ref=ticket.ref)
     if approve:
-        ext.status = ExtensionStatus.APPROVED.value
         new_deadline = max(ext.new_deadline, now + timedelta(minutes=1))
+        if new_deadline <= ticket.deadline_at:
+            # The deadline moved past the requested date meanwhile (a pause on the reporter, a
+            # recategorisation): approving would shorten it, which sla.extend refuses with a
+            # ValueError. Say so; the coordinator refuses the stale request instead.
+            raise InvalidInput("requested date is no longer after the current deadline",
+                               key="error.extension_not_later",
+                               deadline=format_local_date(ticket.deadline_at, actor.language))
+        ext.status = ExtensionStatus.APPROVED.value
         apply_sla(ticket, sla.extend(deps.calendar, sla_clock(ticket), new_deadline, now))
         ticket.extension_count += 1
         record(uow, ticket, EventKind.EXTENSION_APPROVED, at=now, actor=actor, note=note,
