@@ -387,3 +387,34 @@ async def test_two_sweeps_at_once_fire_each_step_once(
     steps = [m for m in await messages(app) if m.payload["meta"].get("level")]
     assert len(steps) == 40
     assert len(await messages(app, "escalation.red.raised")) == 2  # lead and leader, once
+
+
+async def test_approving_an_extension_the_deadline_already_passed_is_a_clear_refusal(
+    app: App, clock: ManualClock
+) -> None:
+    """A pause moved the deadline past the requested date: approving would shorten it.
+
+    (Regression: ``decide_extension`` let ``sla.extend``'s ValueError escape.)
+    """
+    from hotline.errors import InvalidInput
+
+    people = await cast(app)
+    ticket = await file(app, people.reporter, people.reporter_contact, "Chờ văn bản")
+    await act(app, ticket.ref, tickets.acknowledge, people.member)
+    ext = await act(app, ticket.ref, coordination.request_extension, people.member,
+                    ticket.deadline_at + timedelta(days=1), "Cần thêm một ngày")
+    await act(app, ticket.ref, tickets.request_info, people.member, "Số văn bản?")
+    clock.advance(days=10)
+    async with app.uow() as uow:
+        t = await get_ticket(uow, ticket.ref)
+        reporter = await uow.people.get(people.reporter.id)
+        await tickets.add_info(uow, app, t, reporter, "Số 12")
+        await uow.commit()
+    async with app.uow() as uow:
+        coordinator = await uow.people.get(people.coordinator.id)
+        with pytest.raises(InvalidInput) as refused:
+            await coordination.decide_extension(uow, app, ext.id, coordinator, approve=True)
+        assert refused.value.key == "error.extension_not_later"
+        await coordination.decide_extension(uow, app, ext.id, coordinator, approve=False)
+        await uow.commit()
+    assert (await reload(app, ticket.ref)).cycle == 1
