@@ -236,6 +236,7 @@ class OutboxDispatcher:
         """Claim what is ready now (up to ``max_in_flight`` rows), send it, record outcomes."""
         if self.pacer.paused_for > 0:
             return 0
+        self._stopping = False
         claim = await self._claim(self.max_in_flight)
         if not claim.rows:
             return 0
@@ -265,6 +266,13 @@ class OutboxDispatcher:
                     finally:
                         waker.cancel()
                 await self._drain()
+        except asyncio.CancelledError:
+            # Cancelled instead of stopped: abandon the sends (each releases its lease).
+            self._stopping = True
+            for task in list(self._tasks.values()):
+                task.cancel()
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            raise
         finally:
             stopper.cancel()
 
@@ -493,6 +501,13 @@ class OutboxDispatcher:
         except asyncio.CancelledError:
             await asyncio.shield(self._release(row))
             raise
+        except Exception as error:
+            # A bug, not a delivery problem: keep the loop alive; the row is retried with
+            # backoff like a transient failure (and fails after the attempt limit).
+            log.exception("outbox row %s: unexpected error", row.id)
+            outcome = await self._fail(
+                row, DeliveryResult("transient", error=f"{type(error).__name__}: {error}"), None
+            )
         finally:
             self._active.discard(row.id)
         self.counts[outcome] += 1
@@ -623,12 +638,14 @@ class OutboxDispatcher:
         delay = min(self.backoff_cap, self.backoff_base * 2 ** max(0, attempts - 1))
         return delay * (1 + self.jitter * random.random())
 
-    async def _fail(self, row: ClaimedRow, result: DeliveryResult, parts: int) -> str:
-        """Record a failed send of piece ``parts`` (earlier pieces went out); returns the status."""
+    async def _fail(self, row: ClaimedRow, result: DeliveryResult, parts: int | None) -> str:
+        """Record a failed send of piece ``parts`` (the earlier pieces went out; ``None``: keep
+        the recorded progress); returns the outcome."""
         error = (result.error or result.status)[:2000]
         o = _outbox.c
-        values: dict[str, Any] = {"claimed_by": None, "claimed_until": None, "last_error": error,
-                                  "parts_sent": parts}
+        values: dict[str, Any] = {"claimed_by": None, "claimed_until": None, "last_error": error}
+        if parts is not None:
+            values["parts_sent"] = parts
         outcome: str
         contact_off = False
         if result.status == "retry_after":

@@ -397,3 +397,24 @@ async def test_split_message_resumes_after_the_delivered_pieces(
     assert len(fake.calls_to("editMessageReplyMarkup")) == 1
     row = next(iter((await outbox_rows(app)).values()))
     assert (row.status, row.parts_sent) == ("sent", 3)
+
+
+async def test_a_sender_that_raises_is_retried_then_failed(app: App, clock_running: RunningClock) -> None:
+    """A crashing sender (a bug) never stops the loop: the row backs off like a 5xx."""
+
+    class Broken:
+        calls = 0
+
+        async def send(self, message: OutboundMessage) -> DeliveryResult:
+            Broken.calls += 1
+            raise RuntimeError("boom")
+
+    await add_rows(app, 91, ["x"])
+    dispatcher = OutboxDispatcher(app, {"telegram": Broken()}, max_attempts=2, backoff_base=0.05,
+                                  jitter=0.0, limits=ChatLimits(per_chat_interval=0.0))
+    assert await dispatcher.run_once() == 1
+    await asyncio.sleep(0.06)
+    assert await dispatcher.run_once() == 1
+    [row] = (await outbox_rows(app)).values()
+    assert (row.status, row.attempts, Broken.calls) == ("failed", 2, 2)
+    assert "RuntimeError: boom" in (row.last_error or "")

@@ -177,6 +177,8 @@ async def test_shutdown_finishes_the_current_piece_and_leaves_the_rest(
     assert (first.status, first.parts_sent, first.claimed_by) == ("pending", 1, None)
     assert (second.status, second.claimed_by) == ("pending", None)
     async with running(make_dispatcher(app, telegram_bot, worker_id="w2", limits=FAST)):
-        await wait_until(lambda: texts(fake, 86) == ["chưa tới lượt"], within=10)
+        await wait_until(lambda: texts(fake, 86) == ["chưa tới lượt"] and len(texts(fake, 85)) >= 3,
+                         within=10)
+        await asyncio.sleep(0.2)
     assert len(fake.sent_messages(85)) == 3
     assert len({m.text for m in fake.sent_messages(85)}) == 3
