@@ -158,12 +158,20 @@ class HotlineScheduler:
     # --- jobs ------------------------------------------------------------------------------
 
     async def elect(self) -> bool:
+        """Keep or take leadership; a new leader catches up on missed digests (as a job of
+        its own, so that ``start()`` and the election never wait for a digest to render)."""
         was_leader = self.leadership.is_leader
         leader = await self.leadership.refresh()
         if leader and not was_leader:
-            for kind in ("week", "month"):
-                await self.run_digest(kind, catch_up=True)  # type: ignore[arg-type]
+            self.scheduler.add_job(
+                self.catch_up_digests, id="digest-catch-up", replace_existing=True,
+                misfire_grace_time=None,
+            )
         return leader
+
+    async def catch_up_digests(self) -> None:
+        for kind in ("week", "month"):
+            await self.run_digest(kind, catch_up=True)  # type: ignore[arg-type]
 
     async def run_sweep(self) -> SweepReport | None:
         if not self.leadership.is_leader:

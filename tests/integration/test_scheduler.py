@@ -99,6 +99,8 @@ async def test_digest_once_per_occasion_with_catch_up(
     scheduler = build_scheduler(app, leadership=SingleProcessLeadership())
     clock.set(local(2027, 2, 3, 10, 0))  # first start, a Wednesday: a baseline, no digest
     await scheduler.elect()
+    assert scheduler.scheduler.get_job("digest-catch-up") is not None
+    await scheduler.catch_up_digests()
     assert digests == []
     clock.set(local(2027, 2, 8, 8, 0))  # the Monday job fires
     assert await scheduler.run_digest("week")
@@ -109,7 +111,10 @@ async def test_digest_once_per_occasion_with_catch_up(
     clock.set(local(2027, 2, 15, 9, 30))
     successor = build_scheduler(app, leadership=SingleProcessLeadership())
     await successor.elect()
+    await successor.catch_up_digests()
+    successor.scheduler.remove_job("digest-catch-up")
     await successor.elect()  # already leading: no second catch-up
+    assert successor.scheduler.get_job("digest-catch-up") is None
     # The monthly baseline was 10 Jan; 10 Feb passed unattended, so that one is caught up too.
     assert digests == [
         (local(2027, 2, 8, 8, 0), "week"),
@@ -135,18 +140,28 @@ async def test_missing_digest_module_is_skipped_with_a_log_line(
     assert "not installed" in caplog.text
 
 
-async def test_scheduler_runs_sweeps_on_its_own(app: App) -> None:
+async def test_scheduler_runs_sweeps_and_catches_up_on_its_own(
+    app: App, clock: ManualClock, digests: list[tuple[datetime, str]]
+) -> None:
+    from storage.models import KeyValue
+
+    async with app.uow() as uow:  # a weekly digest was last sent for Monday 1 February
+        uow.session.add(KeyValue(key="scheduler.digest.week", value=local(2027, 2, 1, 8, 0)
+                                 .isoformat(), updated_at=clock.now()))
+        await uow.commit()
+    clock.set(local(2027, 2, 9, 10, 0))  # started on Tuesday: Monday's digest was missed
     scheduler = build_scheduler(app, leadership=SingleProcessLeadership(), election_seconds=0.05,
                                 sweep_seconds=0.05)
     await scheduler.start()
     try:
         for _ in range(100):
-            if scheduler.last_sweep is not None:
+            if scheduler.last_sweep is not None and digests:
                 break
             await asyncio.sleep(0.05)
     finally:
         await scheduler.shutdown()
     assert scheduler.last_sweep is not None
+    assert digests == [(local(2027, 2, 9, 10, 0), "week")]
     assert not scheduler.scheduler.running
 
 
