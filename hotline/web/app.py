@@ -63,6 +63,8 @@ def add_routes(router: web.UrlDispatcher) -> None:
     get("/web/chart.png", pages.chart, name="web.chart")
     get(r"/web/export.{fmt:xlsx|csv}", pages.export, name="web.export")
     get(r"/static/{name}", _static_handler(), name="web.static")
+    get("/favicon.svg", _favicon, name="web.favicon")
+    get("/favicon.ico", _favicon, name="web.favicon_ico")
     get("/healthz", _health, name="web.health")
     get("/api/v1/board", api.board, name="web.api_board")
     get("/api/v1/me", api.me, name="web.api_me")
@@ -70,6 +72,18 @@ def add_routes(router: web.UrlDispatcher) -> None:
     get("/api/v1/tickets", api.tickets, name="web.api_tickets")
     get(r"/api/v1/tickets/{ref}", api.ticket, name="web.api_ticket")
     get("/api/v1/extensions/pending", api.extensions_pending, name="web.api_extensions")
+
+
+#: A red square with an "H"; inline so the package needs no extra data files.
+FAVICON = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" '
+           b'rx="6" fill="#b91c1c"/><path d="M10 7h4v7h4V7h4v18h-4v-7h-4v7h-4z" fill="#fff"/></svg>')
+
+
+async def _favicon(request: web.Request) -> web.Response:
+    """Browsers ask for /favicon.ico whatever the page says; both names get the SVG."""
+    response = web.Response(body=FAVICON, content_type="image/svg+xml")
+    response.headers["Cache-Control"] = "public, max-age=86400"
+    return response
 
 
 async def _health(request: web.Request) -> web.Response:

@@ -41,6 +41,7 @@ from hotline.digests.data import (
     load_inputs,
     load_staff_names,
     load_tickets,
+    load_trend,
     rules_for,
 )
 from hotline.digests.model import Digest, EventRow, TicketInfo, TrendRow, TrendWeek
@@ -200,8 +201,9 @@ async def filtered_digest(sessions: Any, deps: Deps, base: Figures, filters: Fil
         tickets = await load_tickets(session, ids)
         groups = await load_groups(session)
         alerts = await load_alerts(session, period)
-        trend = await load_trend_filtered(session, period, TREND_WEEKS, filters, base.rows)
+        rows = await load_trend_filtered(session, period, TREND_WEEKS, filters, base.rows)
         names = await load_staff_names(session)
+    trend = list(compute_trend(period, rows, TREND_WEEKS))
     inputs = DigestInputs(events, tickets, groups, alerts, trend, names)
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(executor, digest_from_inputs, deps, period, inputs, None)
@@ -249,15 +251,9 @@ def weeks_spanned(period: Period) -> int:
 
 
 async def year_trend(sessions: Any, period: Period) -> tuple[TrendWeek, ...]:
-    """Week by week over a whole (year-to-date) period, counted by the digest's trend code."""
-    count = weeks_spanned(period)
-    span = trend_weeks(period, count)
+    """Week by week over a whole (year-to-date) period, counted by the digest's trend loader."""
     async with sessions() as session:
-        stmt = select(TicketEvent.ticket_id, TicketEvent.kind, TicketEvent.at).where(
-            TicketEvent.kind.in_(("created", "resolved")), TicketEvent.at >= span[0].start,
-            TicketEvent.at < span[-1].end)
-        rows = [TrendRow(*row) for row in await session.execute(stmt)]
-    return compute_trend(period, rows, count)
+        return tuple(await load_trend(session, period, weeks_spanned(period)))
 
 
 def visible_rows(rows: Sequence[TicketRow], allowed: Any) -> list[TicketRow]:
