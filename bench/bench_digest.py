@@ -124,6 +124,7 @@ class Builder:
 
     def ticket(self, tid: int) -> None:
         rng, cal, tax = self.rng, self.cal, self.app.taxonomy
+        first_event = len(self.events)
         created = NOW - timedelta(seconds=rng.random() * WEEKS * 7 * 86400)
         code = rng.choice(list(tax.categories))
         cat = tax.categories[code]
@@ -161,21 +162,16 @@ class Builder:
             if ev(tid, "rejected", t, "rejected", state, note="ngoài phạm vi"):
                 state, closed = "rejected", t
         else:
+            # Times only move forward, so every history is one the services could have written.
             t = cal.add_business_days(created, rng.random() ** 2 * 2)
             if ev(tid, "acknowledged", t, "in_progress", state, actor=assignee):
                 state, acked = "in_progress", t
             stuck = rng.random() < 0.015
             work = max(0.2, rng.lognormvariate(0, 0.6) * days * (3 if stuck else 0.55))
-            for _ in range(rng.choice((0, 1, 1, 2, 2, 3))):
-                ev(
-                    tid,
-                    "message",
-                    cal.add_business_days(t, rng.random() * work),
-                    actor=assignee,
-                    note="đang xử lý",
-                )
+            done = cal.add_business_days(created, work)
+            cursor = t
             if state == "in_progress" and rng.random() < 0.15:
-                ask = cal.add_business_days(t, rng.random() * work / 2)
+                ask = cal.add_business_days(cursor, rng.random() * work / 3)
                 if ev(
                     tid,
                     "info_requested",
@@ -189,6 +185,7 @@ class Builder:
                     state, paused_since = "waiting_reporter", ask
                     clock = sla.pause(cal, clock, ask)
                     answer = cal.add_business_days(ask, rng.random() * 4)
+                    cursor = answer
                     if ev(
                         tid, "info_provided", answer, "in_progress", state, actor=reporter, note="đã bổ sung"
                     ):
@@ -196,10 +193,11 @@ class Builder:
                         ev(tid, "resumed", answer, deadline=clock.deadline_at.isoformat())
                         state, paused_since = "in_progress", None
             if state == "in_progress" and rng.random() < 0.08:
-                req = cal.add_business_days(t, work * 0.7)
+                req = cal.add_business_days(cursor, rng.random() * work / 3)
                 if ev(tid, "extension_requested", req, actor=assignee, note="cần phối hợp", extension_id=tid):
                     ext_req = 1
-                    decided = req + timedelta(hours=rng.random() * 30)
+                    decided = req + timedelta(hours=1 + rng.random() * 30)
+                    cursor = decided
                     if rng.random() < 0.7:
                         new = max(clock.deadline_at, decided) + timedelta(days=7)
                         if ev(tid, "extension_approved", decided, extension_id=tid):
@@ -214,9 +212,16 @@ class Builder:
                             ext_ok = 1
                     else:
                         ev(tid, "extension_refused", decided, extension_id=tid)
-            if clock.deadline_at < NOW and rng.random() < 0.5:
-                ev(tid, "escalated", clock.deadline_at, level="l2", cycle=1)
-            done = cal.add_business_days(created, work)
+            done = max(done, cursor + timedelta(hours=1))
+            for _ in range(rng.choice((1, 2, 2, 3, 3, 4, 5))):
+                when = t + (done - t) * rng.random()
+                ev(tid, "message", when, actor=assignee, note="đang xử lý")
+            if rng.random() < 0.3:
+                ev(tid, "info_added", t + (done - t) * rng.random(), actor=reporter, note="thêm tài liệu")
+            if rng.random() < 0.4:
+                ev(tid, "escalated", cal.add_business_days(created, days / 2), level="reminder", cycle=1)
+            if clock.deadline_at < min(done, NOW) and rng.random() < 0.7:
+                ev(tid, "escalated", clock.deadline_at, level="l2", cycle=clock.cycle)
             if state == "in_progress" and ev(
                 tid, "resolved", done, "resolved", state, actor=assignee, note="xong"
             ):
@@ -252,6 +257,8 @@ class Builder:
                                     end = fixed + timedelta(hours=rng.random() * 48)
                                     if ev(tid, "confirmed", end, "closed", state, actor=reporter):
                                         state, closed = "closed", end
+        mine = sorted((e for e in self.events[first_event:] if e["to_state"]), key=lambda e: e["at"])
+        assert mine[-1]["to_state"] == state, f"synthetic history of ticket {tid} is out of order"
         words = " ".join(rng.sample(WORDS, 4))
         title = f"Vướng mắc về {words} số {tid}"
         year = created.year

@@ -94,9 +94,9 @@ def digest(
 
     _, lines, files = run_async(_go)
     for line in lines:
-        console.print(line, highlight=False, markup=False)
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
     for path in files:
-        console.print(str(path), highlight=False, markup=False)
+        console.print(str(path), highlight=False, markup=False, soft_wrap=True)
 
 
 def export(
@@ -140,4 +140,4 @@ def export(
         markup=False,
     )
     for path in paths:
-        console.print(str(path.resolve()), highlight=False, markup=False)
+        console.print(str(path.resolve()), highlight=False, markup=False, soft_wrap=True)

@@ -67,6 +67,7 @@ if TYPE_CHECKING:
 
 OPEN = frozenset(s.value for s in OPEN_STATES)
 STALLED_LIMIT = 10
+_UNSET = object()
 REPORTER_KINDS: tuple[str, ...] = tuple(k.value for k in OrgKind)
 
 _PROGRESS = frozenset(
@@ -118,6 +119,7 @@ class Replay:
     """One ticket's facts as of an instant, rebuilt event by event."""
 
     __slots__ = (
+        "_clock",
         "acknowledged_at",
         "assignee_id",
         "category",
@@ -172,6 +174,7 @@ class Replay:
         self.ext_refused = 0
         self.reopened = 0
         self.rating: int | None = None
+        self._clock: SlaClock | object | None = _UNSET
 
     # -- derived facts ------------------------------------------------------------------------
 
@@ -184,10 +187,13 @@ class Replay:
         live tickets. The budget is read back from the recorded deadline (``deadline = start +
         budget + completed pauses`` in business time), which needs no knowledge of the taxonomy
         or priorities in force back then."""
+        if self._clock is not _UNSET:
+            return self._clock  # type: ignore[return-value]
         if self.cycle_start is None or self.deadline is None:
+            self._clock = None
             return None
         budget = rules.calendar.business_seconds_between(self.cycle_start, self.deadline) - self.paused_total
-        return SlaClock(
+        self._clock = SlaClock(
             cycle=1,
             cycle_started_at=self.cycle_start,
             budget_seconds=max(budget, 0.0),
@@ -195,6 +201,7 @@ class Replay:
             paused_since=self.paused_since,
             deadline_at=self.deadline,
         )
+        return self._clock  # type: ignore[return-value]
 
     def overdue(self, rules: Rules, at: datetime) -> bool:
         """``sla.is_overdue``: past the deadline in business time, a pause stopping the clock."""
@@ -230,6 +237,7 @@ def apply(r: Replay, e: EventRow, rules: Rules, group_ids: Mapping[str, int]) ->
     """Move the replay over one event (events of one ticket in order of time, then id)."""
     kind, at = e.kind, e.at
     data = e.data or {}
+    r._clock = _UNSET
     if e.to_state:
         r.state = e.to_state
     if kind == "created":
@@ -510,6 +518,7 @@ def compute_digest(
     *,
     alerts: Sequence[AlertRow] = (),
     trend: Sequence[TrendRow] = (),
+    trend_counts: Sequence[TrendWeek] | None = None,
     names: Mapping[int, str] | None = None,
     categories: Sequence[str] = (),
 ) -> Digest:
@@ -518,7 +527,8 @@ def compute_digest(
     ``events`` must hold, for each ticket open at the end or active during the period, all its
     events before ``period.end`` (earlier ones are needed to rebuild its state); events of
     other tickets do no harm. ``trend`` holds the ``created``/``resolved`` events of the trend
-    weeks. ``categories`` fixes the order (and presence) of category rows.
+    weeks, or ``trend_counts`` the weeks already counted (the loader has the database do it).
+    ``categories`` fixes the order (and presence) of category rows.
     """
     start, end = period.start, period.end
     names = names or {}
@@ -656,7 +666,9 @@ def compute_digest(
         by_reporter_kind=breakdown(REPORTER_KINDS, by_kind),
         red_alerts=tuple(red_alerts),
         stalled=tuple(stalled[: rules.stalled_limit]),
-        trend=compute_trend(period, trend, rules.trend_count),
+        trend=tuple(trend_counts)
+        if trend_counts is not None
+        else compute_trend(period, trend, rules.trend_count),
         tickets=tuple(lines),
         red_alert_threshold=rules.red_alert_threshold,
     )

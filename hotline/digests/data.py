@@ -1,11 +1,10 @@
 """Loading what a digest needs from the database, then handing it to the pure computation.
 
 A digest must not read every event ever written: only tickets that matter to the period are
-replayed -- those with an event inside it, and those still open at its end (found by comparing
-each ticket's last move into a terminal state with its last move into an open one, in one
-aggregate over the ``to_state`` events). Only the needed columns are selected, ids are passed
-in chunks under the drivers' bind-parameter limits, and the trend reads just the ``created`` and
-``resolved`` events of twelve weeks through the ``(kind, at)`` index.
+replayed -- those with an event inside it, and those that may be open at its end (see
+``relevant_ticket_ids``). Only the needed columns are selected (and only the JSON the replay
+reads), ids are passed in chunks under the drivers' bind-parameter limits, and the trend is
+counted by the database over the ``(kind, at)`` index.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, distinct, func, not_, null, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotline.app import Deps
@@ -26,7 +25,7 @@ from hotline.digests.model import (
     EventRow,
     GroupInfo,
     TicketInfo,
-    TrendRow,
+    TrendWeek,
 )
 from hotline.digests.period import Period, trend_weeks
 from hotline.domain.enums import TERMINAL_STATES, Role
@@ -70,46 +69,56 @@ class DigestInputs:
     tickets: dict[int, TicketInfo]
     groups: list[GroupInfo]
     alerts: list[AlertRow]
-    trend: list[TrendRow]
+    trend: list[TrendWeek]
     names: dict[int, str]
 
 
 async def relevant_ticket_ids(session: AsyncSession, period: Period) -> list[int]:
-    """Tickets active in ``[start, end)`` or open at ``end``.
+    """Tickets active in ``[start, end)`` or possibly open at ``end``: a superset, which the
+    replay then judges from the events alone.
 
-    A ticket is left out only if its last move into a terminal state came *strictly* after its
-    last move into an open state and before the period: ties (two moves in the same instant)
-    keep it, and the replay decides exactly.
+    A ticket is left out only if its row shows it closed or rejected before the period began.
+    That is safe because every move into a terminal state stamps ``closed_at`` and a reopening
+    clears it: a terminal ticket whose ``closed_at`` is before ``start`` has not moved since, so
+    it was terminal throughout the period (its later events, such as a rating, are picked up by
+    the first query). Reading the small ticket table for this is far cheaper than finding each
+    ticket's last state change among all events.
     """
     active = select(TicketEvent.ticket_id).where(TicketEvent.at >= period.start, TicketEvent.at < period.end)
-    last_terminal = func.max(case((TicketEvent.to_state.in_(_TERMINAL), TicketEvent.at)))
-    last_open = func.max(case((TicketEvent.to_state.in_(_OPEN), TicketEvent.at)))
-    open_at_end = (
-        select(TicketEvent.ticket_id)
-        .where(TicketEvent.to_state.is_not(None), TicketEvent.at < period.end)
-        .group_by(TicketEvent.ticket_id)
-        .having(or_(last_terminal.is_(None), last_open >= last_terminal))
+    finished_before = and_(
+        Ticket.state.in_(_TERMINAL), Ticket.closed_at.is_not(None), Ticket.closed_at < period.start
     )
-    stmt = active.union(open_at_end)
+    carried = select(Ticket.id).where(Ticket.created_at < period.end, not_(finished_before))
+    stmt = active.union(carried)
     return sorted(int(x) for x in (await session.execute(stmt)).scalars())
 
 
+#: Event kinds whose ``data`` the replay reads; the JSON of the others is not even decoded.
+DATA_KINDS = (
+    "created",
+    "assigned",
+    "resumed",
+    "deadline_changed",
+    "recategorised",
+    "priority_changed",
+    "rated",
+)
+
+
 async def load_events(session: AsyncSession, ticket_ids: Sequence[int], end: datetime) -> list[EventRow]:
+    data = case((TicketEvent.kind.in_(DATA_KINDS), TicketEvent.data), else_=null()).label("data")
     cols = (
         TicketEvent.ticket_id,
         TicketEvent.kind,
         TicketEvent.at,
-        TicketEvent.from_state,
         TicketEvent.to_state,
-        TicketEvent.actor_id,
-        TicketEvent.data,
+        data,
         TicketEvent.id,
     )
     out: list[EventRow] = []
     for chunk in _chunks(ticket_ids):
         stmt = select(*cols).where(TicketEvent.ticket_id.in_(chunk), TicketEvent.at < end)
-        result = await session.execute(stmt)
-        out.extend(EventRow._make(row) for row in result)
+        out.extend(EventRow._make(row) for row in await session.execute(stmt))
     return out
 
 
@@ -153,16 +162,23 @@ async def load_alerts(session: AsyncSession, period: Period) -> list[AlertRow]:
     return [AlertRow(*row) for row in await session.execute(stmt)]
 
 
-async def load_trend(session: AsyncSession, period: Period, weeks: int) -> list[TrendRow]:
+async def load_trend(session: AsyncSession, period: Period, weeks: int) -> list[TrendWeek]:
+    """Distinct tickets opened and resolved per ISO week, counted by the database in one pass
+    over the ``(kind, at)`` index (``compute.compute_trend`` is the same count from rows)."""
     span = trend_weeks(period, weeks)
-    stmt = select(TicketEvent.ticket_id, TicketEvent.kind, TicketEvent.at).where(
-        and_(
-            TicketEvent.kind.in_(("created", "resolved")),
-            TicketEvent.at >= span[0].start,
-            TicketEvent.at < span[-1].end,
-        )
+    cols = []
+    for w in span:
+        in_week = and_(TicketEvent.at >= w.start, TicketEvent.at < w.end)
+        for kind in ("created", "resolved"):
+            hit = case((and_(TicketEvent.kind == kind, in_week), TicketEvent.ticket_id))
+            cols.append(func.count(distinct(hit)))
+    stmt = select(*cols).where(
+        TicketEvent.kind.in_(("created", "resolved")),
+        TicketEvent.at >= span[0].start,
+        TicketEvent.at < span[-1].end,
     )
-    return [TrendRow(*row) for row in await session.execute(stmt)]
+    row = (await session.execute(stmt)).one()
+    return [TrendWeek(w.label, w.first_day, int(row[2 * i]), int(row[2 * i + 1])) for i, w in enumerate(span)]
 
 
 async def load_staff_names(session: AsyncSession) -> dict[int, str]:
@@ -193,7 +209,7 @@ def digest_from_inputs(
         inputs.groups,
         rules or rules_for(deps),
         alerts=inputs.alerts,
-        trend=inputs.trend,
+        trend_counts=inputs.trend,
         names=inputs.names,
         categories=list(deps.taxonomy.categories),
     )

@@ -20,14 +20,13 @@ from hotline.digests.period import Period
 
 
 class EventRow(NamedTuple):
-    """One ``ticket_events`` row, with only the columns a digest needs."""
+    """One ``ticket_events`` row, with only the columns a digest needs (``data`` only for the
+    kinds the replay reads)."""
 
     ticket_id: int
     kind: str
     at: datetime
-    from_state: str | None
     to_state: str | None
-    actor_id: int | None
     data: Mapping[str, Any] | None
     id: int = 0
 

@@ -80,10 +80,12 @@ def test_dry_run_writes_files_and_sends_nothing(cli_db: Path, capsys: pytest.Cap
     ]
     assert "&lt;b&gt;chưa&lt;/b&gt;" in (folder / "2026-W47-leaders-en.html").read_text("utf-8")
 
-    code, out, _ = hotline("digest", "--month", "2026-11", "--out", str(cli_db / "m"), capsys=capsys)
+    code, out, _ = hotline(
+        "digest", "--month", "2026-11", "--out", str(cli_db / "m"), "--lang", "vi", capsys=capsys
+    )
     assert code == 0
     month = sorted(p.name for p in (cli_db / "m" / "2026-11").iterdir())
-    assert "2026-11-leaders-vi.xlsx" in month and "2026-11-leaders-en.xlsx" in month
+    assert "2026-11-leaders-vi.xlsx" in month and "2026-11-leaders-vi.png" in month
 
     code, out, _ = hotline("digest", "--audience", "group:mps", "--week", "2026-W47", capsys=capsys)
     assert code == 0 and "group:mps: 0 recipient(s)" in out

@@ -119,10 +119,10 @@ async def test_concurrent_sends_of_one_period_queue_once(
     results = await asyncio.gather(
         *[
             send_digest(app, week, parse_audience("leaders"), now=clock.now(), out_dir=tmp_path / str(i))
-            for i in range(3)
+            for i in range(2)
         ]
     )
-    assert sorted(r.status for r in results) == ["already_sent", "already_sent", "sent"]
+    assert sorted(r.status for r in results) == ["already_sent", "sent"]
     sent = next(r for r in results if r.status == "sent")
     assert len(_digest_rows(await _outbox(app))) == sent.messages
 

@@ -43,7 +43,7 @@ _ids = iter(range(1, 10**6))
 
 
 def ev(tid: int, kind: str, at: datetime, to: str | None = None, **data: Any) -> EventRow:
-    return EventRow(tid, kind, at, None, to, None, data, next(_ids))
+    return EventRow(tid, kind, at, to, data, next(_ids))
 
 
 def created(

@@ -69,7 +69,7 @@ def _events(n_tickets: int) -> tuple[list[EventRow], dict[int, TicketInfo]]:
     def add(tid: int, kind: str, at, to=None, **data) -> None:  # type: ignore[no-untyped-def]
         nonlocal eid
         eid += 1
-        events.append(EventRow(tid, kind, at, None, to, None, data, eid))
+        events.append(EventRow(tid, kind, at, to, data, eid))
 
     for tid in range(1, n_tickets + 1):
         at = start + timedelta(hours=tid)
