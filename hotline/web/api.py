@@ -12,7 +12,7 @@ from aiohttp import web
 from hotline.domain.ids import parse_ref
 from hotline.errors import HotlineError, NotFound
 from hotline.web import params, views
-from hotline.web.http import json_response, require_person
+from hotline.web.http import dumps, json_response, require_person
 from hotline.web.state import state_of
 
 MAX_LIMIT = 500
@@ -20,8 +20,15 @@ MAX_LIMIT = 500
 
 async def board(request: web.Request) -> web.Response:
     params.check_query_size(request.query_string)
-    data = await views.board(state_of(request))
-    return json_response(data, headers={"Cache-Control": "public, max-age=30"})
+    state = state_of(request)
+    data, version = await views.board(state)
+    key = ("board.json", version)
+    body = state.page(key)
+    if body is None:
+        body = dumps(data).encode("utf-8")
+        state.keep_page(key, body)
+    return web.Response(body=body, content_type="application/json", charset="utf-8",
+                        headers={"Cache-Control": "public, max-age=30"})
 
 
 async def me(request: web.Request) -> web.Response:

@@ -17,7 +17,6 @@ from hotline.digests.chart import chart_png
 from hotline.domain.ids import parse_ref
 from hotline.errors import HotlineError, NotFound
 from hotline.web import exports, params, sessions, signin, views
-from hotline.web.figures import filtered_digest
 from hotline.web.http import (
     Viewer,
     WebError,
@@ -76,10 +75,22 @@ async def home(request: web.Request) -> web.Response:
 
 
 async def board(request: web.Request) -> web.Response:
+    """Rendered once per language and version of the figures for everyone not signed in
+    (the page then differs only by the header of a signed-in viewer)."""
     params.check_query_size(request.query_string)
     who = await viewer(request)
-    data = await views.board(state_of(request))
-    return page(request, who, "board.html.j2", data=data, cache="public, max-age=30")
+    state = state_of(request)
+    data, version = await views.board(state)
+    if who.signed_in:
+        return page(request, who, "board.html.j2", data=data, cache="private, no-store")
+    key = ("board.html", who.lang, request.path_qs, version)
+    body = state.page(key)
+    if body is None:
+        body = page(request, who, "board.html.j2", data=data).body  # type: ignore[assignment]
+        state.keep_page(key, body)  # type: ignore[arg-type]
+    response = web.Response(body=body, content_type=HTML, charset="utf-8")
+    response.headers["Cache-Control"] = "public, max-age=30"
+    return response
 
 
 async def board_chart(request: web.Request) -> web.Response:
@@ -248,7 +259,7 @@ async def _chart_bytes(state: WebState, filters: params.Filters, lang: str) -> b
     key = ("chart", filters, lang, base.period.end)
 
     async def draw() -> bytes:
-        digest = await filtered_digest(state.read.sessions, state.reader, base, filters, state.executor)
+        digest = await state.filtered(base, filters)
         return await asyncio.get_running_loop().run_in_executor(state.executor, chart_png, digest, lang)
 
     return (await state.charts.get(key, mark, draw)).value

@@ -6,8 +6,10 @@ under ``STATE``; handlers read it from ``request.app``.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
-from collections.abc import Awaitable, Callable
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,11 +17,11 @@ from typing import Any
 from aiohttp import web
 
 from hotline.app import App, Deps
-from hotline.digests.period import Period
+from hotline.digests.model import Digest
 from hotline.errors import ConfigError
-from hotline.web.cache import FigureCache
-from hotline.web.figures import Figures, Watermark, compute_figures, watermark
-from hotline.web.params import resolve_period
+from hotline.web.cache import Entry, FigureCache
+from hotline.web.figures import Figures, Watermark, compute_figures, filtered_digest, watermark
+from hotline.web.params import Filters, resolve_period
 from hotline.web.ratelimit import RateLimiter
 from hotline.web.readdb import ReadDatabase
 from hotline.web.render import Renderer
@@ -45,6 +47,10 @@ class WebState:
     trusted_proxies: list[Any]
     secret: bytes = b""
     extra_closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    pages: OrderedDict[Hashable, bytes] = field(default_factory=OrderedDict)
+    #: Sorted ticket rows per (figures, filter): see ``views.staff_rows``.
+    row_lists: dict[Hashable, tuple[Figures, list[Any]]] = field(default_factory=dict)
+    _mark_task: asyncio.Task[Watermark] | None = None
 
     @property
     def reader(self) -> ReadApp:
@@ -57,29 +63,67 @@ class WebState:
         return self.app.settings.timezone
 
     async def watermark(self) -> Watermark:
+        """The newest event id and red-alert state. Requests arriving while the query runs
+        share its answer, so a burst of page views costs one query, not one each."""
+        task = self._mark_task
+        if task is None or task.done():
+            task = asyncio.get_running_loop().create_task(self._read_watermark())
+            self._mark_task = task
+        return await asyncio.shield(task)
+
+    async def _read_watermark(self) -> Watermark:
         async with self.read.sessions() as session:
             return await watermark(session)
 
-    async def period_figures(self, spec: str, *, allow_stale: bool = False,
-                             period: Period | None = None) -> tuple[Figures, Any]:
+    async def period_entry(self, spec: str, *, allow_stale: bool = False,
+                           mark: Watermark | None = None) -> Entry[Figures]:
         """Whole-programme figures of a period spec, from the cache when still valid.
 
-        Returns the figures and the moment they were computed. Periods still running are
-        keyed by their spec and expire after ``web_cache_seconds``; finished ones only
-        change with new events.
+        Periods still running are keyed by their spec and expire after ``web_cache_seconds``;
+        finished ones only change with new events.
         """
         now = self.app.clock.now()
-        chosen = period or resolve_period(spec, now, self.tz)
+        chosen = resolve_period(spec, now, self.tz)
         running = chosen.end >= now
         key = ("figures", spec if running else (chosen.start, chosen.end))
-        mark = await self.watermark()
+        if mark is None:
+            mark = await self.watermark()
 
         async def compute() -> Figures:
             fresh = resolve_period(spec, self.app.clock.now(), self.tz) if running else chosen
             return await compute_figures(self.read.sessions, self.reader, fresh, self.executor)
 
-        entry = await self.figures.get(key, mark, compute, expires=running, allow_stale=allow_stale)
+        return await self.figures.get(key, mark, compute, expires=running, allow_stale=allow_stale)
+
+    async def period_figures(self, spec: str, *, allow_stale: bool = False) -> tuple[Figures, Any]:
+        """The figures and the moment they were computed."""
+        entry = await self.period_entry(spec, allow_stale=allow_stale)
         return entry.value, entry.computed_at
+
+    def page(self, key: Hashable) -> bytes | None:
+        found = self.pages.get(key)
+        if found is not None:
+            self.pages.move_to_end(key)
+        return found
+
+    def keep_page(self, key: Hashable, body: bytes) -> None:
+        """Rendered public pages, keyed by the figures they show (so never stale by themselves)."""
+        self.pages[key] = body
+        while len(self.pages) > 32:
+            self.pages.popitem(last=False)
+
+    async def filtered(self, base: Figures, filters: Filters) -> Digest:
+        """The digest of ``base``'s period narrowed to ``filters`` (the whole one if none),
+        cached like the figures it derives from."""
+        if not filters.narrows_tickets:
+            return base.digest
+        mark = await self.watermark()
+        key = ("filtered", filters, base.period.start, base.period.end)
+
+        async def compute() -> Digest:
+            return await filtered_digest(self.read.sessions, self.reader, base, filters, self.executor)
+
+        return (await self.figures.get(key, mark, compute, expires=False)).value
 
     async def close(self) -> None:
         await self.figures.close()
@@ -112,7 +156,7 @@ def build_state(app: App) -> WebState:
         app=app,
         read=ReadDatabase(app),
         renderer=Renderer(settings),
-        figures=FigureCache(app.clock, ttl, max_entries=24),
+        figures=FigureCache(app.clock, ttl, max_entries=48),
         charts=FigureCache(app.clock, ttl, max_entries=64),
         status_limiter=RateLimiter(settings.web_status_per_minute),
         signin_limiter=RateLimiter(30),

@@ -8,6 +8,7 @@ API with the digest also vouches for the page. Visibility is decided here, per t
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +20,7 @@ from hotline.domain.enums import ExtensionStatus, Role
 from hotline.services import permissions as perm
 from hotline.services.common import get_ticket
 from hotline.services.tickets import rag_of
-from hotline.web.figures import Figures, GroupExtra, TicketRow, filtered_digest, year_trend
+from hotline.web.figures import Figures, GroupExtra, TicketRow, year_trend
 from hotline.web.params import Filters
 from hotline.web.state import WebState
 from storage.models import (
@@ -96,8 +97,9 @@ def row_visible(person: Person, row: Any) -> bool:
 
 async def dashboard(state: WebState, person: Person, filters: Filters) -> dict[str, Any]:
     base, computed_at = await state.period_figures(filters.period)
-    digest = await filtered_digest(state.read.sessions, state.reader, base, filters, state.executor)
-    visible_refs = {row.ref for row in base.rows.values() if row_visible(person, row)}
+    digest = await state.filtered(base, filters)
+    visible_refs = {x.ref for x in digest.stalled
+                    if x.ticket_id in base.rows and row_visible(person, base.rows[x.ticket_id])}
     groups = [g for g in digest.groups if filters.group is None or g.code == filters.group]
     groups.sort(key=lambda g: (not g.red_alert, -g.stock.overdue, -g.stock.open, g.code))
     fr = digest.first_response
@@ -124,9 +126,19 @@ async def dashboard(state: WebState, person: Person, filters: Filters) -> dict[s
     }
 
 
-async def pending_extensions(state: WebState, person: Person, filters: Filters,
-                             limit: int = 50) -> list[dict[str, Any]]:
-    """Requests waiting for a coordinator, oldest first (a live queue, not a period figure)."""
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A pending extension with the ticket's ownership fields (what ``can_view`` reads)."""
+
+    item: dict[str, Any]
+    category: str
+    group_id: int
+    assignee_id: int | None
+    reporter_id: int
+    organisation_id: int | None
+
+
+async def _load_pending(state: WebState) -> list[_Pending]:
     stmt = (
         select(Extension, Ticket, OwnerGroup.code)
         .join(Ticket, Ticket.id == Extension.ticket_id)
@@ -134,23 +146,40 @@ async def pending_extensions(state: WebState, person: Person, filters: Filters,
         .where(Extension.status == ExtensionStatus.PENDING.value)
         .order_by(Extension.requested_at, Extension.id)
     )
-    if filters.group is not None:
-        stmt = stmt.where(OwnerGroup.code == filters.group)
-    if filters.category is not None:
-        stmt = stmt.where(Ticket.category == filters.category)
-    out: list[dict[str, Any]] = []
     async with state.read.sessions() as session:
         rows = (await session.execute(stmt)).all()
+        wanted = sorted({ext.requested_by_id for ext, _, _ in rows}) or [0]
         names = {pid: name for pid, name in await session.execute(
-            select(Person.id, Person.display_name).where(
-                Person.id.in_(sorted({ext.requested_by_id for ext, _, _ in rows}) or [0])))}
-    for ext, ticket, code in rows:
-        if not perm.can_view(person, ticket):
+            select(Person.id, Person.display_name).where(Person.id.in_(wanted)))}
+    return [
+        _Pending({"ref": t.ref, "title": t.title, "group": code, "requested_at": ext.requested_at,
+                  "requested_by": names.get(ext.requested_by_id), "old_deadline": ext.old_deadline,
+                  "new_deadline": ext.new_deadline, "reason": ext.reason,
+                  "requests": t.extension_requests},
+                 t.category, t.group_id, t.assignee_id, t.reporter_id, t.organisation_id)
+        for ext, t, code in rows
+    ]
+
+
+async def pending_extensions(state: WebState, person: Person, filters: Filters,
+                             limit: int = 50) -> list[dict[str, Any]]:
+    """Requests waiting for a coordinator, oldest first (a live queue, not a period figure;
+    it changes only with events, so it is cached like the figures)."""
+    mark = await state.watermark()
+
+    async def load() -> list[_Pending]:
+        return await _load_pending(state)
+
+    pending = (await state.figures.get(("pending-extensions",), mark, load, expires=False)).value
+    out: list[dict[str, Any]] = []
+    for x in pending:
+        if filters.group is not None and x.item["group"] != filters.group:
             continue
-        out.append({"ref": ticket.ref, "title": ticket.title, "group": code,
-                    "requested_at": ext.requested_at, "requested_by": names.get(ext.requested_by_id),
-                    "old_deadline": ext.old_deadline, "new_deadline": ext.new_deadline,
-                    "reason": ext.reason, "requests": ticket.extension_requests})
+        if filters.category is not None and x.category != filters.category:
+            continue
+        if not perm.can_view(person, x):  # type: ignore[arg-type]
+            continue
+        out.append(x.item)
         if len(out) >= limit:
             break
     return out
@@ -161,11 +190,24 @@ async def pending_extensions(state: WebState, person: Person, filters: Filters,
 # ---------------------------------------------------------------------------------------------
 
 
-def staff_rows(base: Figures, person: Person, filters: Filters) -> list[TicketRow]:
-    rows = [r for r in base.rows.values() if filters.matches(r) and row_visible(person, r)]
+def _sorted_matching(state: WebState, base: Figures, filters: Filters) -> list[TicketRow]:
+    """Matching rows, open first then by deadline; kept per figures and filter, since sorting
+    a year of tickets on every page view would be most of the page's cost."""
+    key = (id(base), filters)
+    found = state.row_lists.get(key)
+    if found is not None and found[0] is base:
+        return found[1]
     far = datetime.max.replace(tzinfo=base.period.end.tzinfo)
+    rows = [r for r in base.rows.values() if filters.matches(r)]
     rows.sort(key=lambda r: (r.state not in _OPEN_VALUES, r.deadline_at or far, r.ref))
+    state.row_lists[key] = (base, rows)
+    while len(state.row_lists) > 32:
+        state.row_lists.pop(next(iter(state.row_lists)))
     return rows
+
+
+def staff_rows(state: WebState, base: Figures, person: Person, filters: Filters) -> list[TicketRow]:
+    return [r for r in _sorted_matching(state, base, filters) if row_visible(person, r)]
 
 
 _OPEN_VALUES = frozenset({"new", "assigned", "in_progress", "waiting_reporter", "reopened"})
@@ -174,7 +216,7 @@ _OPEN_VALUES = frozenset({"new", "assigned", "in_progress", "waiting_reporter", 
 async def staff_tickets(state: WebState, person: Person, filters: Filters, offset: int,
                         limit: int) -> dict[str, Any]:
     base, computed_at = await state.period_figures(filters.period)
-    rows = staff_rows(base, person, filters)
+    rows = staff_rows(state, base, person, filters)
     return {
         "period": period_json(base.period, filters.period), "filters": filters.as_dict(),
         "as_of": computed_at, "total": len(rows), "offset": offset, "limit": limit,
@@ -323,22 +365,25 @@ def board_period(figures: Figures, spec: str) -> dict[str, Any]:
     }
 
 
-async def board(state: WebState) -> dict[str, Any]:
-    month, at_month = await state.period_figures("month", allow_stale=True)
-    year, at_year = await state.period_figures("year", allow_stale=True)
+async def board(state: WebState) -> tuple[dict[str, Any], tuple[Any, ...]]:
+    """The board's data, and a version naming the cached figures it was made from (so a page
+    rendered from them can be cached under it)."""
     mark = await state.watermark()
-    key = ("year-trend", year.period.start)
+    month = await state.period_entry("month", allow_stale=True, mark=mark)
+    year = await state.period_entry("year", allow_stale=True, mark=mark)
+    key = ("year-trend", year.value.period.start)
 
     async def compute() -> Any:
-        return await year_trend(state.read.sessions, year.period)
+        return await year_trend(state.read.sessions, year.value.period)
 
     trend = await state.figures.get(key, mark, compute, allow_stale=True)
+    version = tuple((e.computed_at, e.watermark) for e in (month, year, trend))
     return {
-        "as_of": min(at_month, at_year),
-        "month": board_period(month, "month"),
-        "year": board_period(year, "year"),
+        "as_of": min(month.computed_at, year.computed_at),
+        "month": board_period(month.value, "month"),
+        "year": board_period(year.value, "year"),
         "trend": trend_json(trend.value),
-    }
+    }, version
 
 
 async def status_page(state: WebState, ref: str, code: str) -> dict[str, Any] | None:

@@ -1,0 +1,236 @@
+"""Response times of the public board and the dashboard over a large history, under load.
+
+Setup (not timed): a temporary database gets N tickets (default 100,000) with about ten events
+each (1,000,000), from ``bench_digest.populate`` (plausible lifecycles over two years, red
+alerts). The web application (``hotline.web``) is served on loopback in this process; a
+leader signs in through a one-time link like anyone would.
+
+Timed:
+
+* cold: the first request of each page (computes the figures from the events);
+* steady: ``wrk`` (Debian package; ``--tool python`` uses a bounded aiohttp client loop
+  instead) hammering each page for ``--seconds`` with ``--connections`` connections; p50, p95,
+  p99 and requests/s. The figures come from the cache, which every request checks against
+  the newest event id;
+* after a new event: one event is appended, then the board is loaded again: it is served from
+  the previous figures while the new ones are computed in the background
+  (stale-while-revalidate); the dashboard recomputes before answering (signed-in users see
+  fresh numbers).
+
+Baseline, measured in the same run through the same server and load tool: ``/healthz``
+(routing, middleware and headers, no database), so the ratio shows what the figures cost on
+top of serving any request.
+
+Usage: python bench/bench_web.py [N] [--sqlite-only] [--postgres-only] [--seconds 10]
+       [--connections 8] [--tool wrk|python]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import aiohttp
+from aiohttp import web
+from sqlalchemy import func, insert, select
+
+from bench.bench_digest import NOW, populate
+from bench.common import machine, postgres_available, print_table, temp_database
+from hotline.app import App, open_app
+from hotline.clock import ManualClock
+from hotline.config import Settings
+from hotline.web.app import build_web_app
+from hotline.web.sessions import COOKIE
+from hotline.web.signin import create_signin_link
+from hotline.web.state import STATE
+from storage.db import create_engine, create_schema
+from storage.models import Person, TicketEvent
+
+WRK_SCRIPT = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'JSON {"requests":%d,"errors":%d,"p50":%.3f,"p95":%.3f,"p99":%.3f,"seconds":%.3f}\\n',
+    summary.requests, e.connect + e.read + e.write + e.status + e.timeout,
+    latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000,
+    summary.duration / 1e6))
+end
+"""
+
+
+async def load_wrk(url: str, cookie: str | None, seconds: int, connections: int,
+                   script: Path) -> dict[str, float]:
+    args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script)]
+    if cookie:
+        args += ["-H", f"Cookie: {COOKIE}={cookie}"]
+    process = await asyncio.create_subprocess_exec(*args, url, stdout=asyncio.subprocess.PIPE,
+                                                   stderr=asyncio.subprocess.PIPE)
+    out, err = await process.communicate()
+    line = next((x for x in out.decode().splitlines() if x.startswith("JSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk failed: {err.decode()[:300]}")
+    result = json.loads(line[5:])
+    result["rps"] = result["requests"] / result["seconds"]
+    return result
+
+
+async def load_python(url: str, cookie: str | None, seconds: int, connections: int,
+                      _: Path) -> dict[str, float]:
+    """A bounded closed-loop client: ``connections`` workers, each one request at a time."""
+    latencies: list[float] = []
+    errors = 0
+    stop = time.perf_counter() + seconds
+    headers = {"Cookie": f"{COOKIE}={cookie}"} if cookie else {}
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal errors
+        while time.perf_counter() < stop:
+            start = time.perf_counter()
+            async with session.get(url, headers=headers) as response:
+                await response.read()
+                if response.status != 200:
+                    errors += 1
+            latencies.append((time.perf_counter() - start) * 1000)
+
+    started = time.perf_counter()
+    async with aiohttp.ClientSession() as session:
+        await asyncio.gather(*(worker(session) for _ in range(connections)))
+    elapsed = time.perf_counter() - started
+    cuts = statistics.quantiles(latencies, n=100)
+    return {"requests": len(latencies), "errors": errors, "p50": cuts[49], "p95": cuts[94],
+            "p99": cuts[98], "seconds": elapsed, "rps": len(latencies) / elapsed}
+
+
+async def sign_in_cookie(base: str, app: App) -> str:
+    async with app.uow() as uow:
+        found = await uow.session.execute(select(Person).where(Person.role == "leader"))
+        leader = found.scalars().first()
+        assert leader is not None
+        link = await create_signin_link(uow, app, leader)
+        await uow.commit()
+    path = "/" + link.split("/", 3)[3]
+    async with aiohttp.ClientSession(base, cookie_jar=aiohttp.CookieJar(unsafe=True)) as client:
+        async with client.get(path) as response:
+            page = await response.text()
+        token = path.rsplit("/", 1)[1]
+        csrf = page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        form = {"token": token, "csrf": csrf}
+        async with client.post("/signin", data=form, allow_redirects=False) as response:
+            assert response.status == 303, response.status
+        return next(c.value for c in client.cookie_jar if c.key == COOKIE)
+
+
+async def timed_get(base: str, path: str, cookie: str | None) -> float:
+    headers = {"Cookie": f"{COOKIE}={cookie}"} if cookie else {}
+    start = time.perf_counter()
+    async with aiohttp.ClientSession(base) as client, client.get(path, headers=headers) as response:
+        await response.read()
+        assert response.status == 200, (path, response.status)
+    return time.perf_counter() - start
+
+
+async def run(kind: str, n: int, seconds: int, connections: int, tool: str) -> list[list[object]]:
+    load = load_wrk if tool == "wrk" else load_python
+    async with temp_database(kind) as url:
+        engine = create_engine(url)
+        await create_schema(engine)
+        await engine.dispose()
+        settings = Settings(database_url=url, _env_file=None)  # type: ignore[call-arg]
+        app = await open_app(settings, ManualClock(NOW))
+        start = time.perf_counter()
+        tickets, events = await populate(app, n)
+        took = time.perf_counter() - start
+        print(f"{kind}: {tickets:,} tickets, {events:,} events inserted in {took:.0f} s", flush=True)
+        web_app = build_web_app(app)
+        runner = web.AppRunner(web_app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        state = web_app[STATE]
+        cookie = await sign_in_cookie(base, app)
+        pages = [("public board", "/board", None), ("board JSON", "/api/v1/board", None),
+                 ("dashboard (this month)", "/web/", cookie),
+                 ("dashboard (year, group mof)", "/web/?period=year&group=mof", cookie),
+                 ("ticket list (this month)", "/web/tickets", cookie)]
+        cold = {name: await timed_get(base, path, c) for name, path, c in pages}
+        await state.figures.idle()
+        rows: list[list[object]] = []
+        with tempfile.TemporaryDirectory() as folder:
+            script = Path(folder) / "report.lua"
+            script.write_text(WRK_SCRIPT)
+            baseline = await load(base + "/healthz", None, seconds, connections, script)
+            rows.append(_row(kind, "baseline /healthz", None, baseline, baseline))
+            for name, path, c in pages:
+                result = await load(base + path, c, seconds, connections, script)
+                rows.append(_row(kind, name, cold[name], result, baseline))
+            # A new event invalidates every cached figure.
+            async with app.engine.begin() as conn:
+                # Explicit id: the bulk load wrote ids itself, so PostgreSQL's sequence is behind.
+                last = (await conn.execute(select(func.max(TicketEvent.id)))).scalar_one()
+                await conn.execute(insert(TicketEvent.__table__), [{
+                    "id": last + 1, "ticket_id": 1, "kind": "message", "actor_id": None,
+                    "at": NOW.replace(second=0), "from_state": None, "to_state": None, "note": "bench",
+                    "data": {}}])
+            before = state.figures.computations
+            started = time.perf_counter()
+            result = await load(base + "/board", None, seconds, connections, script)
+            await state.figures.idle()
+            refreshed = time.perf_counter() - started
+            assert state.figures.computations > before
+            rows.append(_row(kind, "public board, new event (stale served)", None, result, baseline,
+                             note=f"refresh done {refreshed:.1f} s after the event"))
+            dash = await timed_get(base, "/web/", cookie)
+            rows.append([kind, "dashboard, first request after the event", f"{dash:.2f}", "", "", "", "", "",
+                         "recomputed before answering"])
+        await runner.cleanup()
+        await app.close()
+        return rows
+
+
+def _row(kind: str, name: str, cold: float | None, r: dict[str, float], baseline: dict[str, float],
+         note: str = "") -> list[object]:
+    return [kind, name, "" if cold is None else f"{cold:.2f}", f"{r['p50']:.1f}", f"{r['p95']:.1f}",
+            f"{r['p99']:.1f}", f"{r['rps']:.0f}", f"{r['p95'] / baseline['p95']:.1f}",
+            note or (f"{int(r['errors'])} errors" if r["errors"] else "")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("n", nargs="?", type=int, default=100_000)
+    parser.add_argument("--sqlite-only", action="store_true")
+    parser.add_argument("--postgres-only", action="store_true")
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--tool", choices=("wrk", "python"),
+                        default="wrk" if shutil.which("wrk") else "python")
+    args = parser.parse_args()
+    kinds = [] if args.postgres_only else ["sqlite"]
+    if not args.sqlite_only:
+        if postgres_available():
+            kinds.append("postgres")
+        else:
+            print("PostgreSQL not reachable: skipped")
+    rows: list[list[object]] = []
+    for kind in kinds:
+        rows += asyncio.run(run(kind, args.n, args.seconds, args.connections, args.tool))
+    print(machine())
+    print_table(
+        f"web pages over {args.n:,} tickets: cold first request, then {args.seconds} s of {args.tool} "
+        f"with {args.connections} connections on loopback (latencies in ms)",
+        ["database", "page", "cold s", "p50 ms", "p95 ms", "p99 ms", "req/s", "p95 / baseline p95", "note"],
+        rows,
+    )
+
+
+if __name__ == "__main__":
+    main()
