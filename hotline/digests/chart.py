@@ -3,6 +3,10 @@
 Rendered with matplotlib's Agg backend on a private ``Figure`` (never ``pyplot``), so it works
 headless, keeps no global state between calls and is safe in a scheduler thread. Labels come
 from the ``digest`` catalogue; DejaVu Sans (shipped with matplotlib) has the Vietnamese marks.
+
+A group's bar is red when it is above the red-alert threshold drawn on the chart (or under a
+red alert at the end): the picture must agree with its own threshold line even if the sweep
+that records alert periods has not run.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import io
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from hotline.digests.model import Digest
@@ -40,8 +45,8 @@ def chart_png(digest: Digest, lang: str, *, dpi: int = 110) -> bytes:
     FigureCanvasAgg(fig)
     # Fixed axes rectangles (a layout engine costs more than the drawing): the trend on the
     # left, overdue per group on the right with room for two-line ministry names.
-    left = fig.add_axes((0.05, 0.11, 0.49, 0.79))
-    right = fig.add_axes((0.735, 0.11, 0.245, 0.79))
+    left = fig.add_axes((0.05, 0.16, 0.49, 0.74))
+    right = fig.add_axes((0.735, 0.16, 0.245, 0.74))
 
     weeks = digest.trend
     xs = list(range(len(weeks)))
@@ -71,7 +76,8 @@ def chart_png(digest: Digest, lang: str, *, dpi: int = 110) -> bytes:
     groups.sort(key=lambda g: (g.stock.overdue, g.code))
     names = [_wrap(g.name(lang)) for g in groups]
     values = [g.stock.overdue for g in groups]
-    colours = [RED if g.red_alert else OVERDUE for g in groups]
+    threshold = digest.red_alert_threshold
+    colours = [RED if g.red_alert or g.stock.overdue > threshold else OVERDUE for g in groups]
     ys = list(range(len(groups)))
     right.barh(ys, values, color=colours, height=0.6)
     right.set_yticks(ys, names, fontsize=8)
@@ -87,15 +93,16 @@ def chart_png(digest: Digest, lang: str, *, dpi: int = 110) -> bytes:
         right.text(v + most * 0.01, y, str(v), va="center", fontsize=8)
     line_x = digest.red_alert_threshold + 0.5
     right.axvline(line_x, color=RED, linestyle="--", linewidth=1)
-    right.text(
-        line_x + most * 0.01,
-        len(groups) - 0.45 if groups else 0.5,
-        _label("digest.chart.threshold", lang, count=digest.red_alert_threshold),
-        color=RED,
-        fontsize=7.5,
-        va="bottom",
+    # The threshold's key sits under the axis, where no bar or long ministry name can hide it.
+    key = Line2D([], [], color=RED, linestyle="--", linewidth=1)
+    right.legend(
+        [key],
+        [_label("digest.chart.threshold", lang, count=digest.red_alert_threshold)],
+        loc="upper right",
+        bbox_to_anchor=(1.0, -0.07),
+        frameon=False,
+        fontsize=8,
     )
-    right.set_ylim(-0.6, max(len(groups), 1) - 0.4 + 0.5)
     if not groups or not any(values):
         right.text(
             0.5,
