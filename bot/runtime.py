@@ -178,6 +178,7 @@ class BotRuntime:
         factory = load_scheduler_factory() if scheduler else None
         self.scheduler: Any = factory(app) if factory is not None else None
 
+        self._sqlite_turns = asyncio.Lock() if app.engine.dialect.name == "sqlite" else None
         self._stop = asyncio.Event()
         self._dispatch_stop = asyncio.Event()
         self._zalo_stop = asyncio.Event()
@@ -187,8 +188,16 @@ class BotRuntime:
 
     # --- the handler every intake calls -----------------------------------------------------
     async def handle(self, event: InboundEvent) -> None:
-        """Engine first (it commits the replies to the outbox), then nudge the dispatcher."""
-        await self.engine.handle(event)
+        """Engine first (it commits the replies to the outbox), then nudge the dispatcher.
+
+        On SQLite the engine's transactions take turns on an asyncio lock: SQLite has one
+        writer anyway, and transactions left to collide on the file lock wait in SQLite's
+        busy handler, which sleeps in growing steps and lets the lock sit idle meanwhile."""
+        if self._sqlite_turns is not None:
+            async with self._sqlite_turns:
+                await self.engine.handle(event)
+        else:
+            await self.engine.handle(event)
         if self.dispatcher is not None:
             self.dispatcher.wake()
 
