@@ -9,6 +9,7 @@ import sys
 
 import pytest
 from aiogram import Bot
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from bot.ratelimit import ChatLimits
@@ -98,3 +99,31 @@ async def test_sigterm_finishes_the_send_in_flight_and_leaves_the_rest(
     assert [(r.status, r.claimed_by) for r in rows] == [("sent", None), ("pending", None)]
     # The signal handlers are gone again: the default action is back.
     assert signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, signal.default_int_handler)
+
+
+async def test_zalo_bot_runs_alongside_telegram_when_configured(
+    app: App, clock_running: RunningClock, telegram_server: FakeTelegramServer
+) -> None:
+    """Both intakes feed the one engine; the one dispatcher answers each on its own channel."""
+    from tests.fakes.zalo_bot_api import FakeZaloBotServer
+
+    async with FakeZaloBotServer() as zalo:
+        app.settings = app.settings.model_copy(update={
+            "zalo_bot_token": SecretStr(zalo.token), "zalo_bot_api_url": zalo.base_url,
+        })
+        runtime = BotRuntime(app, make_test_bot(telegram_server), worker_id="both", polling_timeout=1,
+                             drain_timeout=5, scheduler=False,
+                             dispatcher_options={"limits": ChatLimits(per_chat_interval=0.0)})
+        assert runtime.dispatcher is not None and runtime.dispatcher.channels == ["telegram", "zalo_bot"]
+        task = asyncio.create_task(runtime.run(handle_signals=False))
+        try:
+            await asyncio.wait_for(runtime.started.wait(), 10)
+            zalo.queue_update(zalo.text_update("/start", chat_id="zchat1"))
+            telegram_server.queue_update(telegram_server.command_update("start"))
+            await zalo.wait_for_sent("zchat1", 1, within=10)
+            await telegram_server.wait_for_calls("sendMessage", 1, within=10)
+        finally:
+            runtime.stop()
+            await asyncio.wait_for(task, 15)
+    assert "[1]" in zalo.sent_texts("zchat1")[0]  # buttons become numbered choices on Zalo
+    assert telegram_server.sent_messages(1001)[0].buttons
