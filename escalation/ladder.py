@@ -122,7 +122,9 @@ class Extras:
     question (which is a progress update), so the silence counts from the later of the last
     update and the answer.
     ``last_extension_request_at``: when the latest extension request was made; a second or later
-    request made in the current cycle goes to the leaders.
+    request made in the current cycle goes to the leaders. (Known gap: a second request that is
+    approved before any sweep has seen it -- within one sweep interval -- opens a new cycle
+    that starts after the request, so its L3 is not sent.)
     """
 
     last_resumed_at: datetime | None = None

@@ -3,8 +3,10 @@
 A sweep every minute reads every open ticket, so this module keeps the read lean:
 
 * only the SLA columns the ladder needs, plus, from the same query, the levels already fired
-  in the ticket's current cycle as a bit mask (outer join on the unique escalation key);
-* the database drops paused tickets and tickets with nothing left to fire this cycle;
+  in the ticket's current cycle as a bit mask;
+* the database drops paused tickets, levels already fired, and levels whose cheap lower bound
+  (``Thresholds.not_before``, computed in SQL) is after ``now``: what reaches Python is the
+  few tickets near one of their steps;
 * overdue counts for red alerts come from one grouped scan, not from Python;
 * rows become small slotted objects (attribute access on a SQLAlchemy ``Row`` costs ten times
   more), and timestamps skip the generic ``UTCDateTime`` processing: SQLite's text is parsed
@@ -19,14 +21,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, and_, case, func, not_, or_, select, type_coerce
+from sqlalchemy import DateTime, Float, Integer, and_, case, func, or_, select, type_coerce
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
 from escalation import ladder
-from escalation.ladder import Extras
-from hotline.domain.enums import EscalationLevel, EventKind
+from escalation.ladder import Extras, Thresholds
+from hotline.domain.enums import EscalationLevel, EventKind, Priority, TicketState
 from storage.models import Escalation, Extension, Ticket, TicketEvent
 
 #: Ids per ``IN (...)`` list, below both SQLite's and PostgreSQL's bound-parameter limits.
@@ -119,41 +123,146 @@ def _level_bit(level: Any) -> Any:
     return case(*((level == name, bit) for name, bit in LEVEL_BITS.items()), else_=0)
 
 
-def live_candidates_query() -> Any:
-    """Open, running tickets that may still have a step to fire in their current cycle.
+class _Epoch(FunctionElement[float]):
+    """Seconds since 1970 of a UTC timestamp column, as a float (for lower bounds only:
+    SQLite's julianday is a double, good to some tens of microseconds)."""
 
-    Paused tickets cannot escalate, and a ticket whose remaining levels are all fired (the
-    reminder counts as done once there was progress this cycle: it can no longer fire) has
-    nothing left until its next cycle -- in a steady state that is most old tickets.
+    type = Float()
+    name = "epoch"
+    inherit_cache = True
 
-    The fired mask is an outer join grouped by ticket, so it is computed once per ticket
-    (as a correlated subquery referenced in both SELECT and HAVING, both databases evaluated
-    it once per reference) and the planner may hash or merge the join.
-    """
-    mask = func.coalesce(func.sum(_level_bit(Escalation.level)), 0)
-    reminder_bit = LEVEL_BITS[EscalationLevel.REMINDER.value]
-    done = or_(
-        mask == ALL_FIRED,
-        and_(
-            mask == ALL_FIRED & ~reminder_bit,
-            Ticket.last_progress_at.is_not(None),
-            Ticket.last_progress_at >= Ticket.cycle_started_at,
+
+@compiles(_Epoch, "sqlite")
+def _epoch_sqlite(element: _Epoch, compiler: Any, **kw: Any) -> str:
+    return f"((julianday({compiler.process(element.clauses, **kw)}) - 2440587.5) * 86400.0)"
+
+
+@compiles(_Epoch, "postgresql")
+def _epoch_pg(element: _Epoch, compiler: Any, **kw: Any) -> str:
+    return f"CAST(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)}) AS FLOAT)"
+
+
+class _Floor(FunctionElement[int]):
+    """floor() of a non-negative number (SQLite may lack math functions; CAST truncates)."""
+
+    type = Integer()
+    name = "floor_nonneg"
+    inherit_cache = True
+
+
+@compiles(_Floor, "sqlite")
+def _floor_sqlite(element: _Floor, compiler: Any, **kw: Any) -> str:
+    return f"CAST({compiler.process(element.clauses, **kw)} AS INTEGER)"
+
+
+@compiles(_Floor, "postgresql")
+def _floor_pg(element: _Floor, compiler: Any, **kw: Any) -> str:
+    return f"floor({compiler.process(element.clauses, **kw)})"
+
+
+def _not_before_sql(start: Any, seconds: Any, th: Thresholds) -> Any:
+    """``Thresholds.not_before`` in SQL, in epoch seconds, one night looser (floor for ceil)."""
+    nights = _Floor(seconds / th.working_day_seconds) - 1
+    return _Epoch(start) + seconds + nights * th.night_seconds
+
+
+def _bit_clear(mask: Any, level: EscalationLevel) -> Any:
+    return mask.op("&")(LEVEL_BITS[level.value]) == 0
+
+
+def _could_fire(mask: Any, t: Any, now: datetime, th: Thresholds) -> Any:
+    """SQL twin of the ladder's lower bounds: false only for tickets with no step due by
+    ``now``. A necessary condition, never a decision: Python decides exactly on what is left
+    (``tests/integration/test_sweep_scan.py`` compares the two on random tickets)."""
+    horizon = now.timestamp() + 2.0  # float slack for julianday's precision
+    quiet_cut = now - (th.not_before(now, th.l1_no_update_business_days * th.working_day_seconds)
+                       - now)
+    l3_cut = now - (th.not_before(now, th.l3_business_days_overdue * th.working_day_seconds)
+                    - now)
+    no_progress = or_(t.last_progress_at.is_(None), t.last_progress_at < t.cycle_started_at)
+    unacknowledged = or_(
+        t.state == TicketState.REOPENED.value,
+        and_(t.state.in_([TicketState.NEW.value, TicketState.ASSIGNED.value]),
+             t.acknowledged_at.is_(None)),
+    )
+    reminder = and_(
+        _bit_clear(mask, EscalationLevel.REMINDER),
+        no_progress,
+        _not_before_sql(t.cycle_started_at,
+                        t.paused_seconds + th.reminder_fraction * t.budget_seconds, th) <= horizon,
+    )
+    l1 = and_(
+        _bit_clear(mask, EscalationLevel.L1),
+        or_(
+            and_(unacknowledged, t.first_response_due_at <= now),
+            _not_before_sql(t.cycle_started_at,
+                            t.paused_seconds + th.l1_fraction * t.budget_seconds, th) <= horizon,
+            and_(t.cycle_started_at <= quiet_cut,
+                 or_(t.last_progress_at.is_(None), t.last_progress_at <= quiet_cut)),
         ),
     )
-    return (
-        select(*SNAPSHOT_COLUMNS, mask.label("fired_mask"))
-        .outerjoin(
-            Escalation,
-            and_(Escalation.ticket_id == Ticket.id, Escalation.cycle == Ticket.cycle),
+    l2 = and_(_bit_clear(mask, EscalationLevel.L2), t.deadline_at <= now)
+    l3 = and_(
+        _bit_clear(mask, EscalationLevel.L3),
+        or_(
+            t.extension_requests >= 2,
+            and_(t.priority == Priority.CRITICAL.value, t.deadline_at <= now),
+            t.deadline_at <= l3_cut,
+        ),
+    )
+    return or_(reminder, l1, l2, l3)
+
+
+def live_candidates_query(dialect: str, now: datetime, thresholds: Thresholds) -> Any:
+    """Open, running tickets that may have a step due by ``now`` in their current cycle.
+
+    Paused tickets cannot escalate; levels already fired in the current cycle (a bit mask from
+    the escalation table) are out; so is a level whose cheap lower bound lies after ``now``.
+    In a steady state that leaves the few tickets near one of their steps.
+
+    The two databases get the shape each runs fastest (measured on 100k tickets, see
+    bench/bench_sweep.py): PostgreSQL an outer join grouped by ticket, which it hashes or
+    merges; SQLite a correlated subquery -- one probe of the unique escalation key per open
+    ticket -- since grouping the join costs it a temporary B-tree.
+    """
+    open_running = and_(Ticket.state.in_(OPEN), Ticket.paused_since.is_(None))
+    if dialect == "postgresql":
+        mask = func.coalesce(func.sum(_level_bit(Escalation.level)), 0)
+        return (
+            select(*SNAPSHOT_COLUMNS, mask.label("fired_mask"))
+            .outerjoin(
+                Escalation,
+                and_(Escalation.ticket_id == Ticket.id, Escalation.cycle == Ticket.cycle),
+            )
+            .where(open_running)
+            .group_by(Ticket.id)
+            .having(_could_fire(mask, Ticket, now, thresholds))
         )
-        .where(Ticket.state.in_(OPEN), Ticket.paused_since.is_(None))
-        .group_by(Ticket.id)
-        .having(not_(done))
+    correlated = (
+        select(func.coalesce(func.sum(_level_bit(Escalation.level)), 0))
+        .where(Escalation.ticket_id == Ticket.id, Escalation.cycle == Ticket.cycle)
+        .scalar_subquery()
+        .label("fired_mask")
+    )
+    raw = [column.element if hasattr(column, "element") else column
+           for column in SNAPSHOT_COLUMNS]
+    # MATERIALIZED: the mask is referenced five times below; inlined, SQLite would run the
+    # correlated subquery once per reference.
+    inner = (
+        select(*raw, correlated).where(open_running).cte("open_running")
+        .prefix_with("MATERIALIZED")
+    )
+    output = [_t(inner.c[c.key]) if hasattr(c, "element") else inner.c[c.key]
+              for c in SNAPSHOT_COLUMNS]
+    return select(*output, inner.c.fired_mask).where(
+        _could_fire(inner.c.fired_mask, inner.c, now, thresholds)
     )
 
 
-async def live_candidates(conn: AsyncConnection) -> list[Candidate]:
-    result = await conn.execute(live_candidates_query())
+async def live_candidates(
+    conn: AsyncConnection, now: datetime, thresholds: Thresholds
+) -> list[Candidate]:
+    result = await conn.execute(live_candidates_query(conn.dialect.name, now, thresholds))
     return [Candidate(*row) for row in result]
 
 

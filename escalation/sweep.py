@@ -16,7 +16,7 @@ messages, in the same transaction. So
 The pass reads the open tickets' SLA columns in one query and decides in Python with the pure
 ladder (``escalation.ladder``), then writes only the tickets that have something to fire, a few
 hundred per transaction, so a crash loses at most one uncommitted batch and a 100k-ticket
-sweep where little is due costs about one SELECT.
+sweep where little is due costs about two SELECTs (``escalation.scan``).
 
 Messages go to people, in their language, with buttons to act; outside working hours they are
 held (``OutboxMessage.next_attempt_at``) until the next working moment, except for critical
@@ -32,7 +32,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy import insert as insert_core
@@ -66,7 +66,6 @@ DEFAULT_BATCH_SIZE = 250
 
 #: Called after a batch is written and before it is committed (crash tests, progress).
 BeforeCommit = Callable[[int], Awaitable[None]]
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -188,7 +187,7 @@ async def _plan(app: App, now: datetime, thresholds: Thresholds) -> _Plan:
     async with app.sessions() as session:
         conn = await session.connection()
         overdue, scanned = await scan.overdue_counts(conn, calendar, now)
-        candidates = await scan.live_candidates(conn)
+        candidates = await scan.live_candidates(conn, now, thresholds)
     steps_by_ticket: dict[int, list[Step]] = {}
     want_resumed: list[int] = []
     want_extension: list[int] = []
