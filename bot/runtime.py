@@ -295,7 +295,13 @@ class BotRuntime:
         runner = web.AppRunner(web_app, shutdown_timeout=self.drain_timeout, access_log=None)
         await runner.setup()
         self._web = runner
-        await web.TCPSite(runner, self.host, self.port).start()
+        try:
+            await web.TCPSite(runner, self.host, self.port).start()
+        except OSError as error:  # port taken, address not available: say so in one sentence
+            raise ConfigError(
+                f"cannot listen on {self.host}:{self.port} ({error.strerror or error}); set "
+                "HOTLINE_WEBHOOK_HOST / HOTLINE_WEBHOOK_PORT"
+            ) from None
         log.info("webhook server listening on %s", self.local_url)
 
     def _spawn(self, work: Coroutine[Any, Any, Any], name: str) -> None:

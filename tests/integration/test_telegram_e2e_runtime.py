@@ -127,3 +127,18 @@ async def test_zalo_bot_runs_alongside_telegram_when_configured(
             await asyncio.wait_for(task, 15)
     assert "[1]" in zalo.sent_texts("zchat1")[0]  # buttons become numbered choices on Zalo
     assert telegram_server.sent_messages(1001)[0].buttons
+
+
+async def test_a_taken_port_is_one_clear_error(
+    app: App, clock_running: RunningClock, telegram_server: FakeTelegramServer
+) -> None:
+    import socket
+
+    app.settings = app.settings.model_copy(update={"webhook_secret": SecretStr("s3cret")})
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        runtime = BotRuntime(app, make_test_bot(telegram_server), webhook=True, port=port, scheduler=False)
+        with pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1:{port}"):
+            await runtime.run(handle_signals=False)
