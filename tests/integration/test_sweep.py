@@ -122,7 +122,7 @@ async def test_untouched_ticket_climbs_the_ladder_through_tet_2027(
         assert cal.is_working_day(instant.astimezone(VN).date())
 
     start = local(2027, 1, 27, 12, 0)
-    times = {start + timedelta(days=d) for d in range(0, 50)}  # every day at noon, Tết included
+    times = {start + timedelta(days=d) for d in range(0, 32)}  # every day at noon, Tết included
     times |= {e - timedelta(minutes=1) for e in expected.values()} | set(expected.values())
     seen: dict[str, datetime] = {}
     for when in sorted(times):

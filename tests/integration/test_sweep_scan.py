@@ -107,14 +107,14 @@ async def _reference(app: App, now: Any, th: Thresholds) -> tuple[dict[int, list
 
 async def test_fast_scan_decides_like_the_plain_ladder(app: App) -> None:
     rng = random.Random(7)
-    await _seed(app, 250, rng)
+    await _seed(app, 150, rng)
     th = Thresholds.from_settings(app.settings)
     instants = [local(2027, 2, 1, 9, 0) + timedelta(minutes=rng.randrange(0, 60 * 24 * 60))
-                for _ in range(8)]
+                for _ in range(6)]
     instants += [local(2027, 2, 5, 17, 0), local(2027, 2, 8, 3, 0), local(2027, 2, 11, 8, 0)]
     # Exactly on due instants too: the SQL lower bounds must not lose a step at the boundary.
     async with app.uow() as uow:
-        sample = rng.sample(list((await uow.session.execute(select(Ticket))).scalars()), 5)
+        sample = rng.sample(list((await uow.session.execute(select(Ticket))).scalars()), 4)
     for t in sample:
         instants += [t.deadline_at, t.first_response_due_at,
                      ladder.fraction_instant(t, app.calendar, th.reminder_fraction),
@@ -128,4 +128,4 @@ async def test_fast_scan_decides_like_the_plain_ladder(app: App) -> None:
         assert plan.overdue == dict(overdue), now
         decided += sum(len(steps) for steps in plan.steps.values())
         overdue_seen += sum(overdue.values())
-    assert decided > 100 and overdue_seen > 100  # the comparison was not vacuous
+    assert decided > 50 and overdue_seen > 50  # the comparison was not vacuous

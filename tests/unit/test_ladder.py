@@ -282,7 +282,7 @@ def vn_calendar() -> object:
     return BusinessCalendar.from_settings(Settings(_env_file=None))  # type: ignore[call-arg]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(raw=_tickets, now=_instants, fired=_fired)
 def test_property_horizon_pruning_is_exact_on_the_vietnamese_calendar(
     vn_calendar: object, raw: tuple, now: datetime, fired: frozenset[str]  # type: ignore[type-arg]
@@ -303,7 +303,7 @@ def test_fraction_one_is_the_deadline_on_the_vietnamese_calendar(vn_calendar: ob
     assert sla.used_fraction(vn_calendar, clock, half) == pytest.approx(0.5)  # type: ignore[arg-type]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(start=_instants, seconds=st.floats(min_value=0, max_value=30 * DAY),
        hours=st.sampled_from([(8, 17), (7, 16), (0, 24), (9, 12)]))
 def test_property_not_before_never_passes_the_calendar(
