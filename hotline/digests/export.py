@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -197,13 +198,18 @@ def ticket_rows(data: ExportData, deps: Deps, lang: str, rules: Rules | None = N
     return rows
 
 
+def _event_name(kind: str, lang: str) -> str:
+    name = _label(f"digest.event.{kind}", lang)
+    return kind if name.startswith("digest.event.") else name
+
+
 def event_rows(data: ExportData, lang: str) -> list[list[Any]]:
     tz = data.period.tz
     return [
         [
             _local(e.at, tz),
             e.ref,
-            e.kind,
+            _event_name(e.kind, lang),
             data.people.get(e.actor_id, "") if e.actor_id is not None else "",
             e.from_state or "",
             e.to_state or "",
@@ -332,18 +338,25 @@ _HEAD_FONT = Font(bold=True)
 _HEAD_FILL = PatternFill("solid", fgColor="F1F3F7")
 
 
-def _cells(ws: WriteOnlyWorksheet, values: Sequence[Any], *, head: bool = False) -> list[WriteOnlyCell]:
-    out = []
+def _cells(ws: WriteOnlyWorksheet, values: Sequence[Any], *, head: bool = False) -> list[Any]:
+    """A row for ``ws.append``: plain values where openpyxl would do the right thing (fast), a
+    cell object only where it would not -- text that looks like a formula, and dates that
+    should read the Vietnamese way."""
+    out: list[Any] = []
     for value in values:
-        cell = WriteOnlyCell(ws, value=value)
-        if isinstance(value, str):
+        if head:
+            cell = WriteOnlyCell(ws, value=value)
+            cell.font, cell.fill = _HEAD_FONT, _HEAD_FILL
+            cell.alignment = Alignment(wrap_text=True, vertical="top")
+        elif isinstance(value, str) and value.startswith("="):
+            cell = WriteOnlyCell(ws, value=value)
             cell.data_type = "s"  # user text is never a formula
         elif isinstance(value, datetime):
+            cell = WriteOnlyCell(ws, value=value)
             cell.number_format = DATE_FORMAT
-        if head:
-            cell.font = _HEAD_FONT
-            cell.fill = _HEAD_FILL
-            cell.alignment = Alignment(wrap_text=True, vertical="top")
+        else:
+            out.append(value)
+            continue
         out.append(cell)
     return out
 
@@ -352,8 +365,8 @@ def _sheet(
     wb: Workbook, title: str, header: Sequence[str], rows: Iterable[Sequence[Any]], widths: Sequence[int]
 ) -> None:
     ws = wb.create_sheet(title[:31])
-    for i, width in enumerate(widths):
-        ws.column_dimensions[chr(ord("A") + i)].width = width
+    for i, width in enumerate(widths, start=1):
+        ws.column_dimensions[get_column_letter(i)].width = width
     ws.freeze_panes = "A2"
     ws.append(_cells(ws, header, head=True))
     for row in rows:

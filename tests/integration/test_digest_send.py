@@ -211,7 +211,7 @@ async def test_monthly_workbook_and_csv(app: App, clock: ManualClock, tmp_path: 
         ).scalar_one()
     events_rows = list(book["Events"].iter_rows(values_only=True))
     assert len(events_rows) - 1 == n_events
-    rated = next(r for r in events_rows if r[2] == "rated")
+    rated = next(r for r in events_rows if r[2] == "Rated")
     assert rated[6] == EVIL and json.loads(rated[7]) == {"stars": 4}
     assert all(cell.data_type != "f" for row in book["Events"].iter_rows() for cell in row)
 
@@ -226,5 +226,5 @@ async def test_monthly_workbook_and_csv(app: App, clock: ManualClock, tmp_path: 
     with paths[1].open(encoding="utf-8-sig", newline="") as handle:
         events = list(csv.reader(handle))
     assert len(events) - 1 == n_events
-    note = next(r for r in events if r[2] == "rated")[6]
+    note = next(r for r in events if r[2] == "Rated")[6]
     assert note.startswith("'=HYPERLINK")  # neutralised for spreadsheet programs
