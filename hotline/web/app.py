@@ -9,6 +9,8 @@ webhook server; ``WebServer`` runs the same application on its own.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -18,7 +20,7 @@ from hotline.app import App
 from hotline.web import api, pages, sessions
 from hotline.web.middleware import web_middleware
 from hotline.web.render import STATIC_DIR
-from hotline.web.state import STATE, build_state
+from hotline.web.state import STATE, WebState, build_state
 
 log = logging.getLogger("hotline.web")
 
@@ -90,28 +92,49 @@ async def _health(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
-def setup_web(target: web.Application, app: App) -> None:
-    """Add the pages, API, middleware and lifecycle hooks to ``target`` (not started yet)."""
+def setup_web(target: web.Application, app: App, *, warm: bool = True) -> None:
+    """Add the pages, API, middleware and lifecycle hooks to ``target`` (not started yet).
+
+    ``warm`` computes the public board's figures in the background at start-up, so the first
+    visitor after a restart does not wait for a year of events to be replayed.
+    """
     state = build_state(app)
     target[STATE] = state
     target.middlewares.append(web_middleware)
     add_routes(target.router)
+    background: list[asyncio.Task[object]] = []
 
     async def startup(_: web.Application) -> None:
         state.secret = await sessions.load_secret(app)
+        if warm:
+            background.append(asyncio.get_running_loop().create_task(_warm(state)))
 
     async def cleanup(_: web.Application) -> None:
+        for task in background:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
         await state.close()
 
     target.on_startup.append(startup)
     target.on_cleanup.append(cleanup)
 
 
-def build_web_app(app: App) -> web.Application:
+def build_web_app(app: App, *, warm: bool = True) -> web.Application:
     """The web on its own (``hotline web``, tests)."""
     target = web.Application(client_max_size=MAX_BODY)
-    setup_web(target, app)
+    setup_web(target, app, warm=warm)
     return target
+
+
+async def _warm(state: WebState) -> object:
+    from hotline.web import views
+
+    try:
+        return await views.board(state)
+    except Exception as error:  # a cold cache is not fatal: the first request will compute
+        log.warning("could not warm the board figures: %s", type(error).__name__)
+        return None
 
 
 class WebServer:

@@ -8,9 +8,9 @@ invalidates the entry. Time alone also moves overdue counts, hence the ttl for f
 run "to date".
 
 Concurrent requests for the same missing entry share one computation (single flight). Public
-pages may be served the previous entry while a fresh one is computed in the background
-(stale-while-revalidate), so a busy board never queues behind a recomputation; signed-in
-pages wait for fresh numbers.
+pages are served the previous entry while a fresh one is computed in the background
+(stale-while-revalidate), so a busy board never queues behind a recomputation, and they
+refresh at most once per ttl after new events; signed-in pages wait for fresh numbers.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from typing import Any, Generic, TypeVar
 from hotline.clock import Clock
 
 V = TypeVar("V")
+#: Without new events, board figures are recomputed after this many ttls.
+STALE_FACTOR = 10
 log = logging.getLogger("hotline.web")
 
 
@@ -66,13 +68,23 @@ class FigureCache:
         entry = self._entries.get(key)
         if entry is not None:
             self._entries.move_to_end(key)
-            if self._fresh(entry, watermark, expires):
-                return entry
             if allow_stale:
-                self._start(key, watermark, compute)
+                if self._refresh_due(entry, watermark, expires):
+                    self._start(key, watermark, compute)
+                return entry
+            if self._fresh(entry, watermark, expires):
                 return entry
         task = self._start(key, watermark, compute)
         return await asyncio.shield(task)
+
+    def _refresh_due(self, entry: Entry[Any], watermark: Hashable, expires: bool) -> bool:
+        """For entries served stale (the public board): after new events, refresh at most once
+        per ttl, so a busy hotline does not keep a core recomputing the year; without events,
+        running figures still refresh every ``STALE_FACTOR`` ttls (overdue moves with time)."""
+        age = self._clock.now() - entry.computed_at
+        if entry.watermark != watermark and age >= self._ttl:
+            return True
+        return expires and age >= self._ttl * STALE_FACTOR
 
     def _start(self, key: Hashable, watermark: Hashable,
                compute: Callable[[], Awaitable[V]]) -> asyncio.Task[Entry[Any]]:

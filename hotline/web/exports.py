@@ -8,7 +8,6 @@ and writes into a temporary folder, in the worker thread, to send the bytes back
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
 from pathlib import Path
 
@@ -40,7 +39,7 @@ async def export_file(state: WebState, person: Person, filters: Filters, fmt: st
     """(file name, content type, bytes) of the export the viewer asked for."""
     base, _ = await state.period_figures(filters.period)
     allowed = {tid for tid, row in base.rows.items() if filters.matches(row) and row_visible(person, row)}
-    data = narrow(await load_export(state.reader, base.period), allowed)
+    data = narrow(await state.worker.call(lambda reader: load_export(reader, base.period)), allowed)
     stem = stem_for(base)
     deps = state.reader
 
@@ -53,4 +52,4 @@ async def export_file(state: WebState, person: Person, filters: Filters, fmt: st
             chosen = paths[0] if sheet == "tickets" else paths[1]
             return chosen.name, CSV, chosen.read_bytes()
 
-    return await asyncio.get_running_loop().run_in_executor(state.executor, write)
+    return await state.worker.call_sync(write)

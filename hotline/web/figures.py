@@ -19,10 +19,8 @@ construction.
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -180,23 +178,23 @@ async def watermark(session: AsyncSession) -> Watermark:
     return tuple(row)
 
 
-async def compute_figures(sessions: Any, deps: Deps, period: Period, executor: Executor | None,
-                          trend_count: int = TREND_WEEKS) -> Figures:
-    """The whole programme's figures for ``period`` (the digest, plus the rows above)."""
-    async with sessions() as session:
+async def compute_figures(reader: Any, period: Period, trend_count: int = TREND_WEEKS) -> Figures:
+    """The whole programme's figures for ``period`` (the digest, plus the rows above).
+
+    ``reader`` is a ``ReadApp`` (deps and sessions); runs on the web worker's loop.
+    """
+    async with reader.sessions() as session:
         inputs = await load_inputs(session, period, trend_count)
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(executor, figures_from_inputs, deps, period, inputs, trend_count)
+    return figures_from_inputs(reader, period, inputs, trend_count)
 
 
-async def filtered_digest(sessions: Any, deps: Deps, base: Figures, filters: Filters,
-                          executor: Executor | None) -> Digest:
+async def filtered_digest(reader: Any, base: Figures, filters: Filters) -> Digest:
     """The digest of ``base.period`` over the tickets matching ``filters`` only."""
     if not filters.narrows_tickets:
         return base.digest
     period = base.period
     ids = sorted(tid for tid, row in base.rows.items() if filters.matches(row))
-    async with sessions() as session:
+    async with reader.sessions() as session:
         events = await load_events(session, ids, period.end)
         tickets = await load_tickets(session, ids)
         groups = await load_groups(session)
@@ -205,8 +203,7 @@ async def filtered_digest(sessions: Any, deps: Deps, base: Figures, filters: Fil
         names = await load_staff_names(session)
     trend = list(compute_trend(period, rows, TREND_WEEKS))
     inputs = DigestInputs(events, tickets, groups, alerts, trend, names)
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(executor, digest_from_inputs, deps, period, inputs, None)
+    return digest_from_inputs(reader, period, inputs)
 
 
 async def load_trend_filtered(session: AsyncSession, period: Period, weeks: int, filters: Filters,

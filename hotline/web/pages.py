@@ -7,7 +7,6 @@ raised and answered by the middleware.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from typing import Any
 
@@ -102,8 +101,7 @@ async def board_chart(request: web.Request) -> web.Response:
     key = ("board-chart", who.lang)
 
     async def draw() -> bytes:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(state.executor, chart_png, month.digest, who.lang)
+        return await state.worker.call_sync(chart_png, month.digest, who.lang)
 
     entry = await state.charts.get(key, mark, draw, allow_stale=True)
     return _png(entry.value, "public, max-age=30")
@@ -260,7 +258,7 @@ async def _chart_bytes(state: WebState, filters: params.Filters, lang: str) -> b
 
     async def draw() -> bytes:
         digest = await state.filtered(base, filters)
-        return await asyncio.get_running_loop().run_in_executor(state.executor, chart_png, digest, lang)
+        return await state.worker.call_sync(chart_png, digest, lang)
 
     return (await state.charts.get(key, mark, draw)).value
 

@@ -5,31 +5,47 @@ front, so the engine's read-then-write transactions cannot deadlock). A dashboar
 year of figures inside such a transaction would block every chat message for seconds. So on
 SQLite the web reads through an engine of its own whose transactions are plain deferred,
 ``query_only`` ones: in WAL mode they see a consistent snapshot and never block writers.
-PostgreSQL readers never block writers anyway, so there the application's sessions are used.
+PostgreSQL readers never block writers anyway, so there the application's sessions are used,
+except by the worker thread (``worker``), whose event loop needs connections of its own.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from hotline.app import App
-from storage.db import make_sessionmaker, normalise_url
+from hotline.app import App, Deps
+from storage.db import create_engine, make_sessionmaker, normalise_url
+
+
+@dataclass
+class ReadApp(Deps):
+    """The ``Deps`` plus read-only sessions: what the digest loaders expect of an ``app``."""
+
+    sessions: Any = None
 
 
 class ReadDatabase:
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, *, own_engine: bool = False) -> None:
         self._engine: AsyncEngine | None = None
         url = make_url(normalise_url(app.settings.database_url))
         if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
             self._engine = create_async_engine(url, connect_args={"timeout": 30})
             _configure_reader(self._engine)
             self.sessions: async_sessionmaker[AsyncSession] = make_sessionmaker(self._engine)
+        elif own_engine and url.get_backend_name() == "postgresql":
+            self._engine = create_engine(app.settings.database_url, pool_size=2, max_overflow=2)
+            self.sessions = make_sessionmaker(self._engine)
         else:
             self.sessions = app.sessions
+
+    def reader(self, app: App) -> ReadApp:
+        return ReadApp(settings=app.settings, clock=app.clock, calendar=app.calendar,
+                       taxonomy=app.taxonomy, sessions=self.sessions)
 
     async def close(self) -> None:
         if self._engine is not None:

@@ -10,28 +10,21 @@ import asyncio
 import ipaddress
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from hotline.app import App, Deps
+from hotline.app import App
 from hotline.digests.model import Digest
 from hotline.errors import ConfigError
 from hotline.web.cache import Entry, FigureCache
 from hotline.web.figures import Figures, Watermark, compute_figures, filtered_digest, watermark
 from hotline.web.params import Filters, resolve_period
 from hotline.web.ratelimit import RateLimiter
-from hotline.web.readdb import ReadDatabase
+from hotline.web.readdb import ReadApp, ReadDatabase
 from hotline.web.render import Renderer
-
-
-@dataclass
-class ReadApp(Deps):
-    """The ``Deps`` plus read-only sessions: what the digest loaders expect of an ``app``."""
-
-    sessions: Any = None
+from hotline.web.worker import Worker
 
 
 @dataclass
@@ -43,7 +36,7 @@ class WebState:
     charts: FigureCache
     status_limiter: RateLimiter
     signin_limiter: RateLimiter
-    executor: ThreadPoolExecutor
+    worker: Worker
     trusted_proxies: list[Any]
     secret: bytes = b""
     extra_closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -54,9 +47,8 @@ class WebState:
 
     @property
     def reader(self) -> ReadApp:
-        app = self.app
-        return ReadApp(settings=app.settings, clock=app.clock, calendar=app.calendar,
-                       taxonomy=app.taxonomy, sessions=self.read.sessions)
+        """Deps and read sessions on the serving loop (light queries only; see ``worker``)."""
+        return self.read.reader(self.app)
 
     @property
     def tz(self) -> str:
@@ -91,7 +83,7 @@ class WebState:
 
         async def compute() -> Figures:
             fresh = resolve_period(spec, self.app.clock.now(), self.tz) if running else chosen
-            return await compute_figures(self.read.sessions, self.reader, fresh, self.executor)
+            return await self.worker.call(lambda reader: compute_figures(reader, fresh))
 
         return await self.figures.get(key, mark, compute, expires=running, allow_stale=allow_stale)
 
@@ -121,7 +113,7 @@ class WebState:
         key = ("filtered", filters, base.period.start, base.period.end)
 
         async def compute() -> Digest:
-            return await filtered_digest(self.read.sessions, self.reader, base, filters, self.executor)
+            return await self.worker.call(lambda reader: filtered_digest(reader, base, filters))
 
         return (await self.figures.get(key, mark, compute, expires=False)).value
 
@@ -130,7 +122,7 @@ class WebState:
         await self.charts.close()
         for closer in self.extra_closers:
             await closer()
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        await self.worker.close()
         await self.read.close()
 
 
@@ -160,7 +152,7 @@ def build_state(app: App) -> WebState:
         charts=FigureCache(app.clock, ttl, max_entries=64),
         status_limiter=RateLimiter(settings.web_status_per_minute),
         signin_limiter=RateLimiter(30),
-        executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix="hotline-web"),
+        worker=Worker(app),
         trusted_proxies=parse_proxies(settings.web_forwarded_allow_ips),
     )
 

@@ -374,7 +374,7 @@ async def board(state: WebState) -> tuple[dict[str, Any], tuple[Any, ...]]:
     key = ("year-trend", year.value.period.start)
 
     async def compute() -> Any:
-        return await year_trend(state.read.sessions, year.value.period)
+        return await state.worker.call(lambda reader: year_trend(reader.sessions, year.value.period))
 
     trend = await state.figures.get(key, mark, compute, allow_stale=True)
     version = tuple((e.computed_at, e.watermark) for e in (month, year, trend))

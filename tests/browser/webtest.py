@@ -37,7 +37,7 @@ class Served:
 
 @asynccontextmanager
 async def served(app: App) -> AsyncIterator[Served]:
-    web_app = build_web_app(app)
+    web_app = build_web_app(app, warm=False)  # tests decide when figures are computed
     runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
