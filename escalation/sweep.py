@@ -31,7 +31,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -370,7 +370,7 @@ async def _auto_close(
     from hotline.services.tickets import auto_close, auto_close_due
 
     days = app.settings.auto_close_business_days
-    lower = timedelta(seconds=days * thresholds.working_day_seconds)
+    span = days * thresholds.working_day_seconds
     async with app.sessions() as session:
         rows = (
             await session.execute(
@@ -382,7 +382,8 @@ async def _auto_close(
     due = [
         (tid, ref)
         for tid, ref, resolved_at in rows
-        if resolved_at + lower <= now and app.calendar.add_business_days(resolved_at, days) <= now
+        if thresholds.not_before(resolved_at, span) <= now
+        and app.calendar.add_business_days(resolved_at, days) <= now
     ]
     if dry_run:
         return [ref for _, ref in due]
