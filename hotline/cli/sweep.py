@@ -8,27 +8,13 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
 
+from escalation.sweep import parse_at
 from hotline.cli.common import console, opened_app, run_async
-from hotline.errors import HotlineError
 from hotline.i18n import format_local_datetime
-
-
-def parse_at(text: str, timezone: str = "Asia/Ho_Chi_Minh") -> datetime:
-    """ISO 8601; without an offset it is a local time (what an operator in Hanoi types)."""
-    try:
-        value = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise HotlineError(
-            f"--at {text!r} is not an ISO time; use e.g. 2027-02-15T09:00 or 2027-02-15T02:00+00:00"
-        ) from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=ZoneInfo(timezone))
-    return value
 
 
 def sweep(
@@ -64,7 +50,7 @@ def _print(result: dict[str, object], tz: str) -> None:
     at = format_local_datetime(datetime.fromisoformat(str(result["at"])), "en", tz)
     table = Table(title=f"sweep as of {at}: {len(fired)} step(s) {verb}")
     for col in ("ticket", "group", "level", "reason", "due", "messages", "held until"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col in ("ticket", "level", "messages"))
     for step in fired:
         held = step["held_until"]
         table.add_row(
