@@ -50,6 +50,28 @@ def autogenerate(database_url: str, message: str) -> None:
     command.revision(alembic_config(database_url), message=message, autogenerate=True)
 
 
+def adopt_unversioned(database_url: str) -> bool:
+    """A database made by ``create_schema`` (tests, old demos) has the tables but no Alembic
+    version: mark it as at head instead of failing on "table already exists". True if stamped."""
+    from sqlalchemy import inspect
+
+    from storage.db import create_engine
+
+    async def _tables() -> set[str]:
+        engine = create_engine(database_url)
+        try:
+            async with engine.connect() as conn:
+                return set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
+        finally:
+            await engine.dispose()
+
+    tables = asyncio.run(_tables())
+    if "tickets" in tables and "alembic_version" not in tables:
+        command.stamp(alembic_config(database_url), "head")
+        return True
+    return False
+
+
 def head_revision() -> str | None:
     from alembic.script import ScriptDirectory
 

@@ -30,6 +30,7 @@ def ensure_schema(settings: Settings) -> None:
 
     url = settings.database_url
     if url.startswith("sqlite"):
+        migrate.adopt_unversioned(url)
         migrate.upgrade(url)
         return
     head = migrate.head_revision()

@@ -55,3 +55,21 @@ def test_upgrade_to_head_matches_models(tmp_path: Path) -> None:
         if pg_name:
             base = os.environ["HOTLINE_TEST_DATABASE_URL"]
             asyncio.run(admin_execute(base, f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
+
+
+def test_a_database_made_without_alembic_is_adopted(tmp_path: Path) -> None:
+    """Tables from ``create_schema`` (tests, old demos) are stamped at head, not re-created."""
+    from storage.db import create_schema
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'made.db'}"
+
+    async def _make() -> None:
+        engine = create_engine(url)
+        await create_schema(engine)
+        await engine.dispose()
+
+    asyncio.run(_make())
+    assert migrate.adopt_unversioned(url) is True
+    assert migrate.current(url) == migrate.head_revision()
+    migrate.upgrade(url)  # nothing to do, no "table already exists"
+    assert migrate.adopt_unversioned(url) is False
