@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.mark.timeout(300)
 async def test_short_demo_writes_digest_chart_and_workbook(tmp_path: Path, classifier_cache: Path) -> None:
-    summary = await run_demo(tmp_path / "demo", seed=3, weeks=3, classifier_cache_dir=classifier_cache)
+    summary = await run_demo(tmp_path / "demo", seed=3, weeks=2, classifier_cache_dir=classifier_cache)
     counts = summary.counts
     assert counts["tickets"] >= 20
     assert counts.get("event:resolved", 0) > 0 and counts.get("event:rated", 0) > 0
