@@ -146,6 +146,8 @@ class ClaimedRow:
     payload: dict[str, Any]
     attempts: int
     parts_sent: int
+    #: The chat's pace allows the first send only from this instant (claimed a little early).
+    not_before: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,7 @@ class OutboxDispatcher:
         poll_interval: float = 1.0,
         stop_grace: float = 30.0,
         jitter: float = 0.1,
+        lookahead: float = 0.1,
     ) -> None:
         settings = app.settings
         if not senders:
@@ -213,6 +216,7 @@ class OutboxDispatcher:
         self.poll_interval = poll_interval
         self.stop_grace = stop_grace
         self.jitter = jitter
+        self.lookahead = max(0.0, lookahead)
         #: Outcomes so far, by status ("sent", "failed", "undeliverable", "retry_after", ...).
         self.counts: Counter[str] = Counter()
         self._tasks: dict[int, asyncio.Task[str]] = {}
@@ -309,7 +313,7 @@ class OutboxDispatcher:
         self._tasks.pop(row_id, None)
         loop = asyncio.get_running_loop()
         sent = self._last_send.pop(row_id, None)
-        wait = chat_gap - (loop.time() - sent) if sent is not None else chat_gap
+        wait = (chat_gap - (loop.time() - sent) if sent is not None else chat_gap) - self.lookahead
         if full or wait <= 0:
             self._wake.set()
         else:
@@ -403,17 +407,21 @@ class OutboxDispatcher:
                 )
                 self.counts[UNDELIVERABLE] += len(gone)
 
+            # Rows whose chat may send again within ``lookahead`` are claimed already and
+            # wait in their task, so the claim's own latency does not stretch the chat's gap.
+            ahead = timedelta(seconds=self.lookahead)
+            horizon = now + ahead
             limited_until: datetime | None = None
-            allowed: list[int] = []
+            allowed: dict[int, datetime | None] = {}
             candidates = [r for r in ready if r.id not in gone]
             recent = await self._recent_sends(session, {r.chat_id for r in candidates}, now)
             for row in candidates:
                 group = is_group_chat(row.channel, row.chat_id)
                 at = self.limits.allowed_at(recent.get((row.channel, row.chat_id), ()), group)
-                if at is None or at <= now:
-                    allowed.append(row.id)
+                if at is None or at <= horizon:
+                    allowed[row.id] = at if at is not None and at > now else None
                 elif limited_until is None or at < limited_until:
-                    limited_until = at
+                    limited_until = at - ahead
 
             claimed: list[ClaimedRow] = []
             if allowed:
@@ -421,7 +429,7 @@ class OutboxDispatcher:
                 # concurrent claimers spread over the ready rows instead of queueing.
                 lockable = (
                     select(o.id)
-                    .where(o.id.in_(allowed), o.status == PENDING, free)
+                    .where(o.id.in_(list(allowed)), o.status == PENDING, free)
                     .order_by(o.id)
                     .limit(limit)
                     .with_for_update(skip_locked=True)
@@ -435,7 +443,7 @@ class OutboxDispatcher:
                 )
                 claimed = sorted(
                     (ClaimedRow(r.id, r.channel, r.chat_id, r.contact_id, dict(r.payload),
-                                r.attempts or 0, r.parts_sent or 0) for r in result),
+                                r.attempts or 0, r.parts_sent or 0, allowed.get(r.id)) for r in result),
                     key=lambda r: r.id,
                 )
             # With rows claimed, their completion wakes the loop anyway; only an idle loop
@@ -532,6 +540,12 @@ class OutboxDispatcher:
             await self._finish_sent(row, total)
             return SENT
         group = is_group_chat(row.channel, row.chat_id)
+        if row.not_before is not None:
+            early = (row.not_before - self.clock.now()).total_seconds()
+            if early > 0:
+                await asyncio.sleep(early)
+            if self._stopping:
+                raise _Stopped
         plain = False
         for index in range(start, total):
             if index > start:
