@@ -6,7 +6,7 @@ one transaction per update) receiving real HTTP POSTs on loopback. Each update i
 message from one of many registered reporters (a new report draft: de-duplication, contact
 touch, step load, classification, draft stored, reply written to the outbox). Telegram's
 webhook waits for our 200, which comes only after the engine committed, so "answered" means
-"committed". The outbox dispatcher is off: this is the inbound path.
+"committed". The outbox dispatcher and the web pages are off: this is the inbound path.
 
 Baseline, measured in the same run: aiogram's bare dispatch behind the same webhook server
 (``bot.telegram.runner.WebhookRunner``: same guard, same parsing, same mapping and lock) with
@@ -156,7 +156,7 @@ async def run(kind: str, n: int, n_users: int, concurrency: int) -> list[object]
         try:
             # --- the engine behind the webhook, as `hotline run --webhook` runs it ---------------
             runtime = BotRuntime(app, bot, webhook=True, port=0, scheduler=False, dispatch=False,
-                                 verify_token=False, set_commands=False, zalo=False)
+                                 verify_token=False, set_commands=False, zalo=False, web=False)
             task = asyncio.create_task(runtime.run(handle_signals=False))
             await asyncio.wait_for(runtime.started.wait(), 30)
             target = runtime.telegram_webhook_url

@@ -5,9 +5,10 @@
 Start
     The Telegram token is checked first (``getMe``): a revoked or mistyped token is one clear
     error at start-up, not a polling loop that retries forever. Then the command menu, the
-    escalation scheduler (if ``escalation.scheduler`` is installed), the web server (Telegram
-    webhook and/or Zalo webhooks, one aiohttp app), the outbox dispatcher, and finally the
-    update intake (long polling by default, or the webhook server already listening).
+    escalation scheduler (if ``escalation.scheduler`` is installed), the web server (one aiohttp
+    app on one port: Telegram webhook, Zalo webhooks, and the dashboard and public board of
+    ``hotline.web``), the outbox dispatcher, and finally the update intake (long polling by
+    default, or the webhook server already listening).
 
 Handling
     Each inbound event goes through ``Engine.handle`` (one transaction: dedupe, state change,
@@ -56,6 +57,8 @@ log = logging.getLogger(__name__)
 
 #: How often the Zalo OA token pair is refreshed ahead of expiry on a quiet OA.
 OA_REFRESH_SECONDS = 1800.0
+#: Request body limit of the server when it carries no Telegram webhook (web pages, Zalo).
+WEB_MAX_BODY = 1024 * 1024
 
 
 def load_scheduler_factory() -> Callable[[App], Any] | None:
@@ -67,6 +70,17 @@ def load_scheduler_factory() -> Callable[[App], Any] | None:
             return None
         raise
     return getattr(module, "build_scheduler", None)
+
+
+def load_web_setup() -> Callable[[web.Application, App], None] | None:
+    """``hotline.web.app.setup_web`` (dashboard, public board, API) if the web is installed."""
+    try:
+        module = importlib.import_module("hotline.web.app")
+    except ModuleNotFoundError as exc:
+        if exc.name in ("hotline.web.app", "hotline.web"):
+            return None
+        raise
+    return getattr(module, "setup_web", None)
 
 
 def load_zalo_builder() -> Callable[[App, Callable[[InboundEvent], Any]], Any] | None:
@@ -113,10 +127,11 @@ def stop_on_signals(stop: Callable[[], None], enabled: bool = True) -> Iterator[
 class BotRuntime:
     """Everything ``hotline run`` runs, wired from an ``App`` and an optional Telegram ``Bot``.
 
-    ``bot=None`` runs without Telegram (Zalo only). Options are for tests and benchmarks:
-    ``port=0`` listens on a free port (see ``local_url``), ``dispatch=False`` leaves the outbox
-    alone, ``scheduler=False`` skips the escalation scheduler, ``verify_token=False`` skips the
-    ``getMe`` check.
+    ``bot=None`` runs without Telegram (Zalo only). The web dashboard and public board
+    (``hotline.web``) are served on the same port as the webhooks, in polling mode too, unless
+    ``web=False``. Options for tests and benchmarks: ``port=0`` listens on a free port (see
+    ``local_url``), ``dispatch=False`` leaves the outbox alone, ``scheduler=False`` skips the
+    escalation scheduler, ``verify_token=False`` skips the ``getMe`` check.
     """
 
     def __init__(
@@ -130,6 +145,7 @@ class BotRuntime:
         scheduler: bool = True,
         dispatch: bool = True,
         zalo: bool = True,
+        web: bool = True,
         set_commands: bool = True,
         verify_token: bool = True,
         host: str | None = None,
@@ -141,6 +157,7 @@ class BotRuntime:
         self.app = app
         self.bot = bot
         self.webhook = webhook
+        self.web = web
         self.engine = engine or Engine(app, intake=[numbered.intake])
         self.set_commands = set_commands
         self.verify_token = verify_token
@@ -284,14 +301,17 @@ class BotRuntime:
         zalo_routes = self.zalo is not None and (
             self.zalo.bot_webhook_worker is not None or self.zalo.oa_webhook is not None
         )
-        if self.telegram_webhook is None and not zalo_routes:
+        setup_web = load_web_setup() if self.web else None
+        if self.telegram_webhook is None and not zalo_routes and setup_web is None:
             return
-        # One aiohttp app for every webhook: Telegram's (secret guard, aiogram handler, and the
-        # startup hook that calls setWebhook) plus Zalo's routes.
+        # One aiohttp app on one port: Telegram's webhook (secret guard, aiogram handler, and
+        # the startup hook that calls setWebhook), Zalo's webhook routes, and the web pages.
         tg = self.telegram_webhook
-        web_app = tg.build_app() if tg is not None else web.Application()
+        web_app = tg.build_app() if tg is not None else web.Application(client_max_size=WEB_MAX_BODY)
         if zalo_routes:
             self.zalo.mount(web_app)
+        if setup_web is not None:
+            setup_web(web_app, self.app)
         runner = web.AppRunner(web_app, shutdown_timeout=self.drain_timeout, access_log=None)
         await runner.setup()
         self._web = runner
@@ -300,9 +320,10 @@ class BotRuntime:
         except OSError as error:  # port taken, address not available: say so in one sentence
             raise ConfigError(
                 f"cannot listen on {self.host}:{self.port} ({error.strerror or error}); set "
-                "HOTLINE_WEBHOOK_HOST / HOTLINE_WEBHOOK_PORT"
+                "HOTLINE_WEBHOOK_HOST / HOTLINE_WEBHOOK_PORT, or use --no-web with polling"
             ) from None
-        log.info("webhook server listening on %s", self.local_url)
+        log.info("web server listening on %s%s", self.local_url,
+                 " (dashboard and public board included)" if setup_web is not None else "")
 
     def _spawn(self, work: Coroutine[Any, Any, Any], name: str) -> None:
         self._tasks.append(asyncio.create_task(work, name=name))

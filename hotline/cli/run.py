@@ -36,6 +36,8 @@ def run_bot(
         "restarts so a restarted worker retries its unfinished sends at once"),
     no_scheduler: bool = typer.Option(
         False, "--no-scheduler", help="do not run escalation sweeps and digests in this process"),
+    no_web: bool = typer.Option(
+        False, "--no-web", help="do not serve the dashboard and public board on the webhook port"),
     log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING or ERROR"),
 ) -> None:
     """Run the bot: updates in, engine, outbox out, escalation on schedule."""
@@ -48,7 +50,7 @@ def run_bot(
     # aiohttp's client logs full request URLs at DEBUG, and Bot API URLs contain the token.
     logging.getLogger("aiohttp.client").setLevel(max(level, logging.INFO))
     run_async(lambda: _run(settings, webhook=webhook, worker_id=worker_id,
-                           scheduler=not no_scheduler))
+                           scheduler=not no_scheduler, web=not no_web))
 
 
 def check_channels(settings: Settings, *, webhook: bool) -> None:
@@ -64,7 +66,8 @@ def check_channels(settings: Settings, *, webhook: bool) -> None:
         )
 
 
-async def _run(settings: Settings, *, webhook: bool, worker_id: str | None, scheduler: bool) -> None:
+async def _run(settings: Settings, *, webhook: bool, worker_id: str | None, scheduler: bool,
+               web: bool) -> None:
     from bot.runtime import BotRuntime
     from bot.telegram.client import bot_from_settings
 
@@ -73,7 +76,7 @@ async def _run(settings: Settings, *, webhook: bool, worker_id: str | None, sche
     try:
         async with opened_app(settings) as app:
             runtime = BotRuntime(
-                app, bot, webhook=webhook, scheduler=scheduler,
+                app, bot, webhook=webhook, scheduler=scheduler, web=web,
                 worker_id=worker_id or default_worker_id(settings),
             )
             await runtime.run()  # closes the bot's session on the way out

@@ -54,6 +54,7 @@ def free_port() -> int:
 @asynccontextmanager
 async def bot_running(app: App, fake: FakeTelegramServer, *, webhook: bool,
                       **options: Any) -> AsyncIterator[BotRuntime]:
+    options.setdefault("web", False)
     runtime = BotRuntime(
         app, make_test_bot(fake), webhook=webhook, worker_id="e2e", polling_timeout=1,
         drain_timeout=5, dispatcher_options={"limits": ChatLimits(per_chat_interval=0.02),
@@ -237,3 +238,28 @@ async def test_webhook_without_the_secret_is_refused_and_changes_nothing(
         assert status == 200
         await wait_until(lambda: len(fake.sent_messages(1001)) == 1, within=5)
     assert await count(app, InboundUpdate) == before[0] + 1
+
+
+async def test_the_web_is_served_beside_the_webhook(
+    app: App, clock_running: RunningClock, telegram_server: FakeTelegramServer
+) -> None:
+    """One port: the dashboard/board of ``hotline.web`` and the guarded Telegram webhook."""
+    import aiohttp
+
+    fake = telegram_server
+    app.settings = app.settings.model_copy(update={"webhook_secret": SecretStr(SECRET)})
+    async with bot_running(app, fake, webhook=True, port=0, scheduler=False, web=True) as runtime:
+        base = runtime.local_url
+        assert base is not None and runtime.telegram_webhook_url is not None
+        async with aiohttp.ClientSession() as client:
+            async with client.get(base + "/healthz") as response:
+                assert response.status == 200
+            async with client.get(base + "/board") as response:
+                assert response.status == 200 and "Content-Security-Policy" in response.headers
+        status, _ = await fake.post_to_webhook(fake.command_update("start"),
+                                               url=runtime.telegram_webhook_url, secret_token=None)
+        assert status == 403
+        status, _ = await fake.post_to_webhook(fake.command_update("start"),
+                                               url=runtime.telegram_webhook_url, secret_token=SECRET)
+        assert status == 200
+        await wait_until(lambda: len(fake.sent_messages(1001)) == 1, within=5)

@@ -71,7 +71,7 @@ async def test_a_refused_token_stops_at_start(
 ) -> None:
     fake = telegram_server
     fake.fail_next("getMe", 401)
-    runtime = BotRuntime(app, make_test_bot(fake), scheduler=False)
+    runtime = BotRuntime(app, make_test_bot(fake), scheduler=False, web=False)
     with pytest.raises(ConfigError, match="refused HOTLINE_TELEGRAM_TOKEN"):
         await runtime.run(handle_signals=False)
     assert fake.calls_to("getUpdates") == []
@@ -82,7 +82,7 @@ async def test_sigterm_finishes_the_send_in_flight_and_leaves_the_rest(
 ) -> None:
     fake = telegram_server
     bot: Bot = make_test_bot(fake)
-    runtime = BotRuntime(app, bot, worker_id="term", polling_timeout=1, drain_timeout=5,
+    runtime = BotRuntime(app, bot, worker_id="term", polling_timeout=1, drain_timeout=5, web=False,
                          dispatcher_options={"limits": ChatLimits(per_chat_interval=5.0)})
     task = asyncio.create_task(runtime.run(handle_signals=True))
     await asyncio.wait_for(runtime.started.wait(), 10)
@@ -112,7 +112,7 @@ async def test_zalo_bot_runs_alongside_telegram_when_configured(
             "zalo_bot_token": SecretStr(zalo.token), "zalo_bot_api_url": zalo.base_url,
         })
         runtime = BotRuntime(app, make_test_bot(telegram_server), worker_id="both", polling_timeout=1,
-                             drain_timeout=5, scheduler=False,
+                             drain_timeout=5, scheduler=False, web=False,
                              dispatcher_options={"limits": ChatLimits(per_chat_interval=0.0)})
         assert runtime.dispatcher is not None and runtime.dispatcher.channels == ["telegram", "zalo_bot"]
         task = asyncio.create_task(runtime.run(handle_signals=False))
@@ -139,6 +139,7 @@ async def test_a_taken_port_is_one_clear_error(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        runtime = BotRuntime(app, make_test_bot(telegram_server), webhook=True, port=port, scheduler=False)
+        runtime = BotRuntime(app, make_test_bot(telegram_server), webhook=True, port=port, scheduler=False,
+                             web=False)
         with pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1:{port}"):
             await runtime.run(handle_signals=False)
