@@ -6,8 +6,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from escalation.ladder import sla_clock_of
 from escalation.sla import SlaClock
-
 from hotline.app import Deps
 from hotline.domain import ids
 from hotline.domain.enums import EventKind
@@ -70,14 +70,8 @@ def transition(
 
 
 def sla_clock(ticket: Ticket) -> SlaClock:
-    return SlaClock(
-        cycle=ticket.cycle,
-        cycle_started_at=ticket.cycle_started_at,
-        budget_seconds=ticket.budget_seconds,
-        paused_seconds=ticket.paused_seconds,
-        paused_since=ticket.paused_since,
-        deadline_at=ticket.deadline_at,
-    )
+    """The ticket's SLA snapshot; one definition, shared with the escalation ladder."""
+    return sla_clock_of(ticket)
 
 
 def apply_sla(ticket: Ticket, clock: SlaClock) -> None:
