@@ -131,7 +131,8 @@ class BotRuntime:
     (``hotline.web``) are served on the same port as the webhooks, in polling mode too, unless
     ``web=False``. Options for tests and benchmarks: ``port=0`` listens on a free port (see
     ``local_url``), ``dispatch=False`` leaves the outbox alone, ``scheduler=False`` skips the
-    escalation scheduler, ``verify_token=False`` skips the ``getMe`` check.
+    escalation scheduler, ``verify_token=False`` skips the ``getMe`` check. ``reuse_port=True``
+    shares the port with other workers (``hotline run --workers``, ``bot.workers``).
     """
 
     def __init__(
@@ -150,6 +151,7 @@ class BotRuntime:
         verify_token: bool = True,
         host: str | None = None,
         port: int | None = None,
+        reuse_port: bool = False,
         polling_timeout: int = 10,
         drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
         dispatcher_options: dict[str, Any] | None = None,
@@ -163,6 +165,7 @@ class BotRuntime:
         self.verify_token = verify_token
         self.host = host if host is not None else app.settings.webhook_host
         self.port = port if port is not None else app.settings.webhook_port
+        self.reuse_port = reuse_port
         self.drain_timeout = drain_timeout
 
         self.polling: PollingRunner | None = None
@@ -316,7 +319,8 @@ class BotRuntime:
         await runner.setup()
         self._web = runner
         try:
-            await web.TCPSite(runner, self.host, self.port).start()
+            await web.TCPSite(runner, self.host, self.port,
+                              reuse_port=self.reuse_port or None).start()
         except OSError as error:  # port taken, address not available: say so in one sentence
             raise ConfigError(
                 f"cannot listen on {self.host}:{self.port} ({error.strerror or error}); set "

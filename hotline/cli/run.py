@@ -38,6 +38,10 @@ def run_bot(
         False, "--no-scheduler", help="do not run escalation sweeps and digests in this process"),
     no_web: bool = typer.Option(
         False, "--no-web", help="do not serve the dashboard and public board on the webhook port"),
+    workers: int = typer.Option(
+        1, "--workers", min=1,
+        help="with --webhook and PostgreSQL: this many worker processes sharing the port "
+        "(SO_REUSEPORT); one scheduler leader among them, outbox rows claimed once"),
     log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING or ERROR"),
 ) -> None:
     """Run the bot: updates in, engine, outbox out, escalation on schedule."""
@@ -46,11 +50,47 @@ def run_bot(
         raise ConfigError(f"unknown log level {log_level!r}: use DEBUG, INFO, WARNING or ERROR")
     settings = load_settings()
     check_channels(settings, webhook=webhook)
+    check_workers(settings, webhook=webhook, workers=workers)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # aiohttp's client logs full request URLs at DEBUG, and Bot API URLs contain the token.
     logging.getLogger("aiohttp.client").setLevel(max(level, logging.INFO))
+    if workers > 1:
+        raise typer.Exit(_run_workers(settings, workers, worker_id=worker_id,
+                                      scheduler=not no_scheduler, web=not no_web))
     run_async(lambda: _run(settings, webhook=webhook, worker_id=worker_id,
                            scheduler=not no_scheduler, web=not no_web))
+
+
+def check_workers(settings: Settings, *, webhook: bool, workers: int) -> None:
+    """Several workers need a shared port (webhook) and a database several processes may
+    write at once (PostgreSQL: SQLite has one writer and its dispatcher is one per file)."""
+    if workers <= 1:
+        return
+    if not webhook:
+        raise ConfigError("--workers needs --webhook: with long polling only one process may "
+                          "ask Telegram for updates")
+    if settings.database_url.startswith("sqlite"):
+        raise ConfigError("--workers needs PostgreSQL (HOTLINE_DATABASE_URL): a SQLite file has "
+                          "one writer, run one worker on it")
+
+
+def _run_workers(settings: Settings, workers: int, *, worker_id: str | None, scheduler: bool,
+                 web: bool) -> int:
+    """Fork the workers once the port is known to be free; an explicit worker id gets the
+    worker's index appended (stable across restarts, unique per process)."""
+    # Imported once here (aiogram takes seconds), inherited by every child.
+    import bot.runtime
+    import bot.telegram.client  # noqa: F401
+    from bot.workers import check_port, run_workers
+
+    check_port(settings.webhook_host, settings.webhook_port)
+
+    def work(index: int) -> None:
+        run_async(lambda: _run(settings, webhook=True, reuse_port=True,
+                               worker_id=f"{worker_id}-{index}" if worker_id else None,
+                               scheduler=scheduler, web=web))
+
+    return run_workers(workers, work)
 
 
 def check_channels(settings: Settings, *, webhook: bool) -> None:
@@ -67,7 +107,7 @@ def check_channels(settings: Settings, *, webhook: bool) -> None:
 
 
 async def _run(settings: Settings, *, webhook: bool, worker_id: str | None, scheduler: bool,
-               web: bool) -> None:
+               web: bool, reuse_port: bool = False) -> None:
     from bot.runtime import BotRuntime
     from bot.telegram.client import bot_from_settings
 
@@ -76,7 +116,7 @@ async def _run(settings: Settings, *, webhook: bool, worker_id: str | None, sche
     try:
         async with opened_app(settings) as app:
             runtime = BotRuntime(
-                app, bot, webhook=webhook, scheduler=scheduler, web=web,
+                app, bot, webhook=webhook, scheduler=scheduler, web=web, reuse_port=reuse_port,
                 worker_id=worker_id or default_worker_id(settings),
             )
             await runtime.run()  # closes the bot's session on the way out
