@@ -92,13 +92,14 @@ async def _health(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
-def setup_web(target: web.Application, app: App, *, warm: bool = True) -> None:
+def setup_web(target: web.Application, app: App, *, warm: bool = True, processes: bool = True) -> None:
     """Add the pages, API, middleware and lifecycle hooks to ``target`` (not started yet).
 
     ``warm`` computes the public board's figures in the background at start-up, so the first
-    visitor after a restart does not wait for a year of events to be replayed.
+    visitor after a restart does not wait for a year of events to be replayed. ``processes``
+    computes whole-period figures in a child process (see ``worker``); tests turn it off.
     """
-    state = build_state(app)
+    state = build_state(app, processes=processes)
     target[STATE] = state
     target.middlewares.append(web_middleware)
     add_routes(target.router)
@@ -120,10 +121,10 @@ def setup_web(target: web.Application, app: App, *, warm: bool = True) -> None:
     target.on_cleanup.append(cleanup)
 
 
-def build_web_app(app: App, *, warm: bool = True) -> web.Application:
+def build_web_app(app: App, *, warm: bool = True, processes: bool = True) -> web.Application:
     """The web on its own (``hotline web``, tests)."""
     target = web.Application(client_max_size=MAX_BODY)
-    setup_web(target, app, warm=warm)
+    setup_web(target, app, warm=warm, processes=processes)
     return target
 
 

@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -52,9 +52,9 @@ TREND_WEEKS = 12
 Watermark = tuple[Any, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class TicketRow:
-    """One ticket as it stood at the period's end (the digest's replay)."""
+class TicketRow(NamedTuple):
+    """One ticket as it stood at the period's end (the digest's replay). A tuple, because a
+    year holds tens of thousands and they cross a process boundary (``worker``)."""
 
     ticket_id: int
     ref: str

@@ -18,7 +18,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from hotline.app import App, Deps
+from hotline.app import Deps
+from hotline.config import Settings
 from storage.db import create_engine, make_sessionmaker, normalise_url
 
 
@@ -29,23 +30,31 @@ class ReadApp(Deps):
     sessions: Any = None
 
 
+def in_memory(settings: Settings) -> bool:
+    url = make_url(normalise_url(settings.database_url))
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
 class ReadDatabase:
-    def __init__(self, app: App, *, own_engine: bool = False) -> None:
+    """``sessions`` for reading; ``shared`` are the application's, used where nothing better
+    is needed (PostgreSQL on the serving loop, an in-memory SQLite database)."""
+
+    def __init__(self, settings: Settings, shared: Any = None, *, own_engine: bool = False) -> None:
         self._engine: AsyncEngine | None = None
-        url = make_url(normalise_url(app.settings.database_url))
+        url = make_url(normalise_url(settings.database_url))
         if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
             self._engine = create_async_engine(url, connect_args={"timeout": 30})
             _configure_reader(self._engine)
             self.sessions: async_sessionmaker[AsyncSession] = make_sessionmaker(self._engine)
         elif own_engine and url.get_backend_name() == "postgresql":
-            self._engine = create_engine(app.settings.database_url, pool_size=2, max_overflow=2)
+            self._engine = create_engine(settings.database_url, pool_size=2, max_overflow=2)
             self.sessions = make_sessionmaker(self._engine)
         else:
-            self.sessions = app.sessions
+            self.sessions = shared
 
-    def reader(self, app: App) -> ReadApp:
-        return ReadApp(settings=app.settings, clock=app.clock, calendar=app.calendar,
-                       taxonomy=app.taxonomy, sessions=self.sessions)
+    def reader(self, deps: Deps) -> ReadApp:
+        return ReadApp(settings=deps.settings, clock=deps.clock, calendar=deps.calendar,
+                       taxonomy=deps.taxonomy, sessions=self.sessions)
 
     async def close(self) -> None:
         if self._engine is not None:

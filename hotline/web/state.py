@@ -19,7 +19,7 @@ from hotline.app import App
 from hotline.digests.model import Digest
 from hotline.errors import ConfigError
 from hotline.web.cache import Entry, FigureCache
-from hotline.web.figures import Figures, Watermark, compute_figures, filtered_digest, watermark
+from hotline.web.figures import Figures, Watermark, filtered_digest, watermark
 from hotline.web.params import Filters, resolve_period
 from hotline.web.ratelimit import RateLimiter
 from hotline.web.readdb import ReadApp, ReadDatabase
@@ -83,7 +83,7 @@ class WebState:
 
         async def compute() -> Figures:
             fresh = resolve_period(spec, self.app.clock.now(), self.tz) if running else chosen
-            return await self.worker.call(lambda reader: compute_figures(reader, fresh))
+            return await self.worker.figures(fresh)
 
         return await self.figures.get(key, mark, compute, expires=running, allow_stale=allow_stale)
 
@@ -141,18 +141,18 @@ def parse_proxies(text: str) -> list[Any]:
     return out
 
 
-def build_state(app: App) -> WebState:
+def build_state(app: App, *, processes: bool = True) -> WebState:
     settings = app.settings
     ttl = settings.web_cache_seconds
     return WebState(
         app=app,
-        read=ReadDatabase(app),
+        read=ReadDatabase(app.settings, app.sessions),
         renderer=Renderer(settings),
         figures=FigureCache(app.clock, ttl, max_entries=48),
         charts=FigureCache(app.clock, ttl, max_entries=64),
         status_limiter=RateLimiter(settings.web_status_per_minute),
         signin_limiter=RateLimiter(30),
-        worker=Worker(app),
+        worker=Worker(app, processes=processes),
         trusted_proxies=parse_proxies(settings.web_forwarded_allow_ips),
     )
 

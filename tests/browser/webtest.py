@@ -36,8 +36,10 @@ class Served:
 
 
 @asynccontextmanager
-async def served(app: App) -> AsyncIterator[Served]:
-    web_app = build_web_app(app, warm=False)  # tests decide when figures are computed
+async def served(app: App, *, processes: bool = False) -> AsyncIterator[Served]:
+    """Figures are computed in the worker thread unless ``processes`` (a child process per
+    server would cost each test a second of start-up); tests decide when, so no warm-up."""
+    web_app = build_web_app(app, warm=False, processes=processes)
     runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
