@@ -4,11 +4,12 @@ Per event, in a single transaction:
 
 1. claim ``(channel, update_id)``; a redelivered update returns ``[]`` and changes nothing;
 2. run the channel's intake hooks (e.g. a typed number becomes the remembered button press);
-3. touch the contact, load the person and the conversation step (from the database, so flows
-   survive restarts and any worker can take the next message);
-4. dispatch to one small handler inside a SAVEPOINT. A ``HotlineError`` (bad input, forbidden,
-   stale button) rolls back to the savepoint -- the action changes nothing -- and becomes a
-   translated answer, re-asking the current question if the caller is in the middle of a flow;
+3. load the contact, its person and the conversation step in one query (from the database, so
+   flows survive restarts and any worker can take the next message);
+4. dispatch to one small handler. A ``HotlineError`` (bad input, forbidden, stale button) rolls
+   the whole transaction back -- the action changes nothing -- and steps 1-3 are redone in a
+   fresh one, where it becomes a translated answer, re-asking the current question if the
+   caller is in the middle of a flow;
 5. write every reply to the outbox, commit, and return the replies (with their outbox ids).
 
 Anything unexpected rolls the whole transaction back, is logged without user text or secrets,
@@ -24,7 +25,6 @@ from dataclasses import replace
 from datetime import datetime
 
 from markupsafe import Markup
-from sqlalchemy import select
 
 from handlers import common, coordinator, registration, reporter, staff
 from handlers.context import Context
@@ -70,35 +70,47 @@ class Engine:
         app = self.app
         async with app.uow() as uow:
             now = app.clock.now()
-            if not await uow.conversations.claim_update(event.channel, event.update_id, now):
+            ctx = await self._open(uow, event, now)
+            if ctx is None:
                 return []
-            for hook in self._intake:
-                event = await hook(uow, event)
-            contact = await people.touch_contact(
-                uow, app, event.channel, event.user_id, event.chat_id, event.display_name
-            )
-            person = await uow.people.get(contact.person_id) if contact.person_id else None
-            conv = await _load_conversation(uow, event.channel, event.user_id, now)
-            lang = self._language(event, person, conv)
-            ctx = Context(app=app, uow=uow, event=event, contact=contact, person=person,
-                          conv=conv, lang=lang, now=now)
-            contact_id = contact.id
-            savepoint = await uow.session.begin_nested()
             try:
                 await self.router.dispatch(ctx)
-                await savepoint.commit()
             except HotlineError as error:
-                await savepoint.rollback()
-                await self._explain(ctx, error, person, lang)
+                # The refused action must change nothing: drop the whole transaction and answer
+                # from a fresh one (cheaper on the common path than a savepoint per event).
+                await uow.rollback()
+                ctx = await self._open(uow, event, now)
+                if ctx is None:  # another worker took the redelivered update meanwhile
+                    return []
+                await self._explain(ctx, error)
             replies = ctx.replies
             if event.kind == "button" and event.message_id and replies:
                 replies[0] = replace(replies[0], retire_buttons_of=event.message_id)
             person_id = ctx.person.id if ctx.person is not None else None
-            rows = [enqueue(uow, reply, now=now, contact_id=contact_id, person_id=person_id)
+            rows = [enqueue(uow, reply, now=now, contact_id=ctx.contact.id, person_id=person_id)
                     for reply in replies]
             await uow.commit()
         return [replace(reply, meta={**reply.meta, "outbox_id": row.id})
                 for reply, row in zip(replies, rows, strict=True)]
+
+    async def _open(self, uow: UnitOfWork, event: InboundEvent, now: datetime) -> Context | None:
+        """Claim the update and load the caller; None for a redelivered update."""
+        if not await uow.conversations.claim_update(event.channel, event.update_id, now):
+            return None
+        for hook in self._intake:
+            event = await hook(uow, event)
+        contact, person, conv = await uow.conversations.caller(event.channel, event.user_id)
+        if contact is None:
+            contact = await people.touch_contact(
+                uow, self.app, event.channel, event.user_id, event.chat_id, event.display_name
+            )
+        else:
+            people.refresh_contact(contact, event.chat_id, event.display_name, now)
+        if conv is None:
+            conv = await uow.conversations.get_or_create(event.channel, event.user_id, now)
+        lang = self._language(event, person, conv)
+        return Context(app=self.app, uow=uow, event=event, contact=contact, person=person,
+                       conv=conv, lang=lang, now=now)
 
     def _language(self, event: InboundEvent, person: Person | None, conv: Conversation) -> str:
         """The person's choice; before registration the choice made in the flow, else the
@@ -111,19 +123,12 @@ class Engine:
         hint = (event.language or "").split("-")[0].split("_")[0].lower()
         return hint if hint in LANGUAGES else self.app.settings.default_language
 
-    async def _explain(self, ctx: Context, error: HotlineError, person: Person | None,
-                       lang: str) -> None:
+    async def _explain(self, ctx: Context, error: HotlineError) -> None:
         """Answer a refused action in the caller's language and re-ask the pending question."""
-        session = ctx.uow.session
-        # The savepoint rollback expired whatever the action touched; reload the caller.
-        ctx.person, ctx.lang, ctx.replies = person, lang, []
-        for obj in (ctx.contact, person, ctx.conv):
-            if obj is not None:
-                await session.refresh(obj)
         try:
-            text = t(error.key, lang, **error.params)
+            text = t(error.key, ctx.lang, **error.params)
         except (KeyError, IndexError, ValueError):
-            text = t("error.generic", lang)
+            text = t("error.generic", ctx.lang)
         try:
             await self.router.reprompt(ctx)
         except HotlineError:
@@ -161,21 +166,6 @@ class Engine:
             _log_failure("could not record the apology", event, exc)
             return [OutboundMessage(channel=event.channel, chat_id=event.chat_id,
                                     text=str(t("error.generic", lang)))]
-
-
-async def _load_conversation(uow: UnitOfWork, channel: str, external_id: str,
-                             now: datetime) -> Conversation:
-    """The caller's step, row-locked on PostgreSQL so two workers handling two quick messages
-    of the same person take turns instead of overwriting each other's step."""
-    stmt = (
-        select(Conversation)
-        .where(Conversation.channel == channel, Conversation.external_id == external_id)
-        .with_for_update()
-    )
-    found = (await uow.session.execute(stmt)).scalar_one_or_none()
-    if found is not None:
-        return found
-    return await uow.conversations.get_or_create(channel, external_id, now)
 
 
 def _log_failure(what: str, event: InboundEvent, exc: BaseException) -> None:

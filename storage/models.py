@@ -23,7 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from storage.types import UTCDateTime
 
@@ -188,6 +188,9 @@ class TicketEvent(Base):
     to_state: Mapped[str | None] = mapped_column(String(20), default=None)
     note: Mapped[str | None] = mapped_column(Text, default=None)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: Lets an event be recorded for a ticket not yet flushed (filing writes the ticket and its
+    #: first events in one flush). Never loaded: read ``ticket_id``.
+    ticket: Mapped[Ticket] = relationship(lazy="raise")
 
 
 class TicketFollower(Base):

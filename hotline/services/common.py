@@ -33,7 +33,7 @@ def record(
     **data: Any,
 ) -> TicketEvent:
     event = TicketEvent(
-        ticket_id=ticket.id,
+        ticket=ticket,
         kind=kind.value,
         actor_id=actor.id if actor is not None else None,
         at=at,

@@ -6,7 +6,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from hotline.app import Deps
 from hotline.domain.enums import GROUP_ROLES, OrgKind, Role
@@ -62,12 +62,23 @@ async def touch_contact(
         uow.session.add(contact)
         await uow.flush()
     else:
-        contact.chat_id = chat_id
-        contact.last_seen_at = now
-        contact.active = True  # writing to us again means they unblocked the bot
-        if display_name:
-            contact.display_name = display_name
+        refresh_contact(contact, chat_id, display_name, now)
     return contact
+
+
+#: ``last_seen_at`` is moved at most this often: it orders a person's channels, and writing it
+#: on every message of a conversation would cost each message an UPDATE.
+LAST_SEEN_RESOLUTION = timedelta(minutes=1)
+
+
+def refresh_contact(contact: Contact, chat_id: str, display_name: str | None, now: datetime) -> None:
+    """What an inbound event tells about a known contact. Unchanged values write nothing."""
+    contact.chat_id = chat_id
+    if contact.last_seen_at is None or now - contact.last_seen_at >= LAST_SEEN_RESOLUTION:
+        contact.last_seen_at = now
+    contact.active = True  # writing to us again means they unblocked the bot
+    if display_name:
+        contact.display_name = display_name
 
 
 async def register_reporter(

@@ -157,6 +157,8 @@ async def file_ticket(
     group = await uow.people.group(cat.group)
     if group is None:
         raise InvalidInput(f"owner group {cat.group} missing", key="error.unknown_group")
+    # Chosen before the ticket exists, so its row is written once, already assigned.
+    assignee = None if triage else await choose_assignee(uow, deps, group)
 
     year = now.astimezone(ZoneInfo(deps.settings.timezone)).year
     seq = await uow.tickets.next_seq(year)
@@ -198,7 +200,6 @@ async def file_ticket(
     )
     apply_sla(ticket, clock)
     uow.tickets.add(ticket)
-    await uow.flush()
     created = record(
         uow, ticket, EventKind.CREATED, at=now, actor=reporter, to_state=ticket.state,
         category=code, group=group.code, priority=priority.value, confidence=confidence,
@@ -206,34 +207,43 @@ async def file_ticket(
         deadline=ticket.deadline_at.isoformat(),
         first_response_due=ticket.first_response_due_at.isoformat(),
     )
-    await uow.flush()
-    _store_attachments(uow, ticket, created.id, attachments, now)
     if triage:
+        await uow.flush()
         for coordinator in await uow.people.with_role(Role.COORDINATOR):
             await _tell_person(
                 uow, deps, ticket, coordinator.id, "tickets.triage_needed",
                 buttons=[[("buttons.triage", P.build(P.TRIAGE, ticket.ref))]],
             )
+    elif assignee is not None:
+        await assign(uow, deps, ticket, assignee, actor=None)
     else:
-        await route(uow, deps, ticket, group)
+        await uow.flush()
+        await _announce_to_group(uow, deps, ticket, group)
+    if attachments:
+        await uow.flush()
+        _store_attachments(uow, ticket, created.id, attachments, now)
     return ticket
 
 
-async def route(uow: UnitOfWork, deps: Deps, ticket: Ticket, group: OwnerGroup) -> Person | None:
-    """Least-loaded member of the group (round robin on ties), unless the group claims."""
-    now = deps.clock.now()
+async def choose_assignee(uow: UnitOfWork, deps: Deps, group: OwnerGroup) -> Person | None:
+    """Least-loaded member of the group (round robin on ties; leads if it has no members);
+    None when the group claims from its queue or has nobody."""
     if group.claim_from_queue:
+        return None
+    for roles in ([Role.MEMBER.value], [Role.LEAD.value]):
+        loaded = await uow.tickets.with_open_load(roles, group.id)
+        if loaded:
+            epoch = datetime.min.replace(tzinfo=deps.clock.now().tzinfo)
+            return min(loaded, key=lambda pl: (pl[1], pl[0].last_assigned_at or epoch, pl[0].id))[0]
+    return None
+
+
+async def route(uow: UnitOfWork, deps: Deps, ticket: Ticket, group: OwnerGroup) -> Person | None:
+    """Assign to ``choose_assignee``'s pick, or announce the ticket to the group's queue."""
+    chosen = await choose_assignee(uow, deps, group)
+    if chosen is None:
         await _announce_to_group(uow, deps, ticket, group)
         return None
-    members = await uow.people.with_role(Role.MEMBER, group_id=group.id)
-    if not members:
-        members = await uow.people.with_role(Role.LEAD, group_id=group.id)
-    if not members:
-        await _announce_to_group(uow, deps, ticket, group)
-        return None
-    load = await uow.tickets.open_load([m.id for m in members])
-    epoch = datetime.min.replace(tzinfo=now.tzinfo)
-    chosen = min(members, key=lambda m: (load[m.id], m.last_assigned_at or epoch, m.id))
     await assign(uow, deps, ticket, chosen, actor=None)
     return chosen
 
