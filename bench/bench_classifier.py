@@ -5,7 +5,7 @@ lowercased text + the same logistic regression) trained on the same corpus, with
 character n-grams, no rules and no temperature. The ratio shows what folding, character n-grams
 and rules cost; the accuracy columns (dev set, if present, as typed and stripped of diacritics)
 show what they buy.
-Usage: python bench/bench_classifier.py [N_TEXTS]
+Usage: python bench/bench_classifier.py [N_TEXTS] [--json FILE]
 Targets: >= 2,000 texts/s batched, p99 < 5 ms for one text.
 """
 
@@ -25,7 +25,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 
-from bench.common import machine, print_table
+from bench.common import Result, machine, pop_json_arg, print_table, write_results
 from hotline.classifier import train_classifier
 from hotline.classifier.corpus import load_corpus, parse_jsonl
 from hotline.classifier.fold import strip_diacritics
@@ -98,6 +98,7 @@ def _accuracy(predict_many: Callable[[Sequence[str]], Sequence[str]],
 
 
 def main() -> None:
+    json_path = pop_json_arg()
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"machine: {machine()}; load average {load:.2f}; {n} texts, batches of {BATCH}")
@@ -150,6 +151,18 @@ def main() -> None:
           f"CPU time {'met' if cpu_ok else 'NOT met'}"
           + ("" if load < 1.5 else f" (load average {load:.1f} on {os.cpu_count()} cores: wall figures "
              "include time spent waiting for a CPU)"))
+    base = "bare sklearn pipeline (word TF-IDF + LR)"
+    note = f"{n:,} texts, load average {load:.1f}"
+    write_results(json_path, [
+        Result("classifier", "-", "texts/s batched", o_rate, "texts/s", b_rate, baseline_label=base,
+               target=">= 2,000", met=o_rate >= 2000, note=note),
+        Result("classifier", "-", "texts/CPU-s batched", o_cpu_rate, "texts/s", b_cpu_rate,
+               baseline_label=base, target=">= 2,000", met=o_cpu_rate >= 2000, note=note),
+        Result("classifier", "-", "p99 one text", o_p99, "ms", b_p99, baseline_label=base,
+               target="< 5", met=o_p99 < 5, note=note),
+        Result("classifier", "-", "p99 one text, CPU", o_cpu_p99, "ms", None, target="< 5",
+               met=o_cpu_p99 < 5, note=note),
+    ])
 
 
 if __name__ == "__main__":

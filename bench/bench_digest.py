@@ -11,7 +11,7 @@ Timed, as ``hotline digest`` does it: load the period's rows and replay the tick
 Baseline, measured in the same run on the same database: a bare
 ``SELECT kind, count(*) FROM ticket_events GROUP BY kind`` (a full pass over the events).
 
-Usage: python bench/bench_digest.py [N] [--sqlite-only] [--postgres-only] [--render DIR]
+Usage: python bench/bench_digest.py [N] [--sqlite-only] [--postgres-only] [--render DIR] [--json FILE]
 ``--render DIR`` also writes the leaders' files (vi and en) and a group lead's report there.
 """
 
@@ -31,7 +31,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import insert, text
 
-from bench.common import machine, postgres_available, print_table, temp_database
+from bench.common import (
+    Result,
+    machine,
+    pop_json_arg,
+    postgres_available,
+    print_table,
+    temp_database,
+    write_results,
+)
 from escalation import sla
 from hotline.app import App, open_app
 from hotline.clock import ManualClock
@@ -501,6 +509,7 @@ async def run(kind: str, n: int, render_to: Path | None) -> list[object]:
 
 
 def main() -> None:
+    json_path = pop_json_arg()
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -532,6 +541,16 @@ def main() -> None:
         ],
         rows,
     )
+    results = []
+    for kind, tickets, events, _open, _build, _render, total, baseline, _ratio in rows:
+        full = int(str(tickets).replace(",", "")) >= 100_000
+        results.append(Result(
+            "digest", str(kind), "weekly digest build + render", float(str(total)), "s",
+            float(str(baseline)), baseline_label="SELECT kind, count(*) GROUP BY kind, s",
+            target="< 3 at 100,000 tickets" if full else "(< 3 s at 100,000 tickets)",
+            met=float(str(total)) < 3 if full else None,
+            note=f"{tickets} tickets, {events} events, best of 3"))
+    write_results(json_path, results)
 
 
 if __name__ == "__main__":

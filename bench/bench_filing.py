@@ -3,7 +3,7 @@
 Baseline, measured in the same run: one committed transaction that inserts a bare ticket-sized
 row through the same engine, so the ratio shows what routing, SLA arithmetic, events and
 notifications cost on top of the database's own commit cost.
-Usage: python bench/bench_filing.py [N] [--sqlite-only]
+Usage: python bench/bench_filing.py [N] [--sqlite-only] [--json FILE]
 """
 
 from __future__ import annotations
@@ -19,7 +19,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import text
 
-from bench.common import machine, postgres_available, print_table, temp_database
+from bench.common import (
+    Result,
+    machine,
+    pop_json_arg,
+    postgres_available,
+    print_table,
+    temp_database,
+    write_results,
+)
 from hotline.app import open_app
 from hotline.clock import ManualClock
 from hotline.config import Settings
@@ -79,12 +87,21 @@ async def run(kind: str, n: int) -> list[object]:
 
 
 def main() -> None:
+    json_path = pop_json_arg()
     n = int(next((a for a in sys.argv[1:] if a.isdigit()), "10000"))
     kinds = ["sqlite"] + ([] if "--sqlite-only" in sys.argv or not postgres_available() else ["postgres"])
     rows = [asyncio.run(run(kind, n)) for kind in kinds]
     print(f"machine: {machine()}")
     print_table("Filing tickets through the service layer",
                 ["database", "tickets", "tickets/s", "baseline bare commits/s", "ratio"], rows)
+    write_results(json_path, [
+        Result("filing", str(kind), "tickets filed/s", _num(rate), "tickets/s", _num(bare),
+               baseline_label="bare one-row commits/s", note=f"{count:,} tickets")
+        for kind, count, rate, bare, _ in rows])
+
+
+def _num(cell: object) -> float:
+    return float(str(cell).replace(",", ""))
 
 
 if __name__ == "__main__":

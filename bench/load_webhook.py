@@ -1,0 +1,535 @@
+"""Load test: ``hotline run --webhook --workers 2`` on PostgreSQL, then a check of every effect.
+
+What runs: a fresh PostgreSQL database (Alembic head, as ``hotline db upgrade`` leaves it) with
+registered reporters and three members per owner group; the real product command
+``hotline run --webhook --workers W`` (W forked workers sharing the port with SO_REUSEPORT,
+each with its engine, outbox dispatcher and scheduler; the web pages off unless ``--web``);
+and, in this process (separate from the workers), the fake Telegram Bot API the workers talk
+to (``tests/fakes/telegram_api.py``: getMe, setMyCommands, sendMessage, answerCallbackQuery)
+plus the load generator, posting Telegram updates with the secret token header over at most
+``--concurrency`` connections.
+
+Each user acts like a person in a chat, one thing at a time, reading the bot's answers: a
+report is a text message, then a tap on "send" in the draft the bot sent back (or, when the
+classifier was not sure, on its first suggested category); then ``/mine``, and ``/status`` of
+a ticket the bot confirmed. Many users are in flight at once (``--sessions``), so the
+connections stay busy while users wait for their answers. Telegram only gets its 200 once the
+engine committed, so the latency measured (POST to answer) is the commit latency.
+
+Baseline, measured in the same run with the same workers and load tool: requests refused by
+the secret guard (wrong token, 403; no parsing, no database): what the HTTP stack of the same
+processes serves.
+
+Verification, afterwards, in the database: every update id recorded exactly once in
+``inbound_updates`` (none missing, none extra); exactly one ticket per report (found by the
+report's unique marker, filed for its own reporter); per reporter chat exactly the outbox
+replies its updates call for (draft, filing confirmation, /mine, /status); one assignment
+notice per ticket to members. The outbox dispatcher's pace limits are lifted (the fake is not
+Telegram): this measures the inbound path and checks the outbound rows.
+
+Defaults: 50,000 updates from 5,000 users (about ten minutes at ~100 updates/s); develop with
+``--updates 2000 --users 200``. Skips with a message when PostgreSQL is not reachable
+(``HOTLINE_BENCH_PG_URL``, default ``postgresql+asyncpg://postgres@127.0.0.1:5432/test``).
+
+Usage: python bench/load_webhook.py [--updates N] [--users U] [--workers W] [--concurrency C]
+       [--sessions S] [--web] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import aiohttp
+from sqlalchemy import func, select
+
+from bench.common import (
+    Result,
+    machine,
+    pop_json_arg,
+    postgres_available,
+    print_table,
+    temp_database,
+    write_results,
+)
+from hotline.app import App, open_app
+from hotline.clock import ManualClock
+from hotline.config import Settings
+from hotline.domain import payloads as P
+from hotline.domain.enums import OrgKind, Role
+from hotline.services import people
+from storage import migrate
+from storage.models import Contact, InboundUpdate, OutboxMessage, Ticket
+from tests.fakes.telegram_api import FakeTelegramServer, SentMessage
+
+SECRET = "load-Webhook_secret"
+FIRST_USER = 5_000_001
+FIRST_MEMBER = 9_000_001
+MEMBERS_PER_GROUP = 3
+REPLY_TIMEOUT = 120.0
+TEXTS = [
+    "Dữ liệu dân cư của tỉnh chưa được chia sẻ cho doanh nghiệp, hồ sơ bị trả lại",
+    "Mạng cáp quang tại khu công nghệ cao chưa được kết nối, nền tảng số không truy cập được",
+    "Provincial land data is not shared with the national data platform",
+    "Thủ tục cấp phép vẫn yêu cầu bản giấy dù đã nộp trực tuyến",
+    "Chua co huong dan ve chu ky so cho hop dong dien tu voi co quan nha nuoc",
+]
+REF = re.compile(r"\b[A-Z]{2,4}-\d{4}-\d{4,}\b")
+#: Outbox rows each action leaves for the reporter's own chat.
+REPLIES = {"report": 2, "mine": 1, "status": 1}
+
+
+def plan(budget: int) -> list[str]:
+    """One user's actions for ``budget`` updates: mostly reports (two updates each), then
+    /mine and /status once the user has a ticket."""
+    if budget <= 1:
+        return ["mine"] * budget
+    if budget == 2:
+        return ["report"]
+    if budget == 3:
+        return ["report", "status"]
+    reports = (budget - 2) // 2
+    extra = budget - 2 * reports  # 2 or 3
+    return ["report"] * reports + ["mine", "status"] + ["mine"] * (extra - 2)
+
+
+@dataclass
+class Load:
+    """What the generator did and saw."""
+
+    latencies: list[float] = field(default_factory=list)
+    statuses: Counter[int] = field(default_factory=Counter)
+    update_ids: list[int] = field(default_factory=list)
+    markers: dict[str, int] = field(default_factory=dict)  # report marker -> user id
+    actions: dict[int, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    failures: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class Replies:
+    """Wakes a user when the bot's n-th message reached its chat (the fake's sendMessage)."""
+
+    def __init__(self, fake: FakeTelegramServer) -> None:
+        self.fake = fake
+        self.waiting: dict[int, tuple[int, asyncio.Future[None]]] = {}
+        name, handler = fake._methods["sendmessage"]
+
+        async def send_message(params: dict[str, Any], files: Any) -> Any:
+            result = await handler(params, files)
+            self._check(int(params["chat_id"]))
+            return result
+
+        fake._methods["sendmessage"] = (name, send_message)
+
+    def _check(self, chat: int) -> None:
+        wanted = self.waiting.get(chat)
+        if wanted is not None and len(self.fake._sent.get(chat, ())) >= wanted[0]:
+            if not wanted[1].done():
+                wanted[1].set_result(None)
+        if len(self.fake.calls) > 2000:  # the fake logs every call; the load does not need it
+            del self.fake.calls[:]
+
+    async def nth(self, chat: int, n: int) -> SentMessage:
+        sent = self.fake._sent.get(chat, [])
+        if len(sent) < n:
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self.waiting[chat] = (n, future)
+            try:
+                await asyncio.wait_for(future, REPLY_TIMEOUT)
+            finally:
+                self.waiting.pop(chat, None)
+            sent = self.fake._sent[chat]
+        return sent[n - 1]
+
+
+class Generator:
+    def __init__(self, fake: FakeTelegramServer, url: str, concurrency: int) -> None:
+        self.fake, self.url = fake, url
+        self.replies = Replies(fake)
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency))
+        self.slots = asyncio.Semaphore(concurrency)  # latency counts from a free connection on
+        self.load = Load()
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    async def post(self, update: dict[str, Any], secret: str = SECRET) -> int:
+        body = json.dumps(update).encode()
+        headers = {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": secret}
+        async with self.slots:
+            start = time.perf_counter()
+            async with self.session.post(self.url, data=body, headers=headers) as response:
+                await response.read()
+            self.load.latencies.append(time.perf_counter() - start)
+        self.load.statuses[response.status] += 1
+        if secret == SECRET:
+            self.load.update_ids.append(int(update["update_id"]))
+        return response.status
+
+    async def user_session(self, uid: int, actions: list[str]) -> None:
+        fake, load = self.fake, self.load
+        user = fake.user(uid, f"User{uid}", None, username=None, language_code="vi")
+        seen = len(fake._sent.get(uid, []))
+        refs: list[str] = []
+        try:
+            for k, action in enumerate(actions):
+                load.actions[uid][action] += 1
+                if action == "report":
+                    marker = f"#u{uid}r{k}"
+                    load.markers[marker] = uid
+                    await self.post(fake.text_update(f"{TEXTS[(uid + k) % len(TEXTS)]} ({marker})",
+                                                     user=user))
+                    seen += 1
+                    draft = await self.replies.nth(uid, seen)
+                    await self.post(fake.callback_update(_send_button(draft), message=draft,
+                                                         user=user))
+                    seen += 1
+                    filed = await self.replies.nth(uid, seen)
+                    refs += REF.findall(filed.text or "")[:1]
+                elif action == "mine":
+                    await self.post(fake.command_update("mine", user=user))
+                    seen += 1
+                    await self.replies.nth(uid, seen)
+                else:
+                    ref = refs[-1] if refs else "HL-2026-000000"
+                    await self.post(fake.command_update("status", ref, user=user))
+                    seen += 1
+                    await self.replies.nth(uid, seen)
+        except Exception as error:  # counted, and the verification will show what is missing
+            load.failures.append(f"user {uid}: {type(error).__name__}: {error}"[:300])
+
+    async def run(self, scripts: dict[int, list[str]], sessions: int) -> None:
+        queue = iter(scripts.items())
+
+        async def lane() -> None:
+            for uid, actions in queue:
+                await self.user_session(uid, actions)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(lane() for _ in range(sessions)))
+        self.load.seconds = time.perf_counter() - start
+
+
+def _send_button(draft: SentMessage) -> str:
+    """"Send" on a confident draft, else the first suggested category (both file a ticket)."""
+    payloads = [data for _, data in (b for row in draft.buttons for b in row)]
+    for verb in (P.DRAFT_FILE, P.DRAFT_PICK):
+        found = [p for p in payloads if p.startswith(verb + ":")]
+        if found:
+            return found[0]
+    raise LookupError(f"no draft button in {payloads}")
+
+
+# --- setup --------------------------------------------------------------------------------------
+async def setup(url: str, users: list[int]) -> list[int]:
+    """Reporters (one organisation each) and members; returns the members' chat ids."""
+    await asyncio.to_thread(migrate.upgrade, url)
+    clock = ManualClock(datetime(2026, 12, 7, 9, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh")))
+    settings = Settings(database_url=url, _env_file=None)  # type: ignore[call-arg]
+    app = await open_app(settings, clock)
+    members: list[int] = []
+    try:
+        async with app.uow() as uow:
+            chat = FIRST_MEMBER
+            for group in app.taxonomy.groups:
+                for _ in range(MEMBERS_PER_GROUP):
+                    issued = await people.create_invite(uow, app, Role.MEMBER, group)
+                    contact = await people.touch_contact(uow, app, "telegram", str(chat), str(chat),
+                                                         f"Member {chat}")
+                    await people.join(uow, app, contact, issued.code)
+                    members.append(chat)
+                    chat += 1
+            await uow.commit()
+        for start in range(0, len(users), 500):
+            async with app.uow() as uow:
+                for uid in users[start:start + 500]:
+                    contact = await people.touch_contact(uow, app, "telegram", str(uid), str(uid),
+                                                         f"User{uid}")
+                    await people.register_reporter(
+                        uow, app, contact, organisation_name=f"Công ty {uid}",
+                        kind=OrgKind.ENTERPRISE, contact_name=f"User{uid}")
+                await uow.commit()
+        app.classifier().classify("khởi động")  # trained once into the cache the workers load
+    finally:
+        await app.close()
+    return members
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def start_workers(url: str, fake: FakeTelegramServer, workers: int, web: bool,
+                        folder: Path) -> tuple[asyncio.subprocess.Process, str, Path]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "HOTLINE_DATABASE_URL": url,
+        "HOTLINE_TELEGRAM_TOKEN": fake.token,
+        "HOTLINE_TELEGRAM_API_URL": fake.base_url,
+        "HOTLINE_WEBHOOK_SECRET": SECRET,
+        "HOTLINE_WEBHOOK_HOST": "127.0.0.1",
+        "HOTLINE_WEBHOOK_PORT": str(port),
+        "HOTLINE_DAILY_REPORT_LIMIT": "1000000",
+        "HOTLINE_OUTBOX_PER_CHAT_INTERVAL": "0",
+        "HOTLINE_OUTBOX_GLOBAL_PER_SECOND": "100000",
+        "HOTLINE_OUTBOX_GROUP_PER_MINUTE": "100000",
+    }
+    hotline = Path(sys.executable).with_name("hotline")
+    command = [str(hotline), "run", "--webhook", "--workers", str(workers), "--log-level", "WARNING"]
+    if not web:
+        command.append("--no-web")
+    log = folder / "workers.log"
+    handle = log.open("wb")
+    proc = await asyncio.create_subprocess_exec(*command, cwd=folder, env=env, stdout=handle,
+                                                stderr=asyncio.subprocess.STDOUT)
+    handle.close()
+    url_ = f"http://127.0.0.1:{port}/telegram/webhook"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.returncode is not None:
+            raise RuntimeError(f"hotline run exited ({proc.returncode}): {log.read_text()[-2000:]}")
+        # Every worker called getMe then setMyCommands before it listens; then probe the port.
+        if sum(1 for c in fake.calls if c.method == "getMe") >= workers:
+            try:
+                async with aiohttp.ClientSession() as session, session.post(url_, data=b"{}") as r:
+                    if r.status == 403:
+                        await asyncio.sleep(1.0)  # let the other worker(s) finish binding
+                        return proc, url_, log
+            except aiohttp.ClientConnectionError:
+                pass
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"workers did not start within 120 s: {log.read_text()[-2000:]}")
+
+
+async def stop_workers(proc: asyncio.subprocess.Process) -> int:
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), 60)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+    return int(proc.returncode or 0)
+
+
+# --- verification -------------------------------------------------------------------------------
+async def verify(url: str, load: Load, members: list[int]) -> tuple[bool, list[str]]:
+    """Every update exactly once, every report exactly its ticket and replies."""
+    settings = Settings(database_url=url, _env_file=None)  # type: ignore[call-arg]
+    app: App = await open_app(settings, sync_groups=False)
+    lines: list[str] = []
+    ok = True
+    try:
+        async with app.sessions() as s:
+            seen = Counter((await s.execute(
+                select(InboundUpdate.update_id).where(InboundUpdate.channel == "telegram")
+            )).scalars())
+            tickets = (await s.execute(
+                select(Ticket.description, Contact.external_id)
+                .join(Contact, Contact.id == Ticket.contact_id, isouter=True)
+            )).all()
+            outbox = Counter((await s.execute(select(OutboxMessage.chat_id))).scalars())
+            unsent = await s.scalar(select(func.count()).select_from(OutboxMessage)
+                                    .where(OutboxMessage.status != "sent"))
+    finally:
+        await app.close()
+
+    posted = Counter(str(i) for i in load.update_ids)
+    missing = set(posted) - set(seen)
+    extra = set(seen) - set(posted)
+    twice = [i for i, n in posted.items() if n > 1]
+    good = not missing and not extra and not twice and sum(seen.values()) == len(posted)
+    ok &= good
+    lines.append(f"inbound_updates: {sum(seen.values()):,} rows for {len(posted):,} updates posted; "
+                 f"missing {len(missing)}, extra {len(extra)}, posted twice {len(twice)} "
+                 f"-> {'OK' if good else 'FAILED'}")
+
+    found: Counter[str] = Counter()
+    wrong_owner = 0
+    for description, external in tickets:
+        match = re.search(r"\((#u\d+r\d+)\)", description or "")
+        if match:
+            found[match.group(1)] += 1
+            if str(load.markers.get(match.group(1))) != str(external):
+                wrong_owner += 1
+    missing_t = [m for m in load.markers if found[m] == 0]
+    dup_t = [m for m, n in found.items() if n > 1]
+    stray = [m for m in found if m not in load.markers]
+    good = not missing_t and not dup_t and not stray and not wrong_owner and \
+        len(tickets) == len(load.markers)
+    ok &= good
+    lines.append(f"tickets: {len(tickets):,} for {len(load.markers):,} reports; missing "
+                 f"{len(missing_t)}, duplicated {len(dup_t)}, unexpected {len(stray)}, filed for "
+                 f"someone else {wrong_owner} -> {'OK' if good else 'FAILED'}")
+
+    bad_chats = []
+    for uid, actions in load.actions.items():
+        expected = sum(REPLIES[a] * n for a, n in actions.items())
+        if outbox[str(uid)] != expected:
+            bad_chats.append((uid, expected, outbox[str(uid)]))
+    replies = sum(outbox[str(uid)] for uid in load.actions)
+    expected_total = sum(REPLIES[a] * n for c in load.actions.values() for a, n in c.items())
+    notices = sum(outbox[str(m)] for m in members)
+    good = not bad_chats and notices == len(tickets)
+    ok &= good
+    lines.append(f"outbox: {replies:,} replies to reporters (expected {expected_total:,}; chats "
+                 f"off {len(bad_chats)}{', e.g. ' + str(bad_chats[:3]) if bad_chats else ''}), "
+                 f"{notices:,} notices to members for {len(tickets):,} tickets, "
+                 f"{unsent} rows not yet sent -> {'OK' if good else 'FAILED'}")
+    if load.failures:
+        ok = False
+        lines.append(f"generator: {len(load.failures)} users stopped early, e.g. {load.failures[:3]}")
+    bad_status = {k: v for k, v in load.statuses.items() if k != 200}
+    if bad_status:
+        ok = False
+        lines.append(f"HTTP answers other than 200: {bad_status}")
+    return ok, lines
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# --- main ---------------------------------------------------------------------------------------
+async def run(args: argparse.Namespace) -> list[Result]:
+    n_users = min(args.users, max(1, args.updates))
+    users = list(range(FIRST_USER, FIRST_USER + n_users))
+    warm_users = list(range(FIRST_USER + n_users, FIRST_USER + n_users + args.sessions))
+    budget, rest = divmod(args.updates, n_users)
+    scripts = {uid: plan(budget + (1 if i < rest else 0)) for i, uid in enumerate(users)}
+    scripts = {uid: actions for uid, actions in scripts.items() if actions}
+    print(f"load test on {machine()}: {args.updates:,} updates from {n_users:,} users, "
+          f"{args.workers} workers, {args.concurrency} connections, {args.sessions} users in "
+          f"flight", flush=True)
+    started = time.perf_counter()
+    async with temp_database("postgres") as url, FakeTelegramServer() as fake:
+        members = await setup(url, users + warm_users)
+        print(f"setup: {len(users) + len(warm_users):,} reporters, {len(members)} members "
+              f"({time.perf_counter() - started:.0f} s)", flush=True)
+        with tempfile.TemporaryDirectory() as folder:
+            proc, webhook, log = await start_workers(url, fake, args.workers, args.web, Path(folder))
+            gen = Generator(fake, webhook, args.concurrency)
+            try:
+                # Warm-up (not timed, but verified): connections, caches, prepared statements.
+                await gen.run({uid: ["report"] for uid in warm_users}, args.sessions)
+                # Baseline: the same processes and tool, requests refused by the secret guard.
+                base = Load()
+                gen.load, saved = base, gen.load
+                n_base = min(max(args.updates // 4, 200), 5000)
+                bogus = [fake.text_update("x", user=fake.user(1, "X", None)) for _ in range(n_base)]
+                sem_iter = iter(bogus)
+
+                async def lane() -> None:
+                    for update in sem_iter:
+                        await gen.post(update, secret="wrong-secret")
+
+                t0 = time.perf_counter()
+                await asyncio.gather(*(lane() for _ in range(args.concurrency)))
+                base.seconds = time.perf_counter() - t0
+                gen.load = saved
+                if set(base.statuses) != {403}:
+                    raise RuntimeError(f"baseline answers: {dict(base.statuses)}")
+                # The load.
+                timed = Load()
+                warm, gen.load = gen.load, timed
+                await gen.run(scripts, args.sessions)
+                print(f"load: {len(timed.latencies):,} updates in {timed.seconds:.1f} s", flush=True)
+                await asyncio.sleep(2.0)  # the last replies leave the outbox
+            finally:
+                await gen.close()
+                code = await stop_workers(proc)
+            worker_log = log.read_text(errors="replace")
+        everything = Load(update_ids=warm.update_ids + timed.update_ids,
+                          markers={**warm.markers, **timed.markers},
+                          failures=warm.failures + timed.failures,
+                          statuses=warm.statuses + timed.statuses)
+        for source in (warm.actions, timed.actions):
+            for uid, counts in source.items():
+                everything.actions[uid].update(counts)
+        ok, lines = await verify(url, everything, members)
+    if code != 0:
+        ok = False
+        lines.append(f"hotline run exited with {code}: {worker_log[-1500:]}")
+    errors = [line for line in worker_log.splitlines() if " ERROR " in line or "Traceback" in line]
+    if errors:
+        lines.append(f"worker log: {len(errors)} error lines, e.g. {errors[:2]}")
+
+    rate = len(timed.latencies) / timed.seconds
+    base_rate = len(base.latencies) / base.seconds
+    ms = [x * 1e3 for x in timed.latencies]
+    p50, p95, p99 = (percentile(ms, q) for q in (0.5, 0.95, 0.99))
+    print_table(
+        f"Webhook load: hotline run --webhook --workers {args.workers}, PostgreSQL, loopback",
+        ["updates", "users", "workers", "connections", "updates/s", "p50 ms", "p95 ms", "p99 ms",
+         "max ms", "baseline 403 req/s", "ratio", "verified"],
+        [[f"{len(ms):,}", f"{n_users:,}", args.workers, args.concurrency, f"{rate:,.0f}",
+          f"{p50:.0f}", f"{p95:.0f}", f"{p99:.0f}", f"{max(ms):.0f}", f"{base_rate:,.0f}",
+          f"{rate / base_rate:.3f}", "yes" if ok else "NO"]],
+    )
+    print("verification:")
+    for line in lines:
+        print("  " + line)
+    print(f"verification {'PASSED' if ok else 'FAILED'}; mean latency {statistics.fmean(ms):.0f} ms; "
+          f"total {time.perf_counter() - started:.0f} s", flush=True)
+    name = "load_webhook"
+    size = f"{len(ms):,} updates, {n_users:,} users, {args.workers} workers, {args.concurrency} conn"
+    return [
+        Result(name, "postgres", "updates/s", rate, "updates/s", base_rate, rate / base_rate,
+               baseline_label="403 from the secret guard, req/s", note=size),
+        Result(name, "postgres", "p50 latency", p50, "ms", None, None, note=size),
+        Result(name, "postgres", "p95 latency", p95, "ms", None, None, note=size),
+        Result(name, "postgres", "p99 latency", p99, "ms", None, None, note=size),
+        Result(name, "postgres", "updates with exactly their effect", 100.0 if ok else 0.0, "%",
+               None, None, target="100 %", met=ok, note="; ".join(lines)[:500]),
+    ]
+
+
+def main() -> None:
+    json_path = pop_json_arg()
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--updates", type=int, default=50_000)
+    parser.add_argument("--users", type=int, default=5_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=32,
+                        help="connections at most (Telegram's max_connections defaults to 40)")
+    parser.add_argument("--sessions", type=int, default=0,
+                        help="users acting at once (default 4 x concurrency)")
+    parser.add_argument("--web", action="store_true", help="serve the web pages in the workers")
+    args = parser.parse_args()
+    args.sessions = args.sessions or 4 * args.concurrency
+    if not postgres_available():
+        print("load test skipped: PostgreSQL is not reachable (set HOTLINE_BENCH_PG_URL)")
+        write_results(json_path, [])
+        return
+    results = asyncio.run(run(args))
+    write_results(json_path, results)
+    if results[-1].met is False:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,372 @@
+"""``bench/run``: every benchmark in ``bench/``, one after the other, into one markdown table.
+
+Each benchmark runs in its own process (so none inherits another's caches or memory), on
+SQLite and PostgreSQL where it supports both (PostgreSQL only when reachable). Benchmarks that
+accept ``--json FILE`` hand over their headline figures as ``bench.common.Result`` rows; for
+the others the markdown tables they print are parsed. The report (``bench/RESULTS.md`` by
+default) has one table -- benchmark, database, figure, unit, baseline measured in the same
+run, ratio (figure / baseline), target and whether it is met -- then the machine, date,
+commit and command, and each benchmark's own tables folded underneath.
+
+Run it on a quiet machine: the figures are wall-clock figures. ``--quick`` uses small sizes
+to check that everything runs end to end; its figures say little and are marked as such.
+
+Usage: bench/run [--quick] [--only NAME,...] [--skip NAME,...] [--sqlite-only]
+       [--output FILE] [--timeout SECONDS] [--list]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import Result, machine, postgres_available, read_results  # noqa: E402
+
+Table = tuple[str, list[str], list[dict[str, str]]]
+Parser = Callable[[str], list[Result]]
+
+
+@dataclass
+class Bench:
+    name: str
+    script: str
+    full: list[str]
+    quick: list[str]
+    json: bool = False  # accepts --json FILE
+    sqlite_flag: bool = True  # accepts --sqlite-only
+    postgres_only: bool = False
+    parse: Parser | None = None  # for benches without --json: their printed tables
+    note: str = ""
+    extra: list[str] = field(default_factory=list)
+
+    def command(self, quick: bool, sqlite_only: bool, json_file: Path | None) -> list[str]:
+        args = [sys.executable, str(BENCH / self.script), *(self.quick if quick else self.full)]
+        if sqlite_only and self.sqlite_flag:
+            args.append("--sqlite-only")
+        if json_file is not None:
+            args += ["--json", str(json_file)]
+        return args
+
+
+# --- parsing printed markdown tables -------------------------------------------------------------
+def tables(text: str) -> list[Table]:
+    """Every ``| a | b |`` table in ``text`` with the ``### title`` above it."""
+    found: list[Table] = []
+    title, header, rows = "", None, []
+    for line in [*text.splitlines(), ""]:
+        stripped = line.strip()
+        if stripped.startswith("|") and stripped.endswith("|"):
+            cells = [c.strip() for c in stripped[1:-1].split("|")]
+            if header is None:
+                header = cells
+            elif not all(set(c) <= set("-: ") for c in cells):
+                rows.append(dict(zip(header, cells, strict=False)))
+            continue
+        if header is not None:
+            found.append((title, header, rows))
+            header, rows = None, []
+        if stripped.startswith("#"):
+            title = stripped.lstrip("#").strip()
+    return found
+
+
+def number(cell: str | None) -> float | None:
+    if cell is None:
+        return None
+    match = re.search(r"-?[\d,]*\.?\d+", cell.replace("\u202f", ""))
+    return float(match.group(0).replace(",", "")) if match else None
+
+
+def _table_with(text: str, column: str) -> list[dict[str, str]]:
+    for _, header, rows in tables(text):
+        if column in header:
+            return rows
+    raise ValueError(f"no table with a {column!r} column in the output")
+
+
+def parse_engine(text: str) -> list[Result]:
+    results = []
+    for row in _table_with(text, "events/s"):
+        kind = row["backend"]
+        rate = number(row["events/s"]) or 0.0
+        sqlite = kind.startswith("sqlite")
+        results.append(Result(
+            "engine", kind, "inbound events/s (report + send)", rate, "events/s",
+            number(row.get("baseline commits/s")), baseline_label="bare one-row commits/s",
+            target=">= 1,000" if sqlite else "", met=rate >= 1000 if sqlite else None,
+            note=f"{row.get('events', '?')} events; event = {row.get('event / bare commit', '?')} "
+                 "bare commits"))
+    return results
+
+
+def parse_telegram(text: str) -> list[Result]:
+    results = []
+    for row in _table_with(text, "engine updates/s"):
+        engine, bare = number(row["engine updates/s"]) or 0.0, number(row["bare dispatch updates/s"])
+        ratio = engine / bare if bare else None
+        results.append(Result(
+            "telegram", row["database"], "webhook updates/s through the engine", engine,
+            "updates/s", bare, ratio, baseline_label="aiogram bare dispatch, no-op handler",
+            target="ratio >= 0.25", met=ratio >= 0.25 if ratio is not None else None,
+            note=f"{row.get('updates', '?')} updates, {row.get('users', '?')} users, "
+                 f"{row.get('concurrency', '?')} connections"))
+    return results
+
+
+def _web_results(rows: list[dict[str, object]], note: str) -> list[Result]:
+    results = []
+    baseline = {str(r["database"]): r for r in rows if str(r["page"]).startswith("baseline")}
+    for row in rows:
+        page, kind = str(row["page"]), str(row["database"])
+        if page not in ("public board", "dashboard (this month)"):
+            continue
+        p95 = number(str(row["p95 ms"])) or 0.0
+        base = baseline.get(kind)
+        board = page == "public board"
+        results.append(Result(
+            "web", kind, f"{page}, p95 under load", p95, "ms",
+            number(str(base["p95 ms"])) if base else None, baseline_label="/healthz p95, ms",
+            target="< 300" if board else "", met=p95 < 300 if board else None,
+            note=f"{note}; {row.get('req/s')} req/s, p99 {row.get('p99 ms')} ms"))
+    return results
+
+
+def parse_web(text: str) -> list[Result]:
+    rows = _table_with(text, "p95 ms")
+    return _web_results(rows, "from the printed table")  # type: ignore[arg-type]
+
+
+def parse_web_json(data: dict[str, object]) -> list[Result]:
+    note = f"{data.get('tickets', '?'):,} tickets, {data.get('tool')} {data.get('seconds')} s x " \
+           f"{data.get('connections')} connections" if isinstance(data.get("tickets"), int) else ""
+    return _web_results(list(data.get("rows", [])), note)  # type: ignore[arg-type]
+
+
+def _accepts_json(script: str) -> bool:
+    """bench_web.py's own ``--json`` (its format: {"bench": "web", "rows": [...]})."""
+    try:
+        return '"--json"' in (BENCH / script).read_text(encoding="utf-8")
+    except OSError:
+        return False
+
+
+BENCHES = [
+    Bench("filing", "bench_filing.py", ["10000"], ["300"], json=True),
+    Bench("classifier", "bench_classifier.py", ["5000"], ["1000"], json=True, sqlite_flag=False),
+    Bench("calendar", "bench_calendar.py", ["100000"], ["20000"], json=True, sqlite_flag=False),
+    Bench("engine", "bench_engine.py", ["2000"], ["100"], parse=parse_engine),
+    Bench("sweep", "bench_sweep.py", ["--sizes", "10000,50000,100000"], ["--sizes", "2000"],
+          json=True),
+    Bench("digest", "bench_digest.py", ["100000"], ["3000"], json=True),
+    Bench("telegram", "bench_telegram.py", ["2000"], ["200", "--users", "50"],
+          parse=parse_telegram),
+    Bench("web", "bench_web.py", ["100000"], ["3000", "--seconds", "2"], json=_accepts_json(
+        "bench_web.py"), parse=parse_web),
+    Bench("load_webhook", "load_webhook.py", [],
+          ["--updates", "1000", "--users", "100", "--concurrency", "16"], json=True,
+          sqlite_flag=False, postgres_only=True),
+]
+
+
+# --- running -------------------------------------------------------------------------------------
+@dataclass
+class Outcome:
+    bench: Bench
+    command: list[str]
+    seconds: float
+    code: int | None  # None: timed out
+    output: str
+    results: list[Result]
+    error: str = ""
+
+
+def run_one(bench: Bench, quick: bool, sqlite_only: bool, timeout: float, folder: Path) -> Outcome:
+    json_file = folder / f"{bench.name}.json" if bench.json else None
+    command = bench.command(quick, sqlite_only, json_file)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    started = time.perf_counter()
+    code: int | None
+    try:
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=timeout, check=False)
+        code, output = done.returncode, done.stdout + ("\n" + done.stderr if done.stderr else "")
+    except subprocess.TimeoutExpired as expired:
+        code = None
+        output = _text(expired.stdout) + "\n" + _text(expired.stderr)
+    seconds = time.perf_counter() - started
+    outcome = Outcome(bench, command, seconds, code, output, [])
+    if code != 0:
+        outcome.error = "timed out" if code is None else f"exit {code}"
+        return outcome
+    try:
+        if json_file is not None and json_file.is_file():
+            data = json.loads(json_file.read_text(encoding="utf-8"))
+            outcome.results = (parse_web_json(data) if isinstance(data, dict)
+                               else read_results(json_file))
+        elif bench.parse is not None:
+            outcome.results = bench.parse(output)
+        else:
+            outcome.error = "no figures (no --json output)"
+    except Exception as error:  # a bench whose table changed: say so in the report
+        outcome.error = f"figures not understood: {type(error).__name__}: {error}"
+    return outcome
+
+
+def _text(value: bytes | str | None) -> str:
+    if value is None:
+        return ""
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
+
+
+# --- the report ----------------------------------------------------------------------------------
+def fmt(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    size = abs(value)
+    if size >= 100:
+        return f"{value:,.0f}"
+    if size >= 10:
+        return f"{value:.1f}"
+    if size >= 0.1:
+        return f"{value:.2f}"
+    return f"{value:.3g}"
+
+
+def cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                              check=False, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def report(outcomes: list[Outcome], *, quick: bool, command: str, started: datetime,
+           loads: tuple[tuple[float, ...], tuple[float, ...]], postgres: bool) -> str:
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    lines = ["# Benchmark results", ""]
+    if quick:
+        lines += ["**QUICK MODE**: small sizes, to check that every benchmark runs end to end. "
+                  "These figures are not the product's: targets are stated for the full sizes. "
+                  "Run `bench/run` (without `--quick`) on a quiet machine for the real table.", ""]
+    lines += [
+        f"- machine: {machine()}",
+        f"- date: {started:%Y-%m-%d %H:%M} UTC",
+        f"- commit: `{commit}`" + (" (with uncommitted changes in the tree)" if dirty else ""),
+        f"- command: `{command}`",
+        f"- load average (1, 5, 15 min) at start: {_load(loads[0])}; at end: {_load(loads[1])}",
+        f"- PostgreSQL: {'reachable' if postgres else 'not reachable: SQLite only'}",
+        "",
+        "Ratio = figure / baseline; both are measured in the same run, on the same database and "
+        "machine. For rates (per second) higher is better, for times (s, ms) lower is better.",
+        "",
+        "| benchmark | database | figure | value | unit | baseline (same run) | ratio | target "
+        "| met | size, notes |",
+        "|---|---|---|---:|---|---|---:|---|---|---|",
+    ]
+    for outcome in outcomes:
+        if outcome.error and not outcome.results:
+            lines.append(f"| {outcome.bench.name} | | **{cell(outcome.error)}** | | | | | | | "
+                         f"see its output below |")
+            continue
+        for r in outcome.results:
+            ratio = r.ratio if r.ratio is not None else (
+                r.value / r.baseline if r.baseline else None)
+            base = "—" if r.baseline is None else f"{fmt(r.baseline)} ({r.baseline_label})"
+            met = "—" if r.met is None else ("yes" if r.met else "**no**")
+            lines.append(
+                f"| {r.benchmark} | {r.database} | {cell(r.figure)} | {fmt(r.value)} | {r.unit} "
+                f"| {cell(base)} | {fmt(ratio)} | {cell(r.target) or '—'} | {met} "
+                f"| {cell(r.note)} |")
+    lines += ["", "## Each benchmark's own output", ""]
+    for outcome in outcomes:
+        shown = " ".join(shlex.quote(a) for a in outcome.command[1:]).replace(str(ROOT) + "/", "")
+        status = outcome.error or "ok"
+        lines += [f"<details><summary><code>{shown}</code>: {outcome.seconds:.0f} s, {status}"
+                  "</summary>", ""]
+        kept = [line for line in outcome.output.splitlines()
+                if line.startswith(("|", "#")) or line.strip() == ""]
+        body = "\n".join(kept).strip() if outcome.code == 0 else outcome.output.strip()[-4000:]
+        lines += (["```", body, "```"] if outcome.code != 0 else [body]) + ["", "</details>", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _load(values: tuple[float, ...]) -> str:
+    return ", ".join(f"{v:.2f}" for v in values)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="bench/run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes (minutes, not an hour)")
+    parser.add_argument("--only", default="", help="comma-separated benchmark names to run")
+    parser.add_argument("--skip", default="", help="comma-separated benchmark names to leave out")
+    parser.add_argument("--sqlite-only", action="store_true", help="no PostgreSQL runs")
+    parser.add_argument("--output", type=Path, default=BENCH / "RESULTS.md")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="seconds per benchmark (default 3600, quick 900)")
+    parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    args = parser.parse_args()
+    names = [b.name for b in BENCHES]
+    if args.list:
+        for b in BENCHES:
+            print(f"{b.name:13} {b.script:22} full: {' '.join(b.full) or '(defaults)'}; "
+                  f"quick: {' '.join(b.quick)}")
+        return 0
+    only = [n for n in args.only.split(",") if n]
+    skip = [n for n in args.skip.split(",") if n]
+    unknown = [n for n in only + skip if n not in names]
+    if unknown:
+        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(names)}")
+    postgres = not args.sqlite_only and postgres_available()
+    chosen = [b for b in BENCHES if (not only or b.name in only) and b.name not in skip
+              and not (b.postgres_only and not postgres)]
+    timeout = args.timeout or (900.0 if args.quick else 3600.0)
+    command = "bench/run " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    started = datetime.now(UTC)  # the report's date: this is a tool, not the product
+    load_start = os.getloadavg()
+    print(f"{len(chosen)} benchmarks on {machine()}, load average {_load(load_start)}"
+          + ("" if postgres else "; PostgreSQL not used"), flush=True)
+    if not postgres and not args.sqlite_only:
+        print("PostgreSQL not reachable: SQLite only (set HOTLINE_BENCH_PG_URL)", flush=True)
+    outcomes = []
+    with tempfile.TemporaryDirectory() as folder:
+        for i, bench in enumerate(chosen, 1):
+            print(f"[{i}/{len(chosen)}] {bench.name} ...", end=" ", flush=True)
+            outcome = run_one(bench, args.quick, args.sqlite_only or not postgres, timeout,
+                              Path(folder))
+            outcomes.append(outcome)
+            print(f"{outcome.seconds:.0f} s, " + (outcome.error or f"{len(outcome.results)} figures"),
+                  flush=True)
+    text = report(outcomes, quick=args.quick, command=command.strip(), started=started,
+                  loads=(load_start, os.getloadavg()), postgres=postgres)
+    args.output.write_text(text, encoding="utf-8")
+    print(f"wrote {args.output}")
+    failed = [o.bench.name for o in outcomes if o.error]
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
