@@ -13,7 +13,7 @@ Timed:
   p99 and requests/s. The figures come from the cache, which every request checks against
   the newest event id;
 * after a new event: one event is appended and the (manual) clock moved one cache ttl on;
-  the board is loaded again while its figures are recomputed in the web's worker thread
+  the board is loaded again while its figures are recomputed in the web's figure process
   (stale-while-revalidate); the dashboard waits for fresh figures (signed-in users see
   fresh numbers); and how long the board's refresh took.
 
@@ -21,8 +21,14 @@ Baseline, measured in the same run through the same server and load tool: ``/hea
 (routing, middleware and headers, no database), so the ratio shows what the figures cost on
 top of serving any request.
 
+The load average (``os.getloadavg``) before and after each database's run is printed and
+kept: on a shared two-core machine other processes' work shows in the latencies.
+
 Usage: python bench/bench_web.py [N] [--sqlite-only] [--postgres-only] [--seconds 10]
-       [--connections 8] [--tool wrk|python]
+       [--connections 8] [--tool wrk|python] [--json FILE]
+
+``--json FILE`` also writes the rows, one object per row with the table's columns as keys
+(numbers as numbers), plus the machine, sizes and load averages.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -196,7 +203,7 @@ async def run(kind: str, n: int, seconds: int, connections: int, tool: str) -> l
             refreshed = time.perf_counter() - started
             assert state.figures.computations > before
             rows.append([kind, "board figures refreshed (month, year, trend)", f"{refreshed:.2f}", "", "",
-                         "", "", "", "in the worker thread, after the event"])
+                         "", "", "", "in the figure process, after the event"])
         await runner.cleanup()
         await app.close()
         return rows
@@ -219,6 +226,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--tool", choices=("wrk", "python"),
                         default="wrk" if shutil.which("wrk") else "python")
+    parser.add_argument("--json", type=Path, metavar="FILE",
+                        help="also write the rows as JSON to FILE")
     args = parser.parse_args()
     kinds = [] if args.postgres_only else ["sqlite"]
     if not args.sqlite_only:
@@ -227,15 +236,47 @@ def main() -> None:
         else:
             print("PostgreSQL not reachable: skipped")
     rows: list[list[object]] = []
+    loads: dict[str, dict[str, list[float]]] = {}
     for kind in kinds:
+        before = list(os.getloadavg())
         rows += asyncio.run(run(kind, args.n, args.seconds, args.connections, args.tool))
+        loads[kind] = {"before": before, "after": list(os.getloadavg())}
+        print(f"{kind}: load average before {_loads(before)}, after {_loads(loads[kind]['after'])}",
+              flush=True)
     print(machine())
-    print_table(
-        f"web pages over {args.n:,} tickets: cold first request, then {args.seconds} s of {args.tool} "
-        f"with {args.connections} connections on loopback (latencies in ms)",
-        ["database", "page", "cold s", "p50 ms", "p95 ms", "p99 ms", "req/s", "p95 / baseline p95", "note"],
-        rows,
-    )
+    title = (f"web pages over {args.n:,} tickets: cold first request, then {args.seconds} s of "
+             f"{args.tool} with {args.connections} connections on loopback (latencies in ms)")
+    print_table(title, HEADER, rows)
+    if args.json is not None:
+        args.json.write_text(json.dumps({
+            "bench": "web", "title": title, "machine": machine(), "tickets": args.n,
+            "seconds": args.seconds, "connections": args.connections, "tool": args.tool,
+            "load_average": loads, "rows": [_json_row(row) for row in rows],
+        }, ensure_ascii=False, indent=1) + "\n", "utf-8")
+
+
+HEADER = ["database", "page", "cold s", "p50 ms", "p95 ms", "p99 ms", "req/s", "p95 / baseline p95",
+          "note"]
+
+
+def _loads(values: list[float]) -> str:
+    return " ".join(f"{v:.2f}" for v in values)
+
+
+def _json_row(row: list[object]) -> dict[str, object]:
+    """Table cells as JSON: numbers where the cell holds one, null where it is empty."""
+    out: dict[str, object] = {}
+    for name, cell in zip(HEADER, row, strict=True):
+        value: object = cell
+        if cell == "":
+            value = None
+        elif name not in ("database", "page", "note"):
+            try:
+                value = float(str(cell))
+            except ValueError:
+                value = cell
+        out[name] = value
+    return out
 
 
 if __name__ == "__main__":

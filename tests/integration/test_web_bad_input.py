@@ -1,0 +1,116 @@
+"""More hostile input, each answered with a clear status and no change: malformed percent
+escapes and bytes in paths and parameters, oversized codes and tokens, odd forms, and proxy
+headers from an address that is not a trusted proxy (no ``Secure`` cookie forced, no
+rate-limit bucket of someone else's choosing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from hotline.web.links import status_path
+from hotline.web.middleware import CSP
+from hotline.web.state import parse_proxies
+from storage.models import Ticket
+from tests.browser import world as W
+from tests.browser.webtest import Served, path_of, served, sign_in, signin_link
+from tests.factories import file
+from tests.integration.test_web_public import _event_count
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+Site = tuple[W.World, Served, Ticket]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def site(pg_url: str | None, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Site]:
+    folder = tmp_path_factory.mktemp("web-bad-input")
+    async with W.world_app(pg_url, folder, start=W.local(2026, 12, 7, 9), end=W.local(2026, 12, 7, 9),
+                           history=False) as world:
+        app = world.app
+        ticket = await file(app, world.reporter[0], world.reporter[1], W.TEXTS[2].format(n=1),
+                            category="data")
+        async with served(app) as server:
+            yield world, server, ticket
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def staff(site: Site) -> AsyncIterator[aiohttp.ClientSession]:
+    world, server, _ = site
+    async with server.client() as client:
+        await sign_in(client, world.app, world.coordinator)
+        yield client
+
+
+@pytest.mark.parametrize(("path", "status"), [
+    ("/status/HL-2026-000001/" + "a" * 5000, 404), ("/status/%zz/abc", 404),
+    ("/status/HL-2026-000001/%ff%fe", 404), ("/status/HL-2026-000001/ab%00cd", 404),
+    ("/web/tickets/%00", 404), ("/web/tickets/" + "9" * 3000, 404),
+    ("/signin/" + "x" * 3000, 403), ("/signin/%ff%00", 403),
+    ("/web/?period=%ff", 400), ("/web/?group=%zz", 400), ("/board?lang=%ff", 400),
+    ("/web/tickets?page=99999999999", 400), ("/web/tickets?page=-1", 400),
+    ("/api/v1/tickets?offset=-1", 400), ("/api/v1/tickets?limit=1e3", 400),
+    ("/web/export.csv?sheet=passwords", 400), ("/web/?" + "&".join(f"x{i}=1" for i in range(200)), 200),
+    ("/web/?" + "&".join(f"x{i}=1" for i in range(600)), 400),
+])
+async def test_malformed_paths_and_parameters(site: Site, staff: aiohttp.ClientSession, path: str,
+                                              status: int) -> None:
+    world, _, _ = site
+    before = await _event_count(world.app)
+    async with staff.get(path) as response:
+        assert response.status == status, path[:80]
+        assert response.headers["Content-Security-Policy"] == CSP
+        body = await response.text()
+        if path.startswith("/api/"):
+            assert '"error"' in body
+        else:
+            assert "<html" in body and "Traceback" not in body
+    assert before == await _event_count(world.app)
+
+
+@pytest.mark.parametrize(("data", "content_type", "status"), [
+    (b'{"token": "x"}', "application/json", 415),
+    (b"token=" + b"x" * 5000 + b"&csrf=y", "application/x-www-form-urlencoded", 413),
+    (b"token=%ff%fe&csrf=%zz", "application/x-www-form-urlencoded", 403),
+    (b"", "application/x-www-form-urlencoded", 403),
+])
+async def test_odd_sign_in_forms_change_nothing(site: Site, data: bytes, content_type: str,
+                                                status: int) -> None:
+    world, server, _ = site
+    before = await _event_count(world.app)
+    async with server.client() as client:
+        async with client.post("/signin", data=data, headers={"Content-Type": content_type},
+                               allow_redirects=False) as response:
+            assert response.status == status
+            assert "hl_session" not in response.cookies
+    assert before == await _event_count(world.app)
+
+
+async def test_proxy_headers_from_an_untrusted_address_are_ignored(site: Site) -> None:
+    """Only a configured proxy may say the request came over HTTPS or from another client."""
+    world, server, ticket = site
+    state = server.state
+    trusted = state.trusted_proxies
+    state.trusted_proxies = parse_proxies("192.0.2.1")  # loopback is no longer a proxy
+    try:
+        spoof = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.50"}
+        async with server.client() as client:
+            link = await signin_link(world.app, world.coordinator)
+            async with client.get(path_of(link), headers=spoof) as response:
+                assert response.status == 200
+                assert "Secure" not in response.headers.get("Set-Cookie", "")
+                assert "Strict-Transport-Security" not in response.headers
+            limit = state.status_limiter.burst
+            state.status_limiter._buckets.clear()
+            statuses = []
+            for n in range(int(limit) + 1):  # a new X-Forwarded-For each time: same bucket
+                headers = {"X-Forwarded-For": f"198.51.100.{n}"}
+                async with client.get(status_path(ticket.ref, "wrong"), headers=headers) as response:
+                    statuses.append(response.status)
+            assert statuses[-1] == 429 and set(statuses[:-1]) == {404}
+    finally:
+        state.trusted_proxies = trusted
+        state.status_limiter._buckets.clear()
