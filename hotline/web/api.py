@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hotline.domain.ids import parse_ref
-from hotline.errors import HotlineError, NotFound
 from hotline.web import params, views
 from hotline.web.http import dumps, json_response, require_person
 from hotline.web.state import state_of
@@ -68,10 +66,7 @@ async def tickets(request: web.Request) -> web.Response:
 async def ticket(request: web.Request) -> web.Response:
     _, person = await require_person(request)
     params.check_query_size(request.query_string)
-    try:
-        ref = parse_ref(request.match_info["ref"])
-    except HotlineError:
-        raise NotFound("bad ref", key="error.not_found") from None
+    ref = params.ticket_ref(request.match_info["ref"])
     return json_response(await views.ticket_page(state_of(request), person, ref))
 
 

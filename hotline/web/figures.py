@@ -20,7 +20,7 @@ construction.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotline.app import Deps
 from hotline.digests.compute import REPORTER_KINDS, Replay, Rules, apply, compute_trend
+from hotline.digests.compute import _by_ticket as by_ticket  # the digest's own grouping
 from hotline.digests.data import (
     DigestInputs,
     digest_from_inputs,
@@ -42,7 +43,7 @@ from hotline.digests.data import (
     load_trend,
     rules_for,
 )
-from hotline.digests.model import Digest, EventRow, TicketInfo, TrendRow, TrendWeek
+from hotline.digests.model import Digest, TicketInfo, TrendRow, TrendWeek
 from hotline.digests.period import Period, trend_weeks, week_of
 from hotline.domain.enums import OrgKind
 from hotline.web.params import Filters
@@ -96,17 +97,8 @@ class Figures:
 
 
 # ---------------------------------------------------------------------------------------------
-# Pure part (runs in a worker thread)
+# Pure part (runs in the figure process, or the worker thread)
 # ---------------------------------------------------------------------------------------------
-
-
-def _by_ticket(events: Iterable[EventRow]) -> dict[int, list[EventRow]]:
-    grouped: dict[int, list[EventRow]] = defaultdict(list)
-    for e in events:
-        grouped[e.ticket_id].append(e)
-    for rows in grouped.values():
-        rows.sort(key=lambda e: (e.at, e.id))
-    return grouped
 
 
 def replay_rows(period: Period, inputs: DigestInputs, rules: Rules
@@ -117,7 +109,7 @@ def replay_rows(period: Period, inputs: DigestInputs, rules: Rules
     group_codes = {g.id: g.code for g in inputs.groups}
     rows: dict[int, TicketRow] = {}
     extras: dict[int, GroupExtra] = defaultdict(GroupExtra)
-    for tid, events in _by_ticket(inputs.events).items():
+    for tid, events in by_ticket(inputs.events).items():
         r = Replay(tid)
         on_time: bool | None = None
         rating: int | None = None

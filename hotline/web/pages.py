@@ -13,8 +13,6 @@ from typing import Any
 from aiohttp import web
 
 from hotline.digests.chart import chart_png
-from hotline.domain.ids import parse_ref
-from hotline.errors import HotlineError, NotFound
 from hotline.web import exports, params, sessions, signin, views
 from hotline.web.http import (
     Viewer,
@@ -236,10 +234,7 @@ async def tickets(request: web.Request) -> web.Response:
 async def ticket(request: web.Request) -> web.Response:
     who, person = await require_person(request)
     params.check_query_size(request.query_string)
-    try:
-        ref = parse_ref(request.match_info["ref"])
-    except HotlineError:
-        raise NotFound("bad ref", key="error.not_found") from None
+    ref = params.ticket_ref(request.match_info["ref"])
     data = await views.ticket_page(state_of(request), person, ref)
     return page(request, who, "ticket.html.j2", data=data)
 

@@ -20,7 +20,8 @@ from multidict import MultiMapping
 from hotline.digests import period as P
 from hotline.digests.compute import REPORTER_KINDS
 from hotline.domain.enums import Rag, TicketState
-from hotline.errors import InvalidInput
+from hotline.domain.ids import parse_ref
+from hotline.errors import HotlineError, InvalidInput, NotFound
 from hotline.taxonomy import Taxonomy
 
 MAX_QUERY_CHARS = 2048
@@ -96,6 +97,15 @@ _OPEN = frozenset({"new", "assigned", "in_progress", "waiting_reporter", "reopen
 def check_query_size(query_string: str) -> None:
     if len(query_string) > MAX_QUERY_CHARS:
         raise _bad("query", f"longer than {MAX_QUERY_CHARS} characters")
+
+
+def ticket_ref(text: str) -> str:
+    """The canonical ref of a ticket ID in a path; a malformed one is answered exactly like a
+    missing ticket (404), as the chat answers it."""
+    try:
+        return parse_ref(text)
+    except HotlineError:
+        raise NotFound("bad ref", key="error.not_found") from None
 
 
 def single(query: MultiMapping[str], name: str) -> str | None:

@@ -11,6 +11,8 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
@@ -19,7 +21,10 @@ from hotline.app import App
 from hotline.web.app import build_web_app
 from hotline.web.signin import create_signin_link
 from hotline.web.state import STATE, WebState
-from storage.models import Person
+from storage.models import Person, Ticket
+
+if TYPE_CHECKING:
+    from tests.browser.world import World
 
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 _TOKEN = re.compile(r'name="token" value="([^"]+)"')
@@ -81,3 +86,19 @@ async def sign_in(client: aiohttp.ClientSession, app: App, person: Person) -> No
                            allow_redirects=False) as response:
         assert response.status == 303, await response.text()
         assert response.headers["Location"] == "/web/"
+
+
+@asynccontextmanager
+async def one_ticket_site(pg_url: str | None, folder: Path, text: str
+                          ) -> AsyncIterator[tuple[World, Served, Ticket]]:
+    """People, one reporter's ticket filed with ``text``, and the web serving them: the small
+    read-only site that module-scoped fixtures share."""
+    from tests.browser.world import local, world_app
+    from tests.factories import file
+
+    start = local(2026, 12, 7, 9)
+    async with world_app(pg_url, folder, start=start, end=start, history=False) as world:
+        ticket = await file(world.app, world.reporter[0], world.reporter[1], text, category="data")
+        world.own_refs.append(ticket.ref)
+        async with served(world.app) as server:
+            yield world, server, ticket

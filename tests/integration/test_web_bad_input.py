@@ -17,8 +17,7 @@ from hotline.web.middleware import CSP
 from hotline.web.state import parse_proxies
 from storage.models import Ticket
 from tests.browser import world as W
-from tests.browser.webtest import Served, path_of, served, sign_in, signin_link
-from tests.factories import file
+from tests.browser.webtest import Served, one_ticket_site, path_of, sign_in, signin_link
 from tests.integration.test_web_public import _event_count
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -28,13 +27,8 @@ Site = tuple[W.World, Served, Ticket]
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def site(pg_url: str | None, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Site]:
     folder = tmp_path_factory.mktemp("web-bad-input")
-    async with W.world_app(pg_url, folder, start=W.local(2026, 12, 7, 9), end=W.local(2026, 12, 7, 9),
-                           history=False) as world:
-        app = world.app
-        ticket = await file(app, world.reporter[0], world.reporter[1], W.TEXTS[2].format(n=1),
-                            category="data")
-        async with served(app) as server:
-            yield world, server, ticket
+    async with one_ticket_site(pg_url, folder, W.TEXTS[2].format(n=1)) as found:
+        yield found
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -20,8 +20,7 @@ from hotline.web.links import status_path, status_url
 from hotline.web.middleware import CSP
 from storage.models import KeyValue, Ticket, TicketEvent
 from tests.browser import world as W
-from tests.browser.webtest import Served, served, sign_in
-from tests.factories import file
+from tests.browser.webtest import Served, one_ticket_site, sign_in
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 SCRIPT = "<script>alert('xss')</script> & <b>bold</b>"
@@ -32,14 +31,8 @@ Site = tuple[W.World, Served, Ticket]
 async def site(pg_url: str | None, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Site]:
     """One small world for the whole module: these tests only read (and sign in)."""
     folder = tmp_path_factory.mktemp("web-public")
-    async with W.world_app(pg_url, folder, start=W.local(2026, 12, 7, 9), end=W.local(2026, 12, 7, 9),
-                           history=False) as world:
-        app = world.app
-        ticket = await file(app, world.reporter[0], world.reporter[1], f"{SCRIPT} {W.TEXTS[3].format(n=9)}",
-                            category="data")
-        world.own_refs.append(ticket.ref)
-        async with served(app) as server:
-            yield world, server, ticket
+    async with one_ticket_site(pg_url, folder, f"{SCRIPT} {W.TEXTS[3].format(n=9)}") as found:
+        yield found
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
