@@ -44,6 +44,8 @@ class Context:
     conv: Conversation
     lang: str
     now: datetime
+    #: Tickets the caller filed today, loaded with the caller (None: not known, count it).
+    filed_today: int | None = None
     replies: list[OutboundMessage] = field(default_factory=list)
 
     # --- replies ---------------------------------------------------------------------------

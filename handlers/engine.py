@@ -31,6 +31,7 @@ from handlers.context import Context
 from handlers.events import InboundEvent, OutboundMessage
 from handlers.router import Router
 from hotline.app import App
+from hotline.clock import local_midnight
 from hotline.errors import HotlineError
 from hotline.i18n import LANGUAGES, normalise_language, t
 from hotline.services import people
@@ -99,7 +100,9 @@ class Engine:
             return None
         for hook in self._intake:
             event = await hook(uow, event)
-        contact, person, conv = await uow.conversations.caller(event.channel, event.user_id)
+        contact, person, conv, filed_today = await uow.conversations.caller(
+            event.channel, event.user_id,
+            filed_since=local_midnight(now, self.app.settings.timezone))
         if contact is None:
             contact = await people.touch_contact(
                 uow, self.app, event.channel, event.user_id, event.chat_id, event.display_name
@@ -110,7 +113,8 @@ class Engine:
             conv = await uow.conversations.get_or_create(event.channel, event.user_id, now)
         lang = self._language(event, person, conv)
         return Context(app=self.app, uow=uow, event=event, contact=contact, person=person,
-                       conv=conv, lang=lang, now=now)
+                       conv=conv, lang=lang, now=now,
+                       filed_today=filed_today if person is not None else None)
 
     def _language(self, event: InboundEvent, person: Person | None, conv: Conversation) -> str:
         """The person's choice; before registration the choice made in the flow, else the

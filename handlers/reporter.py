@@ -12,7 +12,6 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
 from sqlalchemy import select
@@ -22,6 +21,7 @@ from handlers.context import Context, stale
 from handlers.render import open_buttons, rows, ticket_list
 from handlers.router import Router, Step
 from handlers.view import ticket_for_action, visible_ticket
+from hotline.clock import local_midnight
 from hotline.domain import payloads as P
 from hotline.domain.enums import OPEN_STATES, Role, TicketState
 from hotline.errors import HotlineError, InvalidInput
@@ -92,10 +92,11 @@ async def _check_daily_limit(ctx: Context) -> None:
     """Refuse before the reporter types a whole report (filing checks again, atomically)."""
     person = ctx.require_reporter()
     limit = ctx.app.settings.daily_report_limit
-    midnight = ctx.now.astimezone(ZoneInfo(ctx.app.settings.timezone)).replace(
-        hour=0, minute=0, second=0, microsecond=0
-    )
-    if await ctx.uow.tickets.count_filed_since(person.id, midnight) >= limit:
+    filed = ctx.filed_today
+    if filed is None:
+        filed = await ctx.uow.tickets.count_filed_since(
+            person.id, local_midnight(ctx.now, ctx.app.settings.timezone))
+    if filed >= limit:
         raise InvalidInput("daily report limit reached", key="error.daily_limit", limit=limit)
 
 

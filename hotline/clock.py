@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 
 class Clock(Protocol):
@@ -42,3 +43,8 @@ def ensure_utc(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"naive datetime not allowed: {value!r}")
     return value.astimezone(UTC)
+
+
+def local_midnight(at: datetime, timezone: str) -> datetime:
+    """Start of ``at``'s calendar day in ``timezone`` (daily limits count from there)."""
+    return at.astimezone(ZoneInfo(timezone)).replace(hour=0, minute=0, second=0, microsecond=0)

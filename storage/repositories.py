@@ -245,17 +245,24 @@ class ConversationRepository:
         return found
 
     async def caller(
-        self, channel: str, external_id: str
-    ) -> tuple[Contact | None, Person | None, Conversation | None]:
+        self, channel: str, external_id: str, *, filed_since: datetime
+    ) -> tuple[Contact | None, Person | None, Conversation | None, int]:
         """The contact behind an inbound event, its person and its conversation, in one query.
 
         Every inbound event needs all three; one round trip instead of three is most of what
         makes a chat message cheap. On PostgreSQL the contact row is locked until commit (it
         has the same key as the conversation), so two workers handling two quick messages of
-        the same person take turns instead of overwriting each other's step.
+        the same person take turns instead of overwriting each other's step. The fourth value
+        is how many tickets the person filed since ``filed_since`` (for the daily limit).
         """
+        filed = (
+            select(func.count())
+            .where(Ticket.reporter_id == Contact.person_id, Ticket.created_at >= filed_since)
+            .correlate(Contact)
+            .scalar_subquery()
+        )
         stmt = (
-            select(Contact, Person, Conversation)
+            select(Contact, Person, Conversation, filed)
             .outerjoin(Person, Person.id == Contact.person_id)
             .outerjoin(Conversation, and_(Conversation.channel == Contact.channel,
                                           Conversation.external_id == Contact.external_id))
@@ -264,8 +271,8 @@ class ConversationRepository:
         )
         row = (await self.session.execute(stmt)).one_or_none()
         if row is None:
-            return None, None, None
-        return row[0], row[1], row[2]
+            return None, None, None, 0
+        return row[0], row[1], row[2], int(row[3])
 
     async def claim_update(self, channel: str, update_id: str, now: datetime) -> bool:
         """Record an inbound update id; False if it was already processed (redelivery)."""

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from escalation import sla
 from hotline.app import Deps
+from hotline.clock import local_midnight
 from hotline.domain import ids
 from hotline.domain import payloads as P
 from hotline.domain.enums import OPEN_STATES, EventKind, Priority, Role, TicketState
@@ -141,10 +142,8 @@ async def file_ticket(
     perm.require(reporter.role == Role.REPORTER.value, "file a report")
     text = _check_text(description, deps, "report")
     now = deps.clock.now()
-    local_midnight = now.astimezone(ZoneInfo(deps.settings.timezone)).replace(
-        hour=0, minute=0, second=0, microsecond=0
-    )
-    filed_today = await uow.tickets.count_filed_since(reporter.id, local_midnight)
+    filed_today = await uow.tickets.count_filed_since(
+        reporter.id, local_midnight(now, deps.settings.timezone))
     if filed_today >= deps.settings.daily_report_limit:
         raise InvalidInput(
             "daily report limit reached",
