@@ -2,8 +2,9 @@
 
 Each benchmark runs in its own process (so none inherits another's caches or memory), on
 SQLite and PostgreSQL where it supports both (PostgreSQL only when reachable). Benchmarks that
-accept ``--json FILE`` hand over their headline figures as ``bench.common.Result`` rows; for
-the others the markdown tables they print are parsed. The report (``bench/RESULTS.md`` by
+accept ``--json FILE`` (found in their source) hand over their headline figures as a JSON list
+of ``bench.common.Result`` rows (bench_web.py: its own {"rows": [...]} document); for the
+others the markdown tables they print are parsed. The report (``bench/RESULTS.md`` by
 default) has one table -- benchmark, database, figure, unit, baseline measured in the same
 run, ratio (figure / baseline), target and whether it is met -- then the machine, date,
 commit and command, and each benchmark's own tables folded underneath.
@@ -48,12 +49,21 @@ class Bench:
     script: str
     full: list[str]
     quick: list[str]
-    json: bool = False  # accepts --json FILE
+    json: bool | None = None  # accepts --json FILE (None: look for it in the script)
     sqlite_flag: bool = True  # accepts --sqlite-only
     postgres_only: bool = False
     parse: Parser | None = None  # for benches without --json: their printed tables
     note: str = ""
     extra: list[str] = field(default_factory=list)
+
+    def accepts_json(self) -> bool:
+        if self.json is None:
+            try:
+                source = (BENCH / self.script).read_text(encoding="utf-8")
+            except OSError:
+                return False
+            self.json = "pop_json_arg(" in source or '"--json"' in source
+        return self.json
 
     def command(self, quick: bool, sqlite_only: bool, json_file: Path | None) -> list[str]:
         args = [sys.executable, str(BENCH / self.script), *(self.quick if quick else self.full)]
@@ -158,29 +168,19 @@ def parse_web_json(data: dict[str, object]) -> list[Result]:
     return _web_results(list(data.get("rows", [])), note)  # type: ignore[arg-type]
 
 
-def _accepts_json(script: str) -> bool:
-    """bench_web.py's own ``--json`` (its format: {"bench": "web", "rows": [...]})."""
-    try:
-        return '"--json"' in (BENCH / script).read_text(encoding="utf-8")
-    except OSError:
-        return False
-
-
 BENCHES = [
-    Bench("filing", "bench_filing.py", ["10000"], ["300"], json=True),
-    Bench("classifier", "bench_classifier.py", ["5000"], ["1000"], json=True, sqlite_flag=False),
-    Bench("calendar", "bench_calendar.py", ["100000"], ["20000"], json=True, sqlite_flag=False),
+    Bench("filing", "bench_filing.py", ["10000"], ["300"]),
+    Bench("classifier", "bench_classifier.py", ["5000"], ["1000"], sqlite_flag=False),
+    Bench("calendar", "bench_calendar.py", ["100000"], ["20000"], sqlite_flag=False),
     Bench("engine", "bench_engine.py", ["2000"], ["100"], parse=parse_engine),
-    Bench("sweep", "bench_sweep.py", ["--sizes", "10000,50000,100000"], ["--sizes", "2000"],
-          json=True),
-    Bench("digest", "bench_digest.py", ["100000"], ["3000"], json=True),
+    Bench("sweep", "bench_sweep.py", ["--sizes", "10000,50000,100000"], ["--sizes", "2000"]),
+    Bench("digest", "bench_digest.py", ["100000"], ["3000"]),
     Bench("telegram", "bench_telegram.py", ["2000"], ["200", "--users", "50"],
           parse=parse_telegram),
-    Bench("web", "bench_web.py", ["100000"], ["3000", "--seconds", "2"], json=_accepts_json(
-        "bench_web.py"), parse=parse_web),
+    Bench("web", "bench_web.py", ["100000"], ["3000", "--seconds", "2"], parse=parse_web),
     Bench("load_webhook", "load_webhook.py", [],
-          ["--updates", "1000", "--users", "100", "--concurrency", "16"], json=True,
-          sqlite_flag=False, postgres_only=True),
+          ["--updates", "1000", "--users", "100", "--concurrency", "16"], sqlite_flag=False,
+          postgres_only=True),
 ]
 
 
@@ -197,7 +197,7 @@ class Outcome:
 
 
 def run_one(bench: Bench, quick: bool, sqlite_only: bool, timeout: float, folder: Path) -> Outcome:
-    json_file = folder / f"{bench.name}.json" if bench.json else None
+    json_file = folder / f"{bench.name}.json" if bench.accepts_json() else None
     command = bench.command(quick, sqlite_only, json_file)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     started = time.perf_counter()
@@ -300,7 +300,10 @@ def report(outcomes: list[Outcome], *, quick: bool, command: str, started: datet
                 f"| {cell(r.note)} |")
     lines += ["", "## Each benchmark's own output", ""]
     for outcome in outcomes:
-        shown = " ".join(shlex.quote(a) for a in outcome.command[1:]).replace(str(ROOT) + "/", "")
+        argv = outcome.command[1:]
+        if "--json" in argv:  # the temporary file is plumbing, not part of the command
+            argv = argv[:argv.index("--json")] + argv[argv.index("--json") + 2:]
+        shown = " ".join(shlex.quote(a) for a in argv).replace(str(ROOT) + "/", "")
         status = outcome.error or "ok"
         lines += [f"<details><summary><code>{shown}</code>: {outcome.seconds:.0f} s, {status}"
                   "</summary>", ""]
