@@ -36,7 +36,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import event, func, select, text
 
-from bench.common import machine, postgres_available, print_table, temp_database
+from bench.common import (
+    Result,
+    machine,
+    pop_json_arg,
+    postgres_available,
+    print_table,
+    temp_database,
+    write_results,
+)
 from handlers.engine import Engine
 from handlers.harness import ScriptedClassifier, ScriptedUser
 from hotline.app import App, open_app
@@ -199,7 +207,27 @@ async def classifier_cost(n: int = 2000) -> list[object]:
     return ["classifier", n, f"{n / elapsed:,.0f} calls/s", f"{elapsed / n * 1e6:,.0f} µs/call"]
 
 
+def results(rows: list[list[object]]) -> list[Result]:
+    """Headline rows for ``bench/run``: events/s against bare one-row commits/s."""
+    out = []
+    for row in rows:
+        label, events_s, bare_s = str(row[0]), _number(row[3]), _number(row[8])
+        out.append(Result(
+            benchmark="engine", database=label.split()[0], figure="inbound events/s to commit",
+            value=events_s, unit="events/s", baseline=bare_s, ratio=round(events_s / bare_s, 3),
+            baseline_label="bare one-row commits/s", target=">= 1,000 events/s on SQLite",
+            met=events_s >= 1000 if label == "sqlite" else None,
+            note=f"{row[6]} SQL statements/event, {row[5]} CPU ms/event"
+                 + (" (inline-driver experiment)" if "inline" in label else "")))
+    return out
+
+
+def _number(text: object) -> float:
+    return float(str(text).replace(",", ""))
+
+
 def main() -> None:
+    json_path = pop_json_arg()
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     n = int(args[0]) if args else 2000
     real = "--real-classifier" in sys.argv
@@ -219,6 +247,7 @@ def main() -> None:
                  "event / bare commit", "event / its statements as SELECT 1",
                  "tickets / outbox rows"],
                 rows)
+    write_results(json_path, results(rows))
     if real:
         print_table("Classifier alone", ["what", "calls", "rate", "per call"],
                     [asyncio.run(classifier_cost())])

@@ -38,7 +38,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from bench.common import machine, postgres_available, print_table, temp_database
+from bench.common import (
+    Result,
+    machine,
+    pop_json_arg,
+    postgres_available,
+    print_table,
+    temp_database,
+    write_results,
+)
 from bot.runtime import BotRuntime
 from bot.telegram.runner import WebhookRunner
 from handlers.events import InboundEvent
@@ -191,6 +199,7 @@ async def run(kind: str, n: int, n_users: int, concurrency: int) -> list[object]
 
 
 def main() -> None:
+    json_path = pop_json_arg()
     n = int(next((a for a in sys.argv[1:] if a.isdigit() and sys.argv[sys.argv.index(a) - 1][:2] != "--"),
                  "2000"))
     concurrency = arg("--concurrency", 16)
@@ -208,6 +217,19 @@ def main() -> None:
          "ratio", ">= 0.25"],
         rows,
     )
+    write_results(json_path, [
+        Result(benchmark="telegram webhook", database=str(row[0]),
+               figure="updates/s through the engine to commit", value=_number(row[4]),
+               unit="updates/s", baseline=_number(row[5]), ratio=_number(row[6]),
+               baseline_label="aiogram bare dispatch, no-op handler",
+               target="ratio >= 0.25", met=_number(row[6]) >= 0.25,
+               note=f"{row[1]} updates, {row[2]} users, concurrency {row[3]}")
+        for row in rows
+    ])
+
+
+def _number(text: object) -> float:
+    return float(str(text).replace(",", ""))
 
 
 if __name__ == "__main__":
