@@ -419,8 +419,28 @@ async def _reopen(ctx: Context, ticket: Ticket, reason: str) -> None:
     ctx.say("engine.reopened", ref=ticket.ref, deadline=ctx.date(ticket.deadline_at))
 
 
+# --- weekly digest subscription -----------------------------------------------------------------
+
+_SWITCH = {"on": True, "bat": True, "bật": True, "off": False, "tat": False, "tắt": False}
+
+
+async def digest_command(ctx: Context, arg: str) -> None:
+    """``/digest on|off``: reporters choose whether the weekly digest of their open tickets
+    reaches them (staff and leaders get theirs by role); no argument shows the choice."""
+    person = ctx.require_reporter()
+    choice = arg.strip().lower()
+    if not choice:
+        ctx.say("engine.digest_state_on" if person.digest_opt_in else "engine.digest_state_off")
+        return
+    if choice not in _SWITCH:
+        raise InvalidInput("usage", key="engine.usage_digest")
+    person.digest_opt_in = _SWITCH[choice]
+    ctx.say("engine.digest_on" if person.digest_opt_in else "engine.digest_off")
+
+
 def register(router: Router) -> None:
     router.idle = idle
+    router.command("digest", digest_command, keeps_step=True)
     router.command("report", report)
     router.command("mine", mine)
     router.command("add", add_command)

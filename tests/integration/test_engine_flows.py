@@ -523,3 +523,43 @@ async def test_real_classifier_one_message_one_tap(app: App, request: pytest.Fix
         await rep.press(next(p for p in shown if p.startswith(P.DRAFT_PICK)))
     filed = await ticket(app, "HL-2026-000001")
     assert filed.category == "data" and filed.classifier_confidence is not None
+
+
+@pytest.mark.parametrize("lang", LANGS)
+async def test_digest_subscription_from_the_chat(app: App, engine: Engine, clock: ManualClock,
+                                                 tmp_path: Path, lang: str) -> None:
+    """/digest on|off is the reporter's only way into the opted-in reporters' digest."""
+    from hotline.digests import parse_audience, send_digest
+    from hotline.digests import period as digest_period
+
+    person, rep = await reporter(app, engine, lang)
+    _, member = await staff(app, engine, Role.MEMBER, "mps", lang)
+    ref = await file_report(rep)
+    words = {"vi": ("chưa nhận", "sẽ nhận", "thôi nhận", "Cú pháp: /digest"),
+             "en": ("do not receive", "will receive", "no longer", "Usage: /digest")}[lang]
+
+    async def opted_in() -> bool:
+        async with app.uow() as uow:
+            found = await uow.people.get(person.id)
+            assert found is not None
+            return found.digest_opt_in
+
+    await rep.say("/digest")
+    assert words[0] in rep.text and not await opted_in()
+    for bad in ("/digest maybe", "/digest " + "x" * 300):
+        await rep.say(bad)
+        assert words[3] in rep.text and not await opted_in()
+    await member.say("/digest on")  # staff get digests by role, not by opting in
+    assert "/digest" not in member.text
+    await rep.say("/digest ON")
+    assert words[1] in rep.text and await opted_in()
+
+    clock.advance(timedelta(days=7))
+    week = digest_period.last_complete_week(clock.now(), app.settings.timezone)
+    sent = await send_digest(app, week, parse_audience("reporters"), now=clock.now(),
+                             out_dir=tmp_path)
+    assert sent.people == 1
+    assert ref in (await inbox(app, person.id))[-1].text
+
+    await rep.say("/digest off")
+    assert words[2] in rep.text and not await opted_in()
