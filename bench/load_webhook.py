@@ -272,6 +272,23 @@ async def setup(url: str, users: list[int]) -> list[int]:
     return members
 
 
+def workers_cpu(parent: int) -> float:
+    """CPU seconds used so far by ``hotline run`` (``parent``) and its children, from /proc
+    (Linux): the workers are its children, or itself with one worker."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent or int(entry.name) == parent:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -455,7 +472,9 @@ async def run(args: argparse.Namespace) -> list[Result]:
                 # The load.
                 timed = Load()
                 warm, gen.load = gen.load, timed
+                cpu = workers_cpu(proc.pid)
                 await gen.run(scripts, args.sessions)
+                cpu = workers_cpu(proc.pid) - cpu
                 print(f"load: {len(timed.latencies):,} updates in {timed.seconds:.1f} s", flush=True)
                 await asyncio.sleep(2.0)  # the last replies leave the outbox
             finally:
@@ -484,9 +503,10 @@ async def run(args: argparse.Namespace) -> list[Result]:
     print_table(
         f"Webhook load: hotline run --webhook --workers {args.workers}, PostgreSQL, loopback",
         ["updates", "users", "workers", "connections", "updates/s", "p50 ms", "p95 ms", "p99 ms",
-         "max ms", "baseline 403 req/s", "ratio", "verified"],
+         "max ms", "worker CPU ms/update", "baseline 403 req/s", "ratio", "verified"],
         [[f"{len(ms):,}", f"{n_users:,}", args.workers, args.concurrency, f"{rate:,.0f}",
-          f"{p50:.0f}", f"{p95:.0f}", f"{p99:.0f}", f"{max(ms):.0f}", f"{base_rate:,.0f}",
+          f"{p50:.0f}", f"{p95:.0f}", f"{p99:.0f}", f"{max(ms):.0f}",
+          f"{cpu / len(ms) * 1e3:.1f}", f"{base_rate:,.0f}",
           f"{rate / base_rate:.3f}", "yes" if ok else "NO"]],
     )
     print("verification:")
