@@ -22,7 +22,7 @@ from aiohttp import web
 from hotline.errors import Forbidden, HotlineError, InvalidInput, NotFound
 from hotline.i18n import LANGUAGES, t
 from hotline.web.http import LANG_COOKIE, WebError, fmt_for, is_api, is_https, json_response, viewer
-from hotline.web.state import state_of
+from hotline.web.state import begin_request, state_of
 
 log = logging.getLogger("hotline.web")
 
@@ -105,6 +105,7 @@ _TITLED = {"400", "401", "403", "404", "405", "413", "415", "429", "500"}
 async def web_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if not is_ours(request):
         return await handler(request)
+    begin_request()
     try:
         response = await handler(request)
     except WebError as error:

@@ -211,9 +211,13 @@ async def dashboard(request: web.Request) -> web.Response:
     if not who.sees_dashboard:
         return web.Response(status=303, headers={"Location": "/web/tickets"})
     filters = _filters(request)
+    key = await private_key(request, who, person, filters.period)
+    found = _private_hit(request, key)
+    if found is not None:
+        return found
     data = await views.dashboard(state_of(request), person, filters)
-    return page(request, who, "dashboard.html.j2", data=data, query=filters.query(),
-                **_form_context(request, filters))
+    return _keep_private(request, key, page(request, who, "dashboard.html.j2", data=data,
+                                            query=filters.query(), **_form_context(request, filters)))
 
 
 async def tickets(request: web.Request) -> web.Response:
@@ -226,9 +230,44 @@ async def tickets(request: web.Request) -> web.Response:
         data = await views.reporter_tickets(state, person, offset, limit)
         return page(request, who, "mine.html.j2", data=data, page_no=page_no)
     filters = _filters(request)
+    key = await private_key(request, who, person, filters.period)
+    found = _private_hit(request, key)
+    if found is not None:
+        return found
     data = await views.staff_tickets(state, person, filters, offset, limit)
-    return page(request, who, "tickets.html.j2", data=data, page_no=page_no, query=filters.query(),
-                **_form_context(request, filters))
+    return _keep_private(request, key, page(request, who, "tickets.html.j2", data=data,
+                                            page_no=page_no, query=filters.query(),
+                                            **_form_context(request, filters)))
+
+
+async def private_key(request: web.Request, who: Viewer, person: Any, spec: str) -> tuple[Any, ...]:
+    """What a signed-in page built from the figures of period ``spec`` depends on: the session
+    (its CSRF token is on the page), the person as just re-read (role, group, organisation,
+    name), the language, the address, and the data's version -- the watermark and the cached
+    figures it would be built from (which a new event or the ttl replaces). Same key, same
+    page; anything else changed, a new key."""
+    state = state_of(request)
+    mark = await state.watermark()
+    entry = await state.period_entry(spec, mark=mark)
+    route = request.match_info.route.name
+    return (route, who.sid, who.lang, request.path_qs, mark, entry.watermark, entry.computed_at,
+            person.id, person.role, person.group_id, person.organisation_id, person.display_name,
+            person.active)
+
+
+def _private_hit(request: web.Request, key: tuple[Any, ...]) -> web.Response | None:
+    body = state_of(request).private_page(key)
+    if body is None:
+        return None
+    response = web.Response(body=body, content_type=HTML, charset="utf-8")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _keep_private(request: web.Request, key: tuple[Any, ...], response: web.Response) -> web.Response:
+    if response.status == 200 and isinstance(response.body, bytes):
+        state_of(request).keep_private_page(key, response.body)
+    return response
 
 
 async def ticket(request: web.Request) -> web.Response:

@@ -10,6 +10,7 @@ import asyncio
 import ipaddress
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,18 @@ from hotline.web.readdb import ReadApp, ReadDatabase
 from hotline.web.render import Renderer
 from hotline.web.worker import Worker
 
+#: The watermark read during the current request (each request runs in its own task, so its
+#: own context): a page asks for it several times (figures, filtered digest, pending
+#: extensions) and should see one version of the data, read once.
+_REQUEST_MARK: ContextVar[list[Watermark] | None] = ContextVar("hotline_web_mark", default=None)
+#: Signed-in pages kept rendered (see ``WebState.private_page``).
+PRIVATE_PAGES = 64
+
+
+def begin_request() -> None:
+    """Called by the middleware for each request of ours."""
+    _REQUEST_MARK.set([])
+
 
 @dataclass
 class WebState:
@@ -41,6 +54,7 @@ class WebState:
     secret: bytes = b""
     extra_closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     pages: OrderedDict[Hashable, bytes] = field(default_factory=OrderedDict)
+    private_pages: OrderedDict[Hashable, bytes] = field(default_factory=OrderedDict)
     #: Sorted ticket rows per (figures, filter): see ``views.staff_rows``.
     row_lists: dict[Hashable, tuple[Figures, list[Any]]] = field(default_factory=dict)
     _mark_task: asyncio.Task[Watermark] | None = None
@@ -56,12 +70,19 @@ class WebState:
 
     async def watermark(self) -> Watermark:
         """The newest event id and red-alert state. Requests arriving while the query runs
-        share its answer, so a burst of page views costs one query, not one each."""
+        share its answer, so a burst of page views costs one query, not one each; within one
+        request it is read once."""
+        memo = _REQUEST_MARK.get()
+        if memo:
+            return memo[0]
         task = self._mark_task
         if task is None or task.done():
             task = asyncio.get_running_loop().create_task(self._read_watermark())
             self._mark_task = task
-        return await asyncio.shield(task)
+        mark = await asyncio.shield(task)
+        if memo is not None:
+            memo.append(mark)
+        return mark
 
     async def _read_watermark(self) -> Watermark:
         async with self.read.sessions() as session:
@@ -103,6 +124,20 @@ class WebState:
         self.pages[key] = body
         while len(self.pages) > 32:
             self.pages.popitem(last=False)
+
+    def private_page(self, key: Hashable) -> bytes | None:
+        """A signed-in page rendered before for the same session, person, address and data
+        (the key says which; see ``pages.private_key``), apart from the public ones so that
+        many staff pages cannot push the board out."""
+        found = self.private_pages.get(key)
+        if found is not None:
+            self.private_pages.move_to_end(key)
+        return found
+
+    def keep_private_page(self, key: Hashable, body: bytes) -> None:
+        self.private_pages[key] = body
+        while len(self.private_pages) > PRIVATE_PAGES:
+            self.private_pages.popitem(last=False)
 
     async def filtered(self, base: Figures, filters: Filters) -> Digest:
         """The digest of ``base``'s period narrowed to ``filters`` (the whole one if none),

@@ -155,3 +155,37 @@ async def test_the_child_process_dies_and_stops_with_the_server(app: App) -> Non
         await asyncio.sleep(0.1)
     else:
         raise AssertionError("the figure process outlived the server")
+
+
+async def test_signed_in_pages_are_kept_per_session_person_and_data(site: tuple[W.World, Served]) -> None:
+    """A reload with nothing changed is the page rendered before; another session, a new event
+    or a change to the person (no event) each get a page of their own."""
+    from tests.browser.webtest import csrf_of
+
+    world, server = site
+    app, state = world.app, server.state
+
+    async def text(client: aiohttp.ClientSession, path: str) -> str:
+        async with client.get(path) as response:
+            assert response.status == 200
+            assert response.headers["Cache-Control"] == "no-store"
+            return await response.text()
+
+    async with server.client() as a, server.client() as b:
+        await sign_in(a, app, world.coordinator)
+        await sign_in(b, app, world.coordinator)
+        first = await text(a, "/web/")
+        computations = state.figures.computations
+        assert await text(a, "/web/") == first
+        assert len(state.private_pages) == 1 and state.figures.computations == computations
+        assert csrf_of(await text(b, "/web/")) != csrf_of(first)  # its own session's form
+        listing = await text(a, "/web/tickets")
+        await file(app, world.other[0], world.other[1], W.TEXTS[4].format(n=7), category="security")
+        assert await text(a, "/web/") != first
+        assert await text(a, "/web/tickets") != listing
+        async with app.uow() as uow:
+            person = await uow.people.get(world.coordinator.id)
+            assert person is not None
+            person.display_name = "Renamed Coordinator"
+            await uow.commit()
+        assert "Renamed Coordinator" in await text(a, "/web/")
