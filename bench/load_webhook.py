@@ -202,7 +202,10 @@ class Generator:
                                                          user=user))
                     seen += 1
                     filed = await self.replies.nth(uid, seen)
-                    refs += REF.findall(filed.text or "")[:1]
+                    found = REF.findall(filed.text or "")
+                    if not found:
+                        raise LookupError(f"no ticket ref in the filing reply {filed.text!r}")
+                    refs.append(found[0])
                 elif action == "mine":
                     await self.post(fake.command_update("mine", user=user))
                     seen += 1
@@ -211,7 +214,9 @@ class Generator:
                     ref = refs[-1] if refs else "HL-2026-000000"
                     await self.post(fake.command_update("status", ref, user=user))
                     seen += 1
-                    await self.replies.nth(uid, seen)
+                    card = await self.replies.nth(uid, seen)
+                    if ref not in (card.text or ""):
+                        raise LookupError(f"/status {ref} answered {card.text!r}"[:200])
         except Exception as error:  # counted, and the verification will show what is missing
             load.failures.append(f"user {uid}: {type(error).__name__}: {error}"[:300])
 
