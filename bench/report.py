@@ -285,9 +285,10 @@ def report(outcomes: list[Outcome], *, quick: bool, command: str, started: datet
         "|---|---|---|---:|---|---|---:|---|---|---|",
     ]
     for outcome in outcomes:
-        if outcome.error and not outcome.results:
-            lines.append(f"| {outcome.bench.name} | | **{cell(outcome.error)}** | | | | | | | "
-                         f"see its output below |")
+        if not outcome.results:
+            last = (outcome.output.strip().splitlines() or [""])[-1][:200]
+            lines.append(f"| {outcome.bench.name} | | **{cell(outcome.error or 'no figures')}** "
+                         f"| | | | | | | {cell(last)} |")
             continue
         for r in outcome.results:
             ratio = r.ratio if r.ratio is not None else (
