@@ -3,8 +3,9 @@
 Workload: registered reporters each file a report the fast way -- one message (draft and
 classification reply) and one tap on "send" (ticket filed, routed to the least-loaded member,
 member notified, reply written) -- so every two events commit one ticket and at least three
-outbox messages. Each event is one transaction with de-duplication, contact touch, step load,
-a savepoint and the outbox writes, exactly as the chat adapters call it.
+outbox messages. Each event is one transaction with de-duplication, the caller's contact, person,
+step and daily count in one query, the handler's work and the outbox writes, exactly as the chat
+adapters call it.
 
 Baseline, measured in the same run on the same engine: one committed transaction inserting one
 row. The ratio says how many bare commits one engine event costs.
