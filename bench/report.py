@@ -343,8 +343,8 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(names)}")
     postgres = not args.sqlite_only and postgres_available()
-    chosen = [b for b in BENCHES if (not only or b.name in only) and b.name not in skip
-              and not (b.postgres_only and not postgres)]
+    wanted = [b for b in BENCHES if (not only or b.name in only) and b.name not in skip]
+    chosen = [b for b in wanted if not (b.postgres_only and not postgres)]
     timeout = args.timeout or (900.0 if args.quick else 3600.0)
     command = "bench/run " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     started = datetime.now(UTC)  # the report's date: this is a tool, not the product
@@ -353,7 +353,9 @@ def main() -> int:
           + ("" if postgres else "; PostgreSQL not used"), flush=True)
     if not postgres and not args.sqlite_only:
         print("PostgreSQL not reachable: SQLite only (set HOTLINE_BENCH_PG_URL)", flush=True)
-    outcomes = []
+    outcomes = [Outcome(b, [sys.executable, str(BENCH / b.script)], 0.0, 0, "", [],
+                        error="skipped: needs PostgreSQL")
+                for b in wanted if b not in chosen]
     with tempfile.TemporaryDirectory() as folder:
         for i, bench in enumerate(chosen, 1):
             print(f"[{i}/{len(chosen)}] {bench.name} ...", end=" ", flush=True)
@@ -366,7 +368,7 @@ def main() -> int:
                   loads=(load_start, os.getloadavg()), postgres=postgres)
     args.output.write_text(text, encoding="utf-8")
     print(f"wrote {args.output}")
-    failed = [o.bench.name for o in outcomes if o.error]
+    failed = [o.bench.name for o in outcomes if o.error and not o.error.startswith("skipped")]
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0

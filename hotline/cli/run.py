@@ -69,6 +69,9 @@ def check_workers(settings: Settings, *, webhook: bool, workers: int) -> None:
     if not webhook:
         raise ConfigError("--workers needs --webhook: with long polling only one process may "
                           "ask Telegram for updates")
+    if settings.zalo_bot_token is not None and settings.zalo_bot_mode == "polling":
+        raise ConfigError("--workers needs HOTLINE_ZALO_BOT_MODE=webhook: only one process may "
+                          "poll the Zalo bot for messages")
     if settings.database_url.startswith("sqlite"):
         raise ConfigError("--workers needs PostgreSQL (HOTLINE_DATABASE_URL): a SQLite file has "
                           "one writer, run one worker on it")

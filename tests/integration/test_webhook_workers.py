@@ -41,6 +41,10 @@ def test_workers_need_the_webhook_and_postgresql(
     assert run_cli(monkeypatch, "run", "--webhook", "--workers", "2") == 1
     err = capsys.readouterr().err
     assert "--workers needs PostgreSQL" in err and "Traceback" not in err
+    monkeypatch.setenv("HOTLINE_ZALO_BOT_TOKEN", "zalo-bot-token")
+    monkeypatch.setenv("HOTLINE_ZALO_BOT_MODE", "polling")
+    assert run_cli(monkeypatch, "run", "--webhook", "--workers", "2") == 1
+    assert "HOTLINE_ZALO_BOT_MODE=webhook" in capsys.readouterr().err
 
 
 def free_port() -> int:
