@@ -48,7 +48,7 @@ from bot.telegram.commands import set_bot_commands
 from bot.telegram.runner import DEFAULT_DRAIN_TIMEOUT, PollingRunner, WebhookRunner
 from bot.telegram.sender import TelegramSender
 from handlers.engine import Engine
-from handlers.events import InboundEvent
+from handlers.events import InboundEvent, OutboundMessage
 from hotline.app import App
 from hotline.config import Settings
 from hotline.errors import ConfigError
@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 OA_REFRESH_SECONDS = 1800.0
 #: Request body limit of the server when it carries no Telegram webhook (web pages, Zalo).
 WEB_MAX_BODY = 1024 * 1024
+#: How long an update waits for an unreachable database before it is given up (logged).
+DB_RETRY_SECONDS = 300.0
 
 
 def load_scheduler_factory() -> Callable[[App], Any] | None:
@@ -212,14 +214,34 @@ class BotRuntime:
 
         On SQLite the engine's transactions take turns on an asyncio lock: SQLite has one
         writer anyway, and transactions left to collide on the file lock wait in SQLite's
-        busy handler, which sleeps in growing steps and lets the lock sit idle meanwhile."""
-        if self._sqlite_turns is not None:
-            async with self._sqlite_turns:
-                await self.engine.handle(event)
-        else:
-            await self.engine.handle(event)
+        busy handler, which sleeps in growing steps and lets the lock sit idle meanwhile.
+
+        When the database is unreachable the engine stores nothing, not even its apology
+        (replies without an outbox id). Returning would acknowledge the update to Telegram
+        (webhook 200, or the next polling offset) and lose it, so the same event is tried
+        again, with growing pauses, until the database is back (the engine de-duplicates by
+        update id); a shutdown meanwhile cancels the wait and leaves the update unacknowledged.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DB_RETRY_SECONDS
+        pause = 0.2
+        while not _stored(await self._handle_once(event)):
+            if loop.time() >= deadline:
+                log.error("database unreachable for %.0f s: %s update %s dropped",
+                          DB_RETRY_SECONDS, event.channel, event.update_id)
+                break
+            log.warning("database unreachable: %s update %s waits %.1f s and is tried again",
+                        event.channel, event.update_id, pause)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 5.0)
         if self.dispatcher is not None:
             self.dispatcher.wake()
+
+    async def _handle_once(self, event: InboundEvent) -> list[OutboundMessage]:
+        if self._sqlite_turns is not None:
+            async with self._sqlite_turns:
+                return await self.engine.handle(event)
+        return await self.engine.handle(event)
 
     # --- lifecycle ------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -370,6 +392,12 @@ class BotRuntime:
         if self.bot is not None:
             await self.bot.session.close()
         log.info("bot stopped")
+
+
+def _stored(replies: list[OutboundMessage]) -> bool:
+    """Whether the engine committed its work: every reply it returns carries the id of its
+    outbox row, except the apology it could not write because the database is down."""
+    return all("outbox_id" in reply.meta for reply in replies)
 
 
 async def _settle(task: asyncio.Task[Any] | None, *, cancel: bool = False) -> None:

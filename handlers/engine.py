@@ -65,6 +65,12 @@ class Engine:
             return await self._process(event)
         except Exception as exc:  # the chat adapter must keep running whatever happens
             _log_failure("engine failed", event, exc)
+            if database_unreachable(exc):
+                # Nothing was stored. Recording the update id now (with the apology) would turn
+                # a passing outage into a lost report: leave it unclaimed, so the caller's retry
+                # or Telegram's redelivery processes it (the reply has no outbox id: unsent).
+                return [OutboundMessage(channel=event.channel, chat_id=event.chat_id,
+                                        text=str(t("error.generic", normalise_language(event.language))))]
             return await self._apologise(event)
 
     async def _process(self, event: InboundEvent) -> list[OutboundMessage]:
@@ -170,6 +176,28 @@ class Engine:
             _log_failure("could not record the apology", event, exc)
             return [OutboundMessage(channel=event.channel, chat_id=event.chat_id,
                                     text=str(t("error.generic", lang)))]
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database could not be reached (refused or lost connection,
+    server starting up or shutting down): a passing condition, unlike a failing statement."""
+    try:
+        import asyncpg
+    except ImportError:  # SQLite-only installation
+        asyncpg = None  # type: ignore[assignment]
+    transient: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
+    if asyncpg is not None:
+        transient += (asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError)
+    current: BaseException | None = exc
+    for _ in range(8):
+        if current is None:
+            return False
+        if isinstance(current, transient) or getattr(current, "connection_invalidated", False):
+            return True
+        if asyncpg is not None and isinstance(current, asyncpg.InterfaceError) and "closed" in str(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _log_failure(what: str, event: InboundEvent, exc: BaseException) -> None:
