@@ -31,8 +31,32 @@ from hotline.web.worker import Worker
 #: own context): a page asks for it several times (figures, filtered digest, pending
 #: extensions) and should see one version of the data, read once.
 _REQUEST_MARK: ContextVar[list[Watermark] | None] = ContextVar("hotline_web_mark", default=None)
-#: Signed-in pages kept rendered (see ``WebState.private_page``).
+#: Rendered pages kept: public ones (a few per language and version) and signed-in ones.
+PUBLIC_PAGES = 32
 PRIVATE_PAGES = 64
+
+
+class Lru:
+    """Rendered pages by key, the least recently used dropped beyond ``size``."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[Hashable, bytes] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: Hashable) -> bytes | None:
+        found = self._items.get(key)
+        if found is not None:
+            self._items.move_to_end(key)
+        return found
+
+    def put(self, key: Hashable, body: bytes) -> None:
+        self._items[key] = body
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
 
 
 def begin_request() -> None:
@@ -53,8 +77,8 @@ class WebState:
     trusted_proxies: list[Any]
     secret: bytes = b""
     extra_closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    pages: OrderedDict[Hashable, bytes] = field(default_factory=OrderedDict)
-    private_pages: OrderedDict[Hashable, bytes] = field(default_factory=OrderedDict)
+    pages: Lru = field(default_factory=lambda: Lru(PUBLIC_PAGES))
+    private_pages: Lru = field(default_factory=lambda: Lru(PRIVATE_PAGES))
     #: Sorted ticket rows per (figures, filter): see ``views.staff_rows``.
     row_lists: dict[Hashable, tuple[Figures, list[Any]]] = field(default_factory=dict)
     _mark_task: asyncio.Task[Watermark] | None = None
@@ -114,30 +138,20 @@ class WebState:
         return entry.value, entry.computed_at
 
     def page(self, key: Hashable) -> bytes | None:
-        found = self.pages.get(key)
-        if found is not None:
-            self.pages.move_to_end(key)
-        return found
+        return self.pages.get(key)
 
     def keep_page(self, key: Hashable, body: bytes) -> None:
         """Rendered public pages, keyed by the figures they show (so never stale by themselves)."""
-        self.pages[key] = body
-        while len(self.pages) > 32:
-            self.pages.popitem(last=False)
+        self.pages.put(key, body)
 
     def private_page(self, key: Hashable) -> bytes | None:
         """A signed-in page rendered before for the same session, person, address and data
         (the key says which; see ``pages.private_key``), apart from the public ones so that
         many staff pages cannot push the board out."""
-        found = self.private_pages.get(key)
-        if found is not None:
-            self.private_pages.move_to_end(key)
-        return found
+        return self.private_pages.get(key)
 
     def keep_private_page(self, key: Hashable, body: bytes) -> None:
-        self.private_pages[key] = body
-        while len(self.private_pages) > PRIVATE_PAGES:
-            self.private_pages.popitem(last=False)
+        self.private_pages.put(key, body)
 
     async def filtered(self, base: Figures, filters: Filters) -> Digest:
         """The digest of ``base``'s period narrowed to ``filters`` (the whole one if none),
