@@ -6,18 +6,23 @@ rate-limit bucket of someone else's choosing).
 
 from __future__ import annotations
 
+import shutil
+import ssl
+import subprocess
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 import pytest_asyncio
+from aiohttp import web
 
+from hotline.web.app import build_web_app
 from hotline.web.links import status_path
 from hotline.web.middleware import CSP
-from hotline.web.state import parse_proxies
+from hotline.web.state import STATE, parse_proxies
 from storage.models import Ticket
 from tests.browser import world as W
-from tests.browser.webtest import Served, one_ticket_site, path_of, sign_in, signin_link
+from tests.browser.webtest import Served, csrf_of, one_ticket_site, path_of, sign_in, signin_link
 from tests.integration.test_web_public import _event_count
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -108,3 +113,49 @@ async def test_proxy_headers_from_an_untrusted_address_are_ignored(site: Site) -
     finally:
         state.trusted_proxies = trusted
         state.status_limiter._buckets.clear()
+
+
+@pytest.fixture
+def tls(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
+    """A server context with a throw-away self-signed certificate."""
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl to make a certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1"],
+                   check=True, capture_output=True)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+async def test_cookies_are_secure_when_served_over_tls(site: Site, tls: ssl.SSLContext) -> None:
+    """Served over HTTPS directly (no proxy, no https base URL): the cookies say ``Secure``."""
+    world, _, _ = site
+    context = tls
+    web_app = build_web_app(world.app, warm=False, processes=False)
+    web_app[STATE].trusted_proxies = []  # nobody may claim HTTPS for us: only the socket counts
+    runner = web.AppRunner(web_app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context).start()
+    base = f"https://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        link = await signin_link(world.app, world.coordinator)
+        jar = aiohttp.CookieJar(unsafe=True)
+        async with aiohttp.ClientSession(base, cookie_jar=jar,
+                                         connector=aiohttp.TCPConnector(ssl=False)) as client:
+            async with client.get(path_of(link)) as response:
+                assert response.status == 200
+                assert "Secure" in response.headers["Set-Cookie"]
+                assert response.headers["Strict-Transport-Security"].startswith("max-age=")
+                page = await response.text()
+            token = path_of(link).rsplit("/", 1)[1]
+            async with client.post("/signin", data={"token": token, "csrf": csrf_of(page)},
+                                   allow_redirects=False) as response:
+                assert response.status == 303
+                session = next(v for k, v in response.headers.items()
+                               if k == "Set-Cookie" and v.startswith("hl_session="))
+                assert "Secure" in session and "HttpOnly" in session
+    finally:
+        await runner.cleanup()
