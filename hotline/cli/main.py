@@ -184,3 +184,14 @@ def run() -> None:
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:
+        from sqlalchemy.exc import DBAPIError
+
+        if not isinstance(exc, DBAPIError):
+            raise
+        # A read-only or full database is the operator's to fix: one sentence, the driver's
+        # own words, never the statement or its parameters (they can carry user text).
+        print(f"error: the database refused the change ({exc.orig}); check that "
+              "HOTLINE_DATABASE_URL points at a writable database with free disk space",
+              file=sys.stderr)
+        sys.exit(1)
