@@ -30,7 +30,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -260,7 +259,7 @@ def git(*args: str) -> str:
         return ""
 
 
-def report(outcomes: list[Outcome], *, quick: bool, command: str, started: datetime,
+def report(outcomes: list[Outcome], *, quick: bool, command: str, started: str,
            loads: tuple[tuple[float, ...], tuple[float, ...]], postgres: bool) -> str:
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
     dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
@@ -271,7 +270,7 @@ def report(outcomes: list[Outcome], *, quick: bool, command: str, started: datet
                   "Run `bench/run` (without `--quick`) on a quiet machine for the real table.", ""]
     lines += [
         f"- machine: {machine()}",
-        f"- date: {started:%Y-%m-%d %H:%M} UTC",
+        f"- date: {started} UTC",
         f"- commit: `{commit}`" + (" (with uncommitted changes in the tree)" if dirty else ""),
         f"- command: `{command}`",
         f"- load average (1, 5, 15 min) at start: {_load(loads[0])}; at end: {_load(loads[1])}",
@@ -347,7 +346,7 @@ def main() -> int:
     chosen = [b for b in wanted if not (b.postgres_only and not postgres)]
     timeout = args.timeout or (900.0 if args.quick else 3600.0)
     command = "bench/run " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    started = datetime.now(UTC)  # the report's date: this is a tool, not the product
+    started = time.strftime("%Y-%m-%d %H:%M", time.gmtime())  # the report's date (UTC)
     load_start = os.getloadavg()
     print(f"{len(chosen)} benchmarks on {machine()}, load average {_load(load_start)}"
           + ("" if postgres else "; PostgreSQL not used"), flush=True)
