@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hotline.app import Deps
 from hotline.config import Settings
+from storage import sqlite_driver
 from storage.db import create_engine, make_sessionmaker, normalise_url
 
 
@@ -43,7 +44,9 @@ class ReadDatabase:
         self._engine: AsyncEngine | None = None
         url = make_url(normalise_url(settings.database_url))
         if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-            self._engine = create_async_engine(url, connect_args={"timeout": 30})
+            # The storage's few-hop aiosqlite connection: one thread hand-off per statement.
+            self._engine = create_async_engine(
+                url, connect_args={"timeout": 30, "async_creator_fn": sqlite_driver.connect})
             _configure_reader(self._engine)
             self.sessions: async_sessionmaker[AsyncSession] = make_sessionmaker(self._engine)
         elif own_engine and url.get_backend_name() == "postgresql":
