@@ -61,6 +61,7 @@ class Engine:
         self._intake = tuple(intake)
 
     async def handle(self, event: InboundEvent) -> list[OutboundMessage]:
+        event = without_nul(event)
         try:
             return await self._process(event)
         except Exception as exc:  # the chat adapter must keep running whatever happens
@@ -198,6 +199,15 @@ def database_unreachable(exc: BaseException) -> bool:
             return True
         current = current.__cause__ or current.__context__
     return False
+
+
+def without_nul(event: InboundEvent) -> InboundEvent:
+    """NUL characters removed from what the user typed: PostgreSQL refuses them in text
+    columns, so one pasted NUL would make a report impossible to file (SQLite would keep it)."""
+    fields = {name: value.replace("\x00", "")
+              for name in ("text", "payload", "display_name")
+              if isinstance(value := getattr(event, name), str) and "\x00" in value}
+    return replace(event, **fields) if fields else event
 
 
 def _log_failure(what: str, event: InboundEvent, exc: BaseException) -> None:

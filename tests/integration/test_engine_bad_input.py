@@ -102,6 +102,17 @@ async def test_huge_message_refused_beyond_the_limit(app: App, engine: Engine,
     assert filed.description == huge
 
 
+async def test_nul_characters_are_dropped_not_fatal(app: App, engine: Engine) -> None:
+    """PostgreSQL refuses NUL in text; a pasted one must not make the report unfileable."""
+    rep = await reporter(app, engine, "vi")
+    rep.display_name = "Nguyễn\x00 An"
+    await rep.send(rep.event(text="Dữ liệu\x00 dân cư chưa được chia sẻ"))
+    await rep.press(rep.payload(P.DRAFT_FILE))
+    async with app.uow() as uow:
+        filed = (await uow.session.execute(select(Ticket))).scalar_one()
+    assert filed.description == "Dữ liệu dân cư chưa được chia sẻ"
+
+
 async def test_too_long_in_total_over_several_messages(app: App, engine: Engine) -> None:
     rep = await reporter(app, engine, "vi")
     await rep.say(DATA_TEXT)
