@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from escalation.calendar import BusinessCalendar
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from escalation.calendar import BusinessCalendar
 from hotline.clock import Clock, SystemClock
 from hotline.config import Settings, load_settings
 from hotline.taxonomy import Taxonomy, load_taxonomy
