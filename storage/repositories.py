@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,9 +26,68 @@ from storage.models import (
 _OPEN = [s.value for s in OPEN_STATES]
 
 
-def _insert(session: AsyncSession, table: Any) -> Any:
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+def _dialect(session: AsyncSession) -> str:
+    return session.bind.dialect.name if session.bind is not None else "sqlite"
+
+
+# The statements every inbound event runs are built once, with bound parameters: building a
+# statement and its cache key costs more CPU than executing it (measured: a fresh caller query
+# 970 µs, the same one built once 440 µs). They are immutable, so sharing them is safe.
+
+
+# Core tables, not the ORM classes: an ORM insert given a parameter dict is a bulk insert.
+def _claim_update(insert: Any) -> Any:
+    return (insert(InboundUpdate.__table__)
+            .values(channel=bindparam("channel"), update_id=bindparam("update_id"),
+                    received_at=bindparam("received_at"))
+            .on_conflict_do_nothing(index_elements=["channel", "update_id"]))
+
+
+def _next_seq(insert: Any) -> Any:
+    counters = TicketCounter.__table__
+    return (insert(counters)
+            .values(year=bindparam("year"), last_seq=1)
+            .on_conflict_do_update(index_elements=[counters.c.year],
+                                   set_={"last_seq": counters.c.last_seq + 1})
+            .returning(counters.c.last_seq))
+
+
+_CLAIM_UPDATE = {"sqlite": _claim_update(sqlite.insert), "postgresql": _claim_update(postgresql.insert)}
+_NEXT_SEQ = {"sqlite": _next_seq(sqlite.insert), "postgresql": _next_seq(postgresql.insert)}
+_FILED_SINCE = select(func.count()).where(Ticket.reporter_id == bindparam("reporter_id"),
+                                          Ticket.created_at >= bindparam("since"))
+_CALLER = (
+    select(
+        Contact, Person, Conversation,
+        select(func.count())
+        .where(Ticket.reporter_id == Contact.person_id, Ticket.created_at >= bindparam("since"))
+        .correlate(Contact)
+        .scalar_subquery(),
+    )
+    .outerjoin(Person, Person.id == Contact.person_id)
+    .outerjoin(Conversation, and_(Conversation.channel == Contact.channel,
+                                  Conversation.external_id == Contact.external_id))
+    .where(Contact.channel == bindparam("channel"), Contact.external_id == bindparam("external_id"))
+    .with_for_update(of=Contact)
+)
+_WITH_OPEN_LOAD = (
+    select(
+        Person,
+        select(func.count())
+        .where(Ticket.assignee_id == Person.id, Ticket.state.in_(_OPEN))
+        .correlate(Person)
+        .scalar_subquery(),
+    )
+    .where(Person.role.in_(bindparam("roles", expanding=True)), Person.active.is_(True),
+           Person.group_id == bindparam("group_id"))
+    .order_by(Person.id)
+)
+_ACTIVE_CONTACTS = (
+    select(Contact)
+    .where(Contact.person_id == bindparam("person_id"), Contact.active.is_(True))
+    .order_by(Contact.last_seen_at.desc().nulls_last(), Contact.id.desc())
+)
+_GROUP_BY_CODE = select(OwnerGroup).where(OwnerGroup.code == bindparam("code"))
 
 
 class TicketRepository:
@@ -41,16 +100,8 @@ class TicketRepository:
         Concurrent filers on PostgreSQL queue on the counter row; a rolled-back transaction
         gives its number back. SQLite serialises writers anyway.
         """
-        stmt = (
-            _insert(self.session, TicketCounter)
-            .values(year=year, last_seq=1)
-            .on_conflict_do_update(
-                index_elements=[TicketCounter.year],
-                set_={"last_seq": TicketCounter.last_seq + 1},
-            )
-            .returning(TicketCounter.last_seq)
-        )
-        return int((await self.session.execute(stmt)).scalar_one())
+        stmt = _NEXT_SEQ[_dialect(self.session)]
+        return int((await self.session.execute(stmt, {"year": year})).scalar_one())
 
     def add(self, ticket: Ticket) -> None:
         self.session.add(ticket)
@@ -126,25 +177,12 @@ class TicketRepository:
     async def with_open_load(self, roles: Sequence[str], group_id: int) -> list[tuple[Person, int]]:
         """Active people of ``roles`` in a group with their open-ticket count, in one query
         (routing runs on every filing)."""
-        load = (
-            select(func.count())
-            .where(Ticket.assignee_id == Person.id, Ticket.state.in_(_OPEN))
-            .correlate(Person)
-            .scalar_subquery()
-        )
-        stmt = (
-            select(Person, load)
-            .where(Person.role.in_(list(roles)), Person.active.is_(True),
-                   Person.group_id == group_id)
-            .order_by(Person.id)
-        )
-        return [(person, int(count)) for person, count in await self.session.execute(stmt)]
+        rows = await self.session.execute(_WITH_OPEN_LOAD, {"roles": list(roles), "group_id": group_id})
+        return [(person, int(count)) for person, count in rows]
 
     async def count_filed_since(self, reporter_id: int, since: datetime) -> int:
-        stmt = select(func.count()).where(
-            Ticket.reporter_id == reporter_id, Ticket.created_at >= since
-        )
-        return int((await self.session.execute(stmt)).scalar_one())
+        found = await self.session.execute(_FILED_SINCE, {"reporter_id": reporter_id, "since": since})
+        return int(found.scalar_one())
 
 
 class EventRepository:
@@ -175,15 +213,14 @@ class PeopleRepository:
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def contacts_of(self, person_id: int, *, active_only: bool = True) -> list[Contact]:
-        stmt = select(Contact).where(Contact.person_id == person_id)
-        if active_only:
-            stmt = stmt.where(Contact.active.is_(True))
-        stmt = stmt.order_by(Contact.last_seen_at.desc().nulls_last(), Contact.id.desc())
+        if active_only:  # every notification asks this
+            return list((await self.session.execute(_ACTIVE_CONTACTS, {"person_id": person_id})).scalars())
+        stmt = (select(Contact).where(Contact.person_id == person_id)
+                .order_by(Contact.last_seen_at.desc().nulls_last(), Contact.id.desc()))
         return list((await self.session.execute(stmt)).scalars())
 
     async def group(self, code: str) -> OwnerGroup | None:
-        stmt = select(OwnerGroup).where(OwnerGroup.code == code)
-        return (await self.session.execute(stmt)).scalar_one_or_none()
+        return (await self.session.execute(_GROUP_BY_CODE, {"code": code})).scalar_one_or_none()
 
     async def group_by_id(self, group_id: int) -> OwnerGroup | None:
         return await self.session.get(OwnerGroup, group_id)
@@ -255,31 +292,14 @@ class ConversationRepository:
         the same person take turns instead of overwriting each other's step. The fourth value
         is how many tickets the person filed since ``filed_since`` (for the daily limit).
         """
-        filed = (
-            select(func.count())
-            .where(Ticket.reporter_id == Contact.person_id, Ticket.created_at >= filed_since)
-            .correlate(Contact)
-            .scalar_subquery()
-        )
-        stmt = (
-            select(Contact, Person, Conversation, filed)
-            .outerjoin(Person, Person.id == Contact.person_id)
-            .outerjoin(Conversation, and_(Conversation.channel == Contact.channel,
-                                          Conversation.external_id == Contact.external_id))
-            .where(Contact.channel == channel, Contact.external_id == external_id)
-            .with_for_update(of=Contact)
-        )
-        row = (await self.session.execute(stmt)).one_or_none()
+        params = {"channel": channel, "external_id": external_id, "since": filed_since}
+        row = (await self.session.execute(_CALLER, params)).one_or_none()
         if row is None:
             return None, None, None, 0
         return row[0], row[1], row[2], int(row[3])
 
     async def claim_update(self, channel: str, update_id: str, now: datetime) -> bool:
         """Record an inbound update id; False if it was already processed (redelivery)."""
-        stmt = (
-            _insert(self.session, InboundUpdate)
-            .values(channel=channel, update_id=update_id, received_at=now)
-            .on_conflict_do_nothing(index_elements=["channel", "update_id"])
-        )
-        result = await self.session.execute(stmt)
+        params = {"channel": channel, "update_id": update_id, "received_at": now}
+        result = await self.session.execute(_CLAIM_UPDATE[_dialect(self.session)], params)
         return bool(result.rowcount)
