@@ -45,7 +45,8 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiohttp import ClientSession, ClientTimeout, web
 
-DEFAULT_TOKEN = "123456789:AAHfakeTokenForTests_0123456789abcde"
+from tests.fakes import fake_token
+
 WEBHOOK_SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 #: Descriptions Telegram sends for the failures tests inject most.
@@ -277,12 +278,12 @@ class FakeTelegramServer:
     def __init__(
         self,
         *,
-        token: str = DEFAULT_TOKEN,
+        token: str | None = None,
         bot_username: str = "hotline_test_bot",
         bot_first_name: str = "Hotline Test",
         host: str = "127.0.0.1",
     ) -> None:
-        self.token = token
+        self.token = token = token or fake_token()
         self.bot_user: dict[str, Any] = {
             "id": int(token.split(":", 1)[0]),
             "is_bot": True,

@@ -34,7 +34,8 @@ from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout, web
 
-DEFAULT_TOKEN = "1459232241454765289:fakeZaloBotTokenForTests0123456789"
+from tests.fakes import fake_token
+
 SECRET_HEADER = "X-Bot-Api-Secret-Token"
 TEXT_LIMIT = 2000
 
@@ -86,16 +87,16 @@ class SentMessage:
 
 
 class FakeZaloBotServer:
-    def __init__(self, *, token: str = DEFAULT_TOKEN, host: str = "127.0.0.1", max_poll_seconds: float = 1.0,
+    def __init__(self, *, token: str | None = None, host: str = "127.0.0.1", max_poll_seconds: float = 1.0,
                  no_update_http_status: int = 200) -> None:
-        self.token = token
+        self.token = token or fake_token()
         self.host = host
         self.port: int | None = None
         #: Cap on one long poll, so tests never wait the real 30 seconds.
         self.max_poll_seconds = max_poll_seconds
         #: HTTP status sent with ``error_code`` 408 (the body is what clients must read).
         self.no_update_http_status = no_update_http_status
-        self.bot_id = token.split(":", 1)[0]
+        self.bot_id = self.token.split(":", 1)[0]
         self.calls: list[ApiCall] = []
         self.webhook: dict[str, Any] = {"url": "", "secret_token": None, "updated_at": 0}
         self.webhook_deliveries: list[tuple[int, str]] = []

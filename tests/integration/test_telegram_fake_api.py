@@ -21,6 +21,7 @@ from aiogram.exceptions import (
 from aiogram.types import FSInputFile, InlineKeyboardButton, InlineKeyboardMarkup
 from aiohttp import ClientSession
 
+from tests.fakes import fake_token
 from tests.fakes.telegram_api import FakeTelegramServer, make_test_bot
 
 # Fixtures telegram_server / telegram_bot (see tests/fakes/conftest_telegram.py).
@@ -194,7 +195,7 @@ async def test_errors_use_telegram_envelopes(telegram_server: FakeTelegramServer
 
 
 async def test_wrong_token_is_unauthorized(telegram_server: FakeTelegramServer) -> None:
-    other = FakeTelegramServer(token="987654321:AAwrongtokenwrongtokenwrongtoken_xx")
+    other = FakeTelegramServer(token=fake_token())
     other.port = telegram_server.port  # same server, different token
     bot = make_test_bot(other)
     try:
