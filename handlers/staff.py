@@ -268,15 +268,14 @@ async def reassign_group_button(ctx: Context, arg: str) -> None:
 
 
 async def _member_menu(ctx: Context, ticket: Ticket, group_id: int) -> None:
-    members = await ctx.uow.people.with_role(Role.MEMBER, Role.LEAD, group_id=group_id)
-    candidates = [m for m in members if m.id != ticket.assignee_id]
+    members = await ctx.uow.tickets.with_open_load([Role.MEMBER.value, Role.LEAD.value], group_id)
+    candidates = [(m, load) for m, load in members if m.id != ticket.assignee_id]
     if not candidates:
         ctx.say("engine.group_has_nobody", ref=ticket.ref)
         return
-    load = await ctx.uow.tickets.open_load([m.id for m in candidates])
     buttons = [ctx.button("engine.btn.person", P.build_pair(P.REASSIGN_TO, ticket.ref, m.id),
-                          name=m.display_name, load=load.get(m.id, 0))
-               for m in candidates[:20]]
+                          name=m.display_name, load=load)
+               for m, load in candidates[:20]]
     ctx.say("engine.choose_person", ref=ticket.ref, buttons=rows(buttons, 2))
 
 

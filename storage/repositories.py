@@ -54,15 +54,18 @@ def _next_seq(insert: Any) -> Any:
 
 _CLAIM_UPDATE = {"sqlite": _claim_update(sqlite.insert), "postgresql": _claim_update(postgresql.insert)}
 _NEXT_SEQ = {"sqlite": _next_seq(sqlite.insert), "postgresql": _next_seq(postgresql.insert)}
-_FILED_SINCE = select(func.count()).where(Ticket.reporter_id == bindparam("reporter_id"),
-                                          Ticket.created_at >= bindparam("since"))
+
+
+def _filed_since(reporter_id: Any) -> Any:
+    """Tickets ``reporter_id`` filed since the ``since`` parameter (the daily limit)."""
+    return select(func.count()).where(Ticket.reporter_id == reporter_id,
+                                      Ticket.created_at >= bindparam("since"))
+
+
+_FILED_SINCE = _filed_since(bindparam("reporter_id"))
 _CALLER = (
     select(
-        Contact, Person, Conversation,
-        select(func.count())
-        .where(Ticket.reporter_id == Contact.person_id, Ticket.created_at >= bindparam("since"))
-        .correlate(Contact)
-        .scalar_subquery(),
+        Contact, Person, Conversation, _filed_since(Contact.person_id).correlate(Contact).scalar_subquery(),
     )
     .outerjoin(Person, Person.id == Contact.person_id)
     .outerjoin(Conversation, and_(Conversation.channel == Contact.channel,
@@ -160,20 +163,6 @@ class TicketRepository:
             stmt = stmt.limit(limit)
         return list((await self.session.execute(stmt)).scalars())
 
-    async def open_load(self, person_ids: Sequence[int]) -> dict[int, int]:
-        """Open tickets per assignee, for least-loaded assignment."""
-        if not person_ids:
-            return {}
-        stmt = (
-            select(Ticket.assignee_id, func.count())
-            .where(Ticket.assignee_id.in_(list(person_ids)), Ticket.state.in_(_OPEN))
-            .group_by(Ticket.assignee_id)
-        )
-        counts = {pid: 0 for pid in person_ids}
-        for assignee_id, count in await self.session.execute(stmt):
-            counts[int(assignee_id)] = int(count)
-        return counts
-
     async def with_open_load(self, roles: Sequence[str], group_id: int) -> list[tuple[Person, int]]:
         """Active people of ``roles`` in a group with their open-ticket count, in one query
         (routing runs on every filing)."""
@@ -212,12 +201,9 @@ class PeopleRepository:
         stmt = select(Contact).where(Contact.channel == channel, Contact.external_id == external_id)
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
-    async def contacts_of(self, person_id: int, *, active_only: bool = True) -> list[Contact]:
-        if active_only:  # every notification asks this
-            return list((await self.session.execute(_ACTIVE_CONTACTS, {"person_id": person_id})).scalars())
-        stmt = (select(Contact).where(Contact.person_id == person_id)
-                .order_by(Contact.last_seen_at.desc().nulls_last(), Contact.id.desc()))
-        return list((await self.session.execute(stmt)).scalars())
+    async def contacts_of(self, person_id: int) -> list[Contact]:
+        """A person's active contacts, latest seen first (every notification asks this)."""
+        return list((await self.session.execute(_ACTIVE_CONTACTS, {"person_id": person_id})).scalars())
 
     async def group(self, code: str) -> OwnerGroup | None:
         return (await self.session.execute(_GROUP_BY_CODE, {"code": code})).scalar_one_or_none()

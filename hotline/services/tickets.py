@@ -207,20 +207,15 @@ async def file_ticket(
         first_response_due=ticket.first_response_due_at.isoformat(),
     )
     if triage:
-        await uow.flush()
         for coordinator in await uow.people.with_role(Role.COORDINATOR):
             await _tell_person(
                 uow, deps, ticket, coordinator.id, "tickets.triage_needed",
                 buttons=[[("buttons.triage", P.build(P.TRIAGE, ticket.ref))]],
             )
-    elif assignee is not None:
-        await assign(uow, deps, ticket, assignee, actor=None)
     else:
-        await uow.flush()
-        await _announce_to_group(uow, deps, ticket, group)
-    if attachments:
-        await uow.flush()
-        _store_attachments(uow, ticket, created.id, attachments, now)
+        await place(uow, deps, ticket, group, assignee)
+    await uow.flush()  # the caller gets the ticket with its id (and the event's, for attachments)
+    _store_attachments(uow, ticket, created.id, attachments, now)
     return ticket
 
 
@@ -240,11 +235,18 @@ async def choose_assignee(uow: UnitOfWork, deps: Deps, group: OwnerGroup) -> Per
 async def route(uow: UnitOfWork, deps: Deps, ticket: Ticket, group: OwnerGroup) -> Person | None:
     """Assign to ``choose_assignee``'s pick, or announce the ticket to the group's queue."""
     chosen = await choose_assignee(uow, deps, group)
-    if chosen is None:
-        await _announce_to_group(uow, deps, ticket, group)
-        return None
-    await assign(uow, deps, ticket, chosen, actor=None)
+    await place(uow, deps, ticket, group, chosen)
     return chosen
+
+
+async def place(uow: UnitOfWork, deps: Deps, ticket: Ticket, group: OwnerGroup,
+                assignee: Person | None) -> None:
+    """Give the ticket to ``assignee``, or with nobody chosen announce it to the group's queue.
+    (Queries for the recipients flush a ticket not yet written: the ORM autoflushes.)"""
+    if assignee is None:
+        await _announce_to_group(uow, deps, ticket, group)
+    else:
+        await assign(uow, deps, ticket, assignee, actor=None)
 
 
 async def _announce_to_group(uow: UnitOfWork, deps: Deps, ticket: Ticket, group: OwnerGroup) -> None:
