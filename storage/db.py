@@ -30,7 +30,9 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def create_engine(url: str, *, echo: bool = False, **kwargs: Any) -> AsyncEngine:
+def create_engine(url: str, *, echo: bool = False, read_only: bool = False, **kwargs: Any) -> AsyncEngine:
+    """``read_only`` (SQLite): plain deferred, ``query_only`` transactions, for readers that
+    must never hold the write lock (the web); PostgreSQL readers never block writers anyway."""
     url = normalise_url(url)
     try:
         parsed = make_url(url)
@@ -46,7 +48,7 @@ def create_engine(url: str, *, echo: bool = False, **kwargs: Any) -> AsyncEngine
             url, echo=echo,
             connect_args={"timeout": 30, "async_creator_fn": sqlite_driver.connect}, **kwargs
         )
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, read_only=read_only)
         return engine
     if parsed.get_backend_name() == "postgresql":
         kwargs.setdefault("pool_pre_ping", True)
@@ -55,23 +57,29 @@ def create_engine(url: str, *, echo: bool = False, **kwargs: Any) -> AsyncEngine
     raise ConfigError(f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql")
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+#: WAL lets the dispatcher read while the engine writes; foreign keys are off by default.
+_WRITER_PRAGMAS = ("journal_mode=WAL", "foreign_keys=ON", "busy_timeout=30000", "synchronous=NORMAL")
+#: In WAL mode a deferred reader sees a consistent snapshot and never blocks a writer.
+_READER_PRAGMAS = ("busy_timeout=30000", "query_only=ON")
+
+
+def _configure_sqlite(engine: AsyncEngine, *, read_only: bool = False) -> None:
+    pragmas = _READER_PRAGMAS if read_only else _WRITER_PRAGMAS
+    # IMMEDIATE takes the write lock up front: no deadlocks between readers upgrading to writers.
+    begin = "BEGIN" if read_only else "BEGIN IMMEDIATE"
+
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # WAL lets the dispatcher read while the engine writes; foreign keys are off by default.
         # aiosqlite's own transaction handling is disabled so SQLAlchemy's BEGIN is the real one.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        for pragma in pragmas:
+            cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        # IMMEDIATE takes the write lock up front: no deadlocks between readers upgrading to writers.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql(begin)
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

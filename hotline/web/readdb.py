@@ -14,13 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hotline.app import Deps
 from hotline.config import Settings
-from storage import sqlite_driver
 from storage.db import create_engine, make_sessionmaker, normalise_url
 
 
@@ -44,10 +42,7 @@ class ReadDatabase:
         self._engine: AsyncEngine | None = None
         url = make_url(normalise_url(settings.database_url))
         if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-            # The storage's few-hop aiosqlite connection: one thread hand-off per statement.
-            self._engine = create_async_engine(
-                url, connect_args={"timeout": 30, "async_creator_fn": sqlite_driver.connect})
-            _configure_reader(self._engine)
+            self._engine = create_engine(settings.database_url, read_only=True)
             self.sessions: async_sessionmaker[AsyncSession] = make_sessionmaker(self._engine)
         elif own_engine and url.get_backend_name() == "postgresql":
             self._engine = create_engine(settings.database_url, pool_size=2, max_overflow=2)
@@ -62,17 +57,3 @@ class ReadDatabase:
     async def close(self) -> None:
         if self._engine is not None:
             await self._engine.dispose()
-
-
-def _configure_reader(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA query_only=ON")
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
