@@ -34,6 +34,7 @@ from sqlalchemy import insert, text
 from bench.common import (
     Result,
     machine,
+    open_fresh_app,
     pop_json_arg,
     postgres_available,
     print_table,
@@ -41,15 +42,13 @@ from bench.common import (
     write_results,
 )
 from escalation import sla
-from hotline.app import App, open_app
+from hotline.app import App
 from hotline.clock import ManualClock
-from hotline.config import Settings
 from hotline.digests import build_digest
 from hotline.digests import period as P
 from hotline.digests.chart import chart_png
 from hotline.digests.compute import group_view
 from hotline.digests.render import html_report, telegram_messages
-from storage.db import create_engine, create_schema
 from storage.models import (
     GroupAlert,
     Organisation,
@@ -477,11 +476,7 @@ async def measure(app: App, render_to: Path | None) -> dict[str, float]:
 
 async def run(kind: str, n: int, render_to: Path | None) -> list[object]:
     async with temp_database(kind) as url:
-        engine = create_engine(url)
-        await create_schema(engine)
-        await engine.dispose()
-        settings = Settings(database_url=url, _env_file=None)  # type: ignore[call-arg]
-        app = await open_app(settings, ManualClock(NOW))
+        app = await open_fresh_app(url, ManualClock(NOW))
         start = time.perf_counter()
         tickets, events = await populate(app, n)
         setup = time.perf_counter() - start

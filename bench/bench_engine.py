@@ -40,6 +40,7 @@ from sqlalchemy import event, func, select, text
 from bench.common import (
     Result,
     machine,
+    open_fresh_app,
     pop_json_arg,
     postgres_available,
     print_table,
@@ -48,13 +49,11 @@ from bench.common import (
 )
 from handlers.engine import Engine
 from handlers.harness import ScriptedClassifier, ScriptedUser
-from hotline.app import App, open_app
+from hotline.app import App
 from hotline.clock import ManualClock
-from hotline.config import Settings
 from hotline.domain import payloads as P
 from hotline.domain.enums import OrgKind, Role
 from hotline.services import people
-from storage.db import create_engine, create_schema
 from storage.models import OutboxMessage, Ticket
 
 REPORTERS = 50
@@ -67,13 +66,8 @@ TEXTS = [
 
 
 async def _setup(url: str, n: int) -> tuple[App, list[str], ManualClock]:
-    engine = create_engine(url)
-    await create_schema(engine)
-    await engine.dispose()
     clock = ManualClock(datetime(2026, 12, 7, 9, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh")))
-    settings = Settings(database_url=url, daily_report_limit=10**9,  # type: ignore[call-arg]
-                        _env_file=None)
-    app = await open_app(settings, clock)
+    app = await open_fresh_app(url, clock, daily_report_limit=10**9)
     users: list[str] = []
     async with app.uow() as uow:
         for group in app.taxonomy.groups:

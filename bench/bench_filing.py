@@ -22,18 +22,16 @@ from sqlalchemy import text
 from bench.common import (
     Result,
     machine,
+    open_fresh_app,
     pop_json_arg,
     postgres_available,
     print_table,
     temp_database,
     write_results,
 )
-from hotline.app import open_app
 from hotline.clock import ManualClock
-from hotline.config import Settings
 from hotline.domain.enums import OrgKind, Role
 from hotline.services import people, tickets
-from storage.db import create_schema
 
 CATEGORIES = ["legal", "procedure", "data", "funding", "procurement", "infrastructure",
               "security", "authority", "workforce", "innovation", "other"]
@@ -42,13 +40,7 @@ CATEGORIES = ["legal", "procedure", "data", "funding", "procurement", "infrastru
 async def run(kind: str, n: int) -> list[object]:
     async with temp_database(kind) as url:
         clock = ManualClock(datetime(2026, 12, 7, 9, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh")))
-        settings = Settings(database_url=url, daily_report_limit=10**9, _env_file=None)  # type: ignore[call-arg]
-        from storage.db import create_engine
-
-        engine = create_engine(url)
-        await create_schema(engine)
-        await engine.dispose()
-        app = await open_app(settings, clock)
+        app = await open_fresh_app(url, clock, daily_report_limit=10**9)
         async with app.uow() as uow:
             for group in app.taxonomy.groups:
                 for i in range(3):

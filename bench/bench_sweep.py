@@ -38,6 +38,7 @@ from sqlalchemy import insert, select
 from bench.common import (
     Result,
     machine,
+    open_fresh_app,
     pop_json_arg,
     postgres_available,
     print_table,
@@ -47,12 +48,10 @@ from bench.common import (
 from escalation import ladder, sla
 from escalation.ladder import Extras, Thresholds, TicketSnapshot
 from escalation.sweep import _plan, sweep
-from hotline.app import App, open_app
+from hotline.app import App
 from hotline.clock import ManualClock
-from hotline.config import Settings
 from hotline.domain.enums import OrgKind, Role
 from hotline.services import people
-from storage.db import create_engine, create_schema
 from storage.models import Escalation, Extension, Ticket
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -193,12 +192,8 @@ async def _analyze(app: App) -> None:
 
 
 async def _open_app(url: str) -> tuple[App, ManualClock]:
-    engine = create_engine(url)
-    await create_schema(engine)
-    await engine.dispose()
     clock = ManualClock(T0)
-    settings = Settings(database_url=url, _env_file=None)  # type: ignore[call-arg]
-    return await open_app(settings, clock), clock
+    return await open_fresh_app(url, clock), clock
 
 
 async def _baseline(app: App) -> float:

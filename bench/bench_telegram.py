@@ -41,6 +41,7 @@ from sqlalchemy import func, select
 from bench.common import (
     Result,
     machine,
+    open_fresh_app,
     pop_json_arg,
     postgres_available,
     print_table,
@@ -51,12 +52,10 @@ from bot.runtime import BotRuntime
 from bot.telegram.runner import WebhookRunner
 from handlers.events import InboundEvent
 from handlers.harness import ScriptedClassifier
-from hotline.app import App, open_app
+from hotline.app import App
 from hotline.clock import ManualClock
-from hotline.config import Settings
 from hotline.domain.enums import OrgKind
 from hotline.services import people
-from storage.db import create_engine, create_schema
 from storage.models import InboundUpdate
 from tests.fakes.telegram_api import FakeTelegramServer, make_test_bot
 
@@ -134,13 +133,8 @@ def updates(fake: FakeTelegramServer, users: list[int], n: int) -> list[str]:
 
 
 async def setup(url: str, users: list[int]) -> App:
-    engine = create_engine(url)
-    await create_schema(engine)
-    await engine.dispose()
     clock = ManualClock(datetime(2026, 12, 7, 9, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh")))
-    settings = Settings(database_url=url, webhook_secret=SecretStr(SECRET), daily_report_limit=10**9,
-                        _env_file=None)  # type: ignore[call-arg]
-    app = await open_app(settings, clock)
+    app = await open_fresh_app(url, clock, webhook_secret=SecretStr(SECRET), daily_report_limit=10**9)
     app._classifier = ScriptedClassifier()  # type: ignore[assignment]
     async with app.uow() as uow:
         for uid in users:

@@ -52,15 +52,13 @@ from aiohttp import web
 from sqlalchemy import func, insert, select
 
 from bench.bench_digest import NOW, populate
-from bench.common import machine, postgres_available, print_table, temp_database
-from hotline.app import App, open_app
+from bench.common import machine, open_fresh_app, postgres_available, print_table, temp_database
+from hotline.app import App
 from hotline.clock import ManualClock
-from hotline.config import Settings
 from hotline.web.app import build_web_app
 from hotline.web.sessions import COOKIE
 from hotline.web.signin import create_signin_link
 from hotline.web.state import STATE
-from storage.db import create_engine, create_schema
 from storage.models import Person, TicketEvent
 
 WRK_SCRIPT = """
@@ -149,11 +147,7 @@ async def timed_get(base: str, path: str, cookie: str | None) -> float:
 async def run(kind: str, n: int, seconds: int, connections: int, tool: str) -> list[list[object]]:
     load = load_wrk if tool == "wrk" else load_python
     async with temp_database(kind) as url:
-        engine = create_engine(url)
-        await create_schema(engine)
-        await engine.dispose()
-        settings = Settings(database_url=url, _env_file=None)  # type: ignore[call-arg]
-        app = await open_app(settings, ManualClock(NOW))
+        app = await open_fresh_app(url, ManualClock(NOW))
         start = time.perf_counter()
         tickets, events = await populate(app, n)
         took = time.perf_counter() - start
@@ -190,7 +184,7 @@ async def run(kind: str, n: int, seconds: int, connections: int, tool: str) -> l
                     "data": {}}])
             # The board refreshes at most once per ttl after events: jump past it, so the
             # whole load window below runs while the year is recomputed in the background.
-            app.clock.advance(timedelta(seconds=settings.web_cache_seconds))  # type: ignore[attr-defined]
+            app.clock.advance(timedelta(seconds=app.settings.web_cache_seconds))  # type: ignore[attr-defined]
             before = state.figures.computations
             started = time.perf_counter()
             result = await load(base + "/board", None, seconds, connections, script)

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 
@@ -55,6 +56,19 @@ class Result:
     target: str = ""
     met: bool | None = None
     note: str = ""
+
+
+async def open_fresh_app(url: str, clock: Any, **settings: Any) -> Any:
+    """The application on a new, empty schema at ``url`` (one bench run's throw-away
+    database), with ``settings`` over the defaults and no ``.env`` file."""
+    from hotline.app import open_app
+    from hotline.config import Settings
+    from storage.db import create_engine, create_schema
+
+    engine = create_engine(url)
+    await create_schema(engine)
+    await engine.dispose()
+    return await open_app(Settings(database_url=url, _env_file=None, **settings), clock)  # type: ignore[call-arg]
 
 
 def pop_json_arg(argv: list[str] | None = None) -> Path | None:
