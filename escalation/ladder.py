@@ -15,9 +15,13 @@ Rules (thresholds from ``Settings``; all time is business time of the Vietnamese
 * L3 -> leaders: ``l3_business_days_overdue`` past the deadline, or a second (or later) extension
   request in this cycle, or a critical ticket overdue.
 
-A ticket waiting on the reporter (``paused_since`` set) does not escalate at all: the SLA clock is
-stopped, and on resumption its deadline has moved by the paused business time, so every instant
-derived from ``paused_seconds`` moves with it. Only open tickets escalate.
+The second-extension trigger is an act, not elapsed time, so it is decided when the request is
+recorded (``extension_request_step``), not only by the sweep: see that function for why.
+
+A ticket waiting on the reporter (``paused_since`` set) does not escalate with time (only the
+extension-request act above still counts): the SLA clock is stopped, and on resumption its
+deadline has moved by the paused business time, so every instant derived from
+``paused_seconds`` moves with it. Only open tickets escalate.
 
 Speed matters (the sweep runs every minute over every open ticket), so each rule first checks a
 cheap wall-clock lower bound (``Thresholds.not_before``: working time accrues at most one
@@ -122,9 +126,10 @@ class Extras:
     question (which is a progress update), so the silence counts from the later of the last
     update and the answer.
     ``last_extension_request_at``: when the latest extension request was made; a second or later
-    request made in the current cycle goes to the leaders. (Known gap: a second request that is
-    approved before any sweep has seen it -- within one sweep interval -- opens a new cycle
-    that starts after the request, so its L3 is not sent.)
+    request made in the current cycle goes to the leaders. Requests are escalated when they are
+    recorded (``extension_request_step``), which also writes the L3 row, so for them this rule
+    finds the level already fired; it remains as the sweep's catch-up for a request recorded
+    without that (made before request-time escalation existed) while its cycle is still current.
     """
 
     last_resumed_at: datetime | None = None
@@ -232,6 +237,44 @@ def fraction_instant(ticket: TicketLike, calendar: BusinessCalendar, fraction: f
     )
 
 
+def is_repeat_extension(requests: int) -> bool:
+    """Whether the ``requests``-th extension request of a ticket is one the leaders hear of."""
+    return requests >= 2
+
+
+def extension_request_step(ticket: TicketLike, requested_at: datetime) -> Step | None:
+    """The L3 step an extension request triggers, decided as the request is recorded.
+
+    ``ticket`` has the request already counted in ``extension_requests``.
+
+    Why at request time and not only in the sweep: the trigger is an act whose instant is
+    known, and the usual next act -- approval -- starts a new cycle just after it, where a later
+    sweep (which looks at the current cycle only) can no longer see it. Teaching the sweep to
+    look back at earlier cycles instead would need "was that request escalated?" from the
+    database for an old cycle, and would still send the notice a sweep interval late. Fired in
+    the request's own transaction, the escalation is atomic with the request: whatever order of
+    sweep, approval and refusal follows, there is one notice.
+
+    Later requests: the step belongs to the cycle the request is made in and is that cycle's
+    L3, so the database's unique (ticket, level, cycle) key decides whether it fires, as for
+    every step (SPEC §6: each step once per ticket per deadline cycle); hence no "already fired"
+    argument here. Each request beyond the first notifies the leaders once unless they already
+    had an L3 for that cycle. After an approval the next request is in a fresh cycle, so each
+    one notifies; a request repeated after a refusal (same cycle), or made after the cycle's L3
+    went out for being overdue, adds no second L3 to the cycle -- the leaders already hold the
+    ticket at L3 for this deadline, and every request stays an event counted in digests.
+
+    Unlike the time-based steps, a ticket waiting on the reporter is not exempt: the pause stops
+    the SLA clock, which an owner asking for more time again has nothing to do with; and an
+    approval during the pause would again leave nothing for a later sweep to find.
+    """
+    if ticket.state not in OPEN_STATE_VALUES or not is_repeat_extension(
+        ticket.extension_requests
+    ):
+        return None
+    return Step(EscalationLevel.L3, requested_at, Reason.SECOND_EXTENSION, ticket.cycle)
+
+
 def _unacknowledged(ticket: TicketLike) -> bool:
     """Not yet taken up: new/assigned and never acknowledged, or reopened and not yet re-taken.
 
@@ -315,7 +358,7 @@ def steps_until(
         requested = extras.last_extension_request_at
         if (
             requested is not None
-            and ticket.extension_requests >= 2
+            and is_repeat_extension(ticket.extension_requests)
             and requested >= start
             and (far or requested <= horizon)  # type: ignore[operator]
             and (best is None or requested < best[0])
@@ -369,5 +412,6 @@ def needs_extras(ticket: TicketLike, fired: Collection[str]) -> tuple[bool, bool
     if ticket.state not in OPEN_STATE_VALUES or ticket.paused_since is not None:
         return False, False
     resumed = ticket.paused_seconds > 0 and EscalationLevel.L1.value not in fired
-    extension = ticket.extension_requests >= 2 and EscalationLevel.L3.value not in fired
+    extension = (is_repeat_extension(ticket.extension_requests)
+                 and EscalationLevel.L3.value not in fired)
     return resumed, extension

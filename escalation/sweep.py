@@ -18,6 +18,10 @@ ladder (``escalation.ladder``), then writes only the tickets that have something
 hundred per transaction, so a crash loses at most one uncommitted batch and a 100k-ticket
 sweep where little is due costs about two SELECTs (``escalation.scan``).
 
+Writing a decided step (row, event, messages) is ``write_steps``; services use it through
+``fire_now`` for a trigger that is an act rather than elapsed time (a second extension request),
+so a step fired at once and one fired by a sweep leave the same trace and fire once between them.
+
 Messages go to people, in their language, with buttons to act; outside working hours they are
 held (``OutboxMessage.next_attempt_at``) until the next working moment, except for critical
 tickets. The pass also opens/closes red alerts and auto-closes resolved tickets left silent.
@@ -40,7 +44,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from escalation import ladder, scan
-from escalation.alerts import AlertChanges, update_alerts
+from escalation.alerts import AlertChanges, red_groups, update_alerts
 from escalation.ladder import NO_EXTRAS, Extras, Step, Thresholds
 from escalation.notices import Audience, Notices, pending_extensions
 from hotline.app import App, Deps
@@ -58,6 +62,7 @@ from storage.models import (
     Ticket,
     TicketEvent,
 )
+from storage.uow import UnitOfWork
 
 #: Tickets per write transaction: small enough that a crash loses little and row locks are
 #: short, large enough that a catch-up over 100k tickets is a few hundred commits.
@@ -157,9 +162,9 @@ def pinned_deps(app: App, now: datetime) -> Deps:
     )
 
 
-def hold_until(app: App, now: datetime) -> datetime | None:
+def hold_until(deps: Deps, now: datetime) -> datetime | None:
     """When messages created at ``now`` may go out (None: at once, we are in working hours)."""
-    moment = app.calendar.next_working_moment(now)
+    moment = deps.calendar.next_working_moment(now)
     return moment if moment > now else None
 
 
@@ -200,7 +205,7 @@ async def _plan(app: App, now: datetime, thresholds: Thresholds) -> _Plan:
         steps = due_steps(ticket, calendar, thresholds, now, fired=fired)
         # Facts outside the row matter for few tickets: a second extension request (adds an
         # L3 trigger) and a resumed pause (shortens the silence, so only when it decided L1).
-        extension = ticket.extension_requests >= 2 and l3 not in fired
+        extension = ladder.is_repeat_extension(ticket.extension_requests) and l3 not in fired
         resumed = ticket.paused_seconds > 0 and any(s.reason is no_update for s in steps)
         if extension or resumed:
             pending.append(ticket)
@@ -246,7 +251,6 @@ async def _fire_batch(
     app, now = ctx.app, ctx.now
     async with app.uow() as uow:
         session = uow.session
-        await ctx.audience.load_roles(session)
         # Lock the batch (id order) and decide again: the snapshot may be a minute old, and a
         # concurrent sweep that got here first has committed by the time the lock is ours.
         stmt = select(Ticket).where(Ticket.id.in_(list(ticket_ids))).order_by(Ticket.id)
@@ -274,79 +278,120 @@ async def _fire_batch(
                 decided.append((ticket, step))
         if not decided:
             return
-        values = [
-            {
-                "ticket_id": ticket.id,
-                "level": step.level.value,
-                "cycle": step.cycle,
-                "reason": step.reason.value,
-                "due_at": step.due_at,
-                "fired_at": now,
-            }
-            for ticket, step in decided
-        ]
-        # executemany: one cached statement, sent as multi-row batches by the driver layer.
-        insert = (
-            _insert(session, Escalation.__table__)
-            .on_conflict_do_nothing(index_elements=["ticket_id", "level", "cycle"])
-            .returning(Escalation.ticket_id, Escalation.level, Escalation.cycle)
+        fired_steps, already = await write_steps(
+            session, decided, now=now, hold=ctx.hold, audience=ctx.audience, notices=ctx.notices
         )
-        inserted = {tuple(row) for row in await session.execute(insert, values)}
-        ctx.report.already_fired += len(values) - len(inserted)
-        mine = [(tk, s) for tk, s in decided if (tk.id, s.level.value, s.cycle) in inserted]
-        if not mine:
-            await uow.commit()
-            return
-        await ctx.audience.ensure(session, {tk.assignee_id for tk, _ in mine if tk.assignee_id})
-        pending = await pending_extensions(
-            session, [tk.id for tk, s in mine if s.level is EscalationLevel.L2]
-        )
-        events: list[dict[str, Any]] = []
-        outbox: list[dict[str, Any]] = []
-        fired_steps: list[FiredStep] = []
-        for ticket, step in mine:
-            held = None if ticket.priority == Priority.CRITICAL.value else ctx.hold
-            messages = ctx.notices.outbox_rows(
-                ticket, step, pending_extension=pending.get(ticket.id), held_until=held
-            )
-            outbox += messages
-            sent = len(messages)
-            group = ctx.audience.groups.get(ticket.group_id)
-            events.append(
-                {
-                    "ticket_id": ticket.id,
-                    "kind": EventKind.ESCALATED.value,
-                    "actor_id": None,
-                    "at": now,
-                    "from_state": None,
-                    "to_state": None,
-                    "note": None,
-                    "data": {
-                        "level": step.level.value,
-                        "reason": step.reason.value,
-                        "cycle": step.cycle,
-                        "due_at": step.due_at.isoformat(),
-                        "messages": sent,
-                        "held_until": held.isoformat() if held else None,
-                    },
-                }
-            )
-            fired_steps.append(
-                FiredStep(
-                    ticket_id=ticket.id, ref=ticket.ref, group=group.code if group else "",
-                    level=step.level.value, reason=step.reason.value, cycle=step.cycle,
-                    due_at=step.due_at, messages=sent, held_until=held,
-                )
-            )
-        # The ticket's updated_at is left alone on purpose: an escalation is not activity on
-        # the ticket, and "longest stalled" in digests must not be reset by our own nagging.
-        await session.execute(insert_core(TicketEvent.__table__), events)
-        if outbox:
-            await session.execute(insert_core(OutboxMessage.__table__), outbox)
-        if ctx.before_commit is not None:
+        ctx.report.already_fired += already
+        if fired_steps and ctx.before_commit is not None:
             await ctx.before_commit(index)
         await uow.commit()
         ctx.report.fired.extend(fired_steps)
+
+
+async def write_steps(
+    session: AsyncSession, decided: Sequence[tuple[Ticket, Step]], *, now: datetime,
+    hold: datetime | None, audience: Audience, notices: Notices,
+) -> tuple[list[FiredStep], int]:
+    """Record decided steps exactly once each, in the caller's transaction (not committed).
+
+    Each step is an ``escalations`` row inserted with ``ON CONFLICT DO NOTHING ... RETURNING``;
+    only the rows really inserted get their ESCALATED event and their messages, held until
+    ``hold`` unless the ticket is critical. Returns the fired steps and how many were already
+    in the table. Shared by the sweep and by services that fire a step as it happens
+    (``fire_now``), so both leave the same trace for digests, dashboards and later sweeps.
+    """
+    await audience.load_roles(session)
+    values = [
+        {
+            "ticket_id": ticket.id,
+            "level": step.level.value,
+            "cycle": step.cycle,
+            "reason": step.reason.value,
+            "due_at": step.due_at,
+            "fired_at": now,
+        }
+        for ticket, step in decided
+    ]
+    # executemany: one cached statement, sent as multi-row batches by the driver layer.
+    insert = (
+        _insert(session, Escalation.__table__)
+        .on_conflict_do_nothing(index_elements=["ticket_id", "level", "cycle"])
+        .returning(Escalation.ticket_id, Escalation.level, Escalation.cycle)
+    )
+    inserted = {tuple(row) for row in await session.execute(insert, values)}
+    already = len(values) - len(inserted)
+    mine = [(tk, s) for tk, s in decided if (tk.id, s.level.value, s.cycle) in inserted]
+    if not mine:
+        return [], already
+    await audience.ensure(session, {tk.assignee_id for tk, _ in mine if tk.assignee_id})
+    pending = await pending_extensions(
+        session, [tk.id for tk, s in mine if s.level is EscalationLevel.L2]
+    )
+    events: list[dict[str, Any]] = []
+    outbox: list[dict[str, Any]] = []
+    fired_steps: list[FiredStep] = []
+    for ticket, step in mine:
+        held = None if ticket.priority == Priority.CRITICAL.value else hold
+        messages = notices.outbox_rows(
+            ticket, step, pending_extension=pending.get(ticket.id), held_until=held
+        )
+        outbox += messages
+        sent = len(messages)
+        group = audience.groups.get(ticket.group_id)
+        events.append(
+            {
+                "ticket_id": ticket.id,
+                "kind": EventKind.ESCALATED.value,
+                "actor_id": None,
+                "at": now,
+                "from_state": None,
+                "to_state": None,
+                "note": None,
+                "data": {
+                    "level": step.level.value,
+                    "reason": step.reason.value,
+                    "cycle": step.cycle,
+                    "due_at": step.due_at.isoformat(),
+                    "messages": sent,
+                    "held_until": held.isoformat() if held else None,
+                },
+            }
+        )
+        fired_steps.append(
+            FiredStep(
+                ticket_id=ticket.id, ref=ticket.ref, group=group.code if group else "",
+                level=step.level.value, reason=step.reason.value, cycle=step.cycle,
+                due_at=step.due_at, messages=sent, held_until=held,
+            )
+        )
+    # The ticket's updated_at is left alone on purpose: an escalation is not activity on
+    # the ticket, and "longest stalled" in digests must not be reset by our own nagging.
+    await session.execute(insert_core(TicketEvent.__table__), events)
+    if outbox:
+        await session.execute(insert_core(OutboxMessage.__table__), outbox)
+    return fired_steps, already
+
+
+async def fire_now(uow: UnitOfWork, deps: Deps, ticket: Ticket, step: Step) -> FiredStep | None:
+    """Fire one step as the act that triggers it is recorded, in that act's transaction.
+
+    For triggers that are acts rather than elapsed time (``ladder.extension_request_step``):
+    waiting for the next sweep would race with whatever the act leads to next. The step is
+    written by ``write_steps`` with the sweep's audience, texts (the red line comes from the
+    open red alerts, as of the last sweep) and working-hours hold, so a later sweep finds the
+    level fired and stays silent, and the unique key keeps a step the sweep fired first from
+    firing twice. Returns the fired step, or None if its level had already fired in its cycle.
+    """
+    session = uow.session
+    now = ensure_utc(deps.clock.now())
+    await uow.flush()  # the triggering act's rows first, so events read in order
+    thresholds = Thresholds.from_settings(deps.settings)
+    audience = Audience()
+    notices = Notices(deps.settings, deps.calendar, thresholds, now, await red_groups(uow),
+                      audience)
+    fired, _ = await write_steps(session, [(ticket, step)], now=now, hold=hold_until(deps, now),
+                                 audience=audience, notices=notices)
+    return fired[0] if fired else None
 
 
 async def _refs(app: App, ids: Sequence[int]) -> dict[int, tuple[str, int]]:

@@ -1,7 +1,8 @@
 """Coordinator and lead powers: triage, recategorise, duplicates, priority, rejection, extensions.
 
 Extensions are never quiet: each request and decision is an event, counted in digests, and a
-second request on the same ticket is itself an escalation trigger (SPEC §6 L3).
+second request on the same ticket is itself an escalation trigger (SPEC §6 L3), fired in the
+request's own transaction (``request_extension``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from escalation import sla
+from escalation import ladder, sla
+from escalation.sweep import fire_now
 from hotline.app import Deps
 from hotline.domain import payloads as P
 from hotline.domain.enums import (
@@ -138,6 +140,14 @@ async def link_duplicate(
 async def request_extension(
     uow: UnitOfWork, deps: Deps, ticket: Ticket, actor: Person, new_deadline: datetime, reason: str
 ) -> Extension:
+    """Record an extension request for the coordinators to decide.
+
+    A second or later request goes to the leaders here, in this transaction, rather than
+    waiting for the sweep: a coordinator approving it before the next sweep would open a new
+    cycle starting after the request, where the sweep no longer looks
+    (``ladder.extension_request_step`` has the rule). The escalation is written the sweep's way
+    (``escalation.sweep.fire_now``), so a later sweep sees the level fired and adds nothing.
+    """
     perm.require(perm.can_work(actor, ticket), "request an extension")
     _require_open(ticket)
     note = _check_text(reason, deps, "reason")
@@ -165,6 +175,11 @@ async def request_extension(
     record(uow, ticket, EventKind.EXTENSION_REQUESTED, at=now, actor=actor, note=note,
            extension_id=ext.id, new_deadline=new_deadline.isoformat(),
            old_deadline=ticket.deadline_at.isoformat(), request_number=ticket.extension_requests)
+    step = ladder.extension_request_step(ticket, now)
+    if step is not None:
+        # Before the coordinators' message: where no leader is registered the L3 falls back to
+        # the coordinators, and the request they must act on should stay their latest message.
+        await fire_now(uow, deps, ticket, step)
     for coordinator in await uow.people.with_role(Role.COORDINATOR):
         await _tell_person(
             uow, deps, ticket, coordinator.id, "tickets.extension_requested", skip=actor,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -22,7 +22,15 @@ from hotline.clock import ManualClock
 from hotline.domain.enums import EventKind, Priority, Role, TicketState
 from hotline.services import coordination, tickets
 from hotline.services.common import get_ticket
-from storage.models import Escalation, GroupAlert, OutboxMessage, Person, Ticket, TicketEvent
+from storage.models import (
+    Escalation,
+    Extension,
+    GroupAlert,
+    OutboxMessage,
+    Person,
+    Ticket,
+    TicketEvent,
+)
 from tests.conftest import VN, local
 from tests.factories import file, make_reporter, make_staff
 
@@ -228,27 +236,169 @@ async def test_approved_extension_starts_a_new_cycle(app: App, clock: ManualCloc
     assert l2 == [("l2", 1), ("l2", 2)]
 
 
-async def test_second_extension_request_goes_to_the_leaders(app: App, clock: ManualClock) -> None:
+async def ask_for_time(app: App, people: Cast, ref: str, reason: str) -> Extension:
+    """The member asks for a week past the ticket's current deadline (or past now if later)."""
+    current = await reload(app, ref)
+    target = max(current.deadline_at, app.clock.now()) + timedelta(days=7)
+    return await act(app, ref, coordination.request_extension, people.member,  # type: ignore[no-any-return]
+                     target, reason)
+
+
+async def decide(app: App, people: Cast, ext: Extension, approve: bool) -> None:
+    async with app.uow() as uow:
+        coordinator = await uow.people.get(people.coordinator.id)
+        await coordination.decide_extension(uow, app, ext.id, coordinator, approve=approve)
+        await uow.commit()
+
+
+async def told_leaders(app: App) -> list[OutboxMessage]:
+    return await messages(app, "escalation.l3")
+
+
+async def test_second_extension_request_goes_to_the_leaders_as_it_is_made(
+    app: App, clock: ManualClock
+) -> None:
     people = await cast(app)
     ticket = await file(app, people.reporter, people.reporter_contact, "Vướng quy trình")
     await act(app, ticket.ref, tickets.acknowledge, people.member)
     clock.advance(hours=1)
-    ext = await act(app, ticket.ref, coordination.request_extension, people.member,
-                    ticket.deadline_at + timedelta(days=7), "Lần một")
-    async with app.uow() as uow:
-        coordinator = await uow.people.get(people.coordinator.id)
-        await coordination.decide_extension(uow, app, ext.id, coordinator, approve=True)
-        await uow.commit()
+    await decide(app, people, await ask_for_time(app, people, ticket.ref, "Lần một"), True)
     assert (await run(app, clock, clock.now())).fired == []
+    assert await told_leaders(app) == []
     clock.advance(hours=1)
-    current = await reload(app, ticket.ref)
-    await act(app, ticket.ref, coordination.request_extension, people.member,
-              current.deadline_at + timedelta(days=7), "Lần hai")
-    report = await run(app, clock, clock.now())
-    assert fired(report) == [("l3", "second_extension")]
-    sent = await messages(app)
+    requested_at = clock.now()
+    await ask_for_time(app, people, ticket.ref, "Lần hai")
+    # No sweep yet: the leaders' notice was written with the request, the sweep's way.
+    sent = await told_leaders(app)
     assert [m.person_id for m in sent] == [people.leader.id]
     assert "extension request number 2" in sent[0].payload["text"]
+    assert sent[0].next_attempt_at == requested_at  # working hours: at once
+    assert await escalations(app) == [(ticket.id, "l3", 2, "second_extension")]
+    [event] = await escalated_events(app)
+    assert (event.data["level"], event.data["reason"], event.data["cycle"]) == (
+        "l3", "second_extension", 2
+    )
+    assert event.data["messages"] == 1 and event.at == requested_at
+    # A sweep afterwards finds the level fired: nothing more, not even a lost insert race.
+    report = await run(app, clock, clock.now() + timedelta(minutes=1))
+    assert report.fired == [] and report.already_fired == 0
+    assert len(await told_leaders(app)) == 1 and len(await escalated_events(app)) == 1
+
+
+@pytest.mark.parametrize("approve", [True, False], ids=["approved", "refused"])
+@pytest.mark.parametrize("sweep_first", [False, True], ids=["decided_first", "swept_first"])
+async def test_second_extension_request_reaches_the_leaders_once_whatever_happens_next(
+    app: App, clock: ManualClock, approve: bool, sweep_first: bool
+) -> None:
+    """The gap this guards: an approval before any sweep opened a new cycle starting after the
+    request, and the sweep (which looks at the current cycle only) never sent the L3."""
+    people = await cast(app)
+    ticket = await file(app, people.reporter, people.reporter_contact, "Chờ phê duyệt")
+    await act(app, ticket.ref, tickets.acknowledge, people.member)
+    clock.advance(hours=1)
+    await decide(app, people, await ask_for_time(app, people, ticket.ref, "Lần một"), True)
+    clock.advance(hours=1)
+    second = await ask_for_time(app, people, ticket.ref, "Lần hai")
+    if sweep_first:
+        assert (await run(app, clock, clock.now())).fired == []
+    clock.advance(minutes=5)
+    await decide(app, people, second, approve)
+    after = await reload(app, ticket.ref)
+    assert after.cycle == (3 if approve else 2)
+    for later in (clock.now(), clock.now() + timedelta(hours=2)):
+        assert (await run(app, clock, later)).fired == []
+    sent = await told_leaders(app)
+    assert [m.person_id for m in sent] == [people.leader.id]
+    assert await escalations(app) == [(ticket.id, "l3", 2, "second_extension")]
+    assert [e.data["reason"] for e in await escalated_events(app)] == ["second_extension"]
+
+
+async def test_each_later_request_reaches_the_leaders_once_per_cycle(
+    app: App, clock: ManualClock
+) -> None:
+    """Each request after the first notifies the leaders once, as the L3 of the cycle it is
+    made in. After an approval every new request is in a new cycle, so each one notifies; a
+    request repeated after a refusal is in a cycle whose L3 the leaders already had, and the
+    unique (ticket, level, cycle) key of SPEC §6 keeps it at that one notice."""
+    people = await cast(app)
+    ticket = await file(app, people.reporter, people.reporter_contact, "Chưa có hướng dẫn")
+    await act(app, ticket.ref, tickets.acknowledge, people.member)
+    for n in (1, 2, 3):
+        clock.advance(hours=1)
+        await decide(app, people, await ask_for_time(app, people, ticket.ref, f"Lần {n}"), True)
+    texts = [m.payload["text"] for m in await told_leaders(app)]
+    assert len(texts) == 2
+    assert "extension request number 2" in texts[0] and "extension request number 3" in texts[1]
+    assert await escalations(app) == [
+        (ticket.id, "l3", 2, "second_extension"), (ticket.id, "l3", 3, "second_extension")
+    ]
+    # Fourth request refused, fifth in the same cycle (4): one notice for the cycle.
+    clock.advance(hours=1)
+    await decide(app, people, await ask_for_time(app, people, ticket.ref, "Lần 4"), False)
+    clock.advance(hours=1)
+    await ask_for_time(app, people, ticket.ref, "Lần 5")
+    assert (await run(app, clock, clock.now())).fired == []
+    assert len(await told_leaders(app)) == 3
+    assert [(lvl, cyc) for _, lvl, cyc, _ in await escalations(app)] == [
+        ("l3", 2), ("l3", 3), ("l3", 4)
+    ]
+    assert len(await escalated_events(app)) == 3
+    current = await reload(app, ticket.ref)
+    assert current.extension_requests == 5 and current.cycle == 4
+
+
+async def test_second_extension_request_in_a_cycle_whose_l3_already_fired_adds_nothing(
+    app: App, clock: ManualClock
+) -> None:
+    people = await cast(app)
+    ticket = await file(app, people.reporter, people.reporter_contact, "Quá hạn lâu")
+    await act(app, ticket.ref, tickets.acknowledge, people.member)
+    clock.advance(hours=1)
+    await decide(app, people, await ask_for_time(app, people, ticket.ref, "Lần một"), False)
+    overdue = await run(app, clock, app.calendar.add_business_days(ticket.deadline_at, 5))
+    assert ("l3", "overdue_days") in fired(overdue)
+    clock.advance(hours=1)
+    await ask_for_time(app, people, ticket.ref, "Lần hai")
+    assert [r[3] for r in await escalations(app) if r[1] == "l3"] == ["overdue_days"]
+    assert len(await told_leaders(app)) == 1
+
+
+async def test_second_extension_request_out_of_hours_waits_like_the_sweeps_notices(
+    app: App, clock: ManualClock
+) -> None:
+    people = await cast(app)
+    normal = await file(app, people.reporter, people.reporter_contact, "Chậm cấp phép")
+    critical = await file(app, people.reporter, people.reporter_contact, "Tấn công mạng",
+                          category="security", priority=Priority.CRITICAL)
+    for ticket in (normal, critical):
+        await act(app, ticket.ref, tickets.acknowledge, people.member)
+        await decide(app, people, await ask_for_time(app, people, ticket.ref, "Lần một"), True)
+    tuesday_night = local(2026, 12, 8, 20, 0)
+    clock.set(tuesday_night)
+    for ticket in (normal, critical):
+        await ask_for_time(app, people, ticket.ref, "Lần hai")
+    held = {m.payload["meta"]["ticket"]: m.next_attempt_at for m in await told_leaders(app)}
+    assert held == {normal.ref: local(2026, 12, 9, 8, 0), critical.ref: tuesday_night}
+    events = {e.ticket_id: e.data["held_until"] for e in await escalated_events(app)}
+    morning = local(2026, 12, 9, 8, 0)
+    assert events == {normal.id: morning.astimezone(UTC).isoformat(), critical.id: None}
+
+
+async def test_second_extension_request_while_waiting_on_the_reporter_goes_at_once(
+    app: App, clock: ManualClock
+) -> None:
+    people = await cast(app)
+    ticket = await file(app, people.reporter, people.reporter_contact, "Thiếu hồ sơ")
+    await act(app, ticket.ref, tickets.acknowledge, people.member)
+    clock.advance(hours=1)
+    await decide(app, people, await ask_for_time(app, people, ticket.ref, "Lần một"), True)
+    clock.advance(hours=1)
+    await act(app, ticket.ref, tickets.request_info, people.member, "Xin bản gốc?")
+    clock.advance(hours=1)
+    second = await ask_for_time(app, people, ticket.ref, "Lần hai")
+    await decide(app, people, second, True)  # approved while still paused
+    assert [m.person_id for m in await told_leaders(app)] == [people.leader.id]
+    assert await escalations(app) == [(ticket.id, "l3", 2, "second_extension")]
 
 
 async def test_critical_overdue_goes_to_leaders_at_once_even_at_night(

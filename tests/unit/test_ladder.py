@@ -167,6 +167,48 @@ def test_second_extension_request_in_this_cycle_goes_to_leaders() -> None:
     assert ladder.due_steps(once, CAL, TH, at(3), extras=extras) == []
 
 
+def test_a_repeated_extension_request_is_an_l3_step_of_the_cycle_it_is_made_in() -> None:
+    # The ticket as the request service sees it: the new request already counted.
+    ticket = snapshot(state="in_progress", acknowledged_at=at(0), cycle=2,
+                      cycle_started_at=at(2), extension_requests=2)
+    step = ladder.extension_request_step(ticket, at(3))
+    assert step == ladder.Step(L.L3, at(3), Reason.SECOND_EXTENSION, 2)
+    # Every request after the first triggers it (whether it fires is the cycle's L3 slot,
+    # which the database's unique key decides, not this function).
+    third = replace(ticket, extension_requests=3, cycle=3)
+    assert ladder.extension_request_step(third, at(5)) == ladder.Step(
+        L.L3, at(5), Reason.SECOND_EXTENSION, 3
+    )
+    # The first request does not.
+    assert ladder.extension_request_step(replace(ticket, extension_requests=1), at(3)) is None
+    # Nor a request on a ticket no longer open (the service refuses those anyway).
+    assert ladder.extension_request_step(replace(ticket, state="closed"), at(3)) is None
+
+
+def test_a_repeated_extension_request_escalates_even_while_waiting_on_the_reporter() -> None:
+    # The pause stops the SLA clock's steps, not the act of asking for more time again.
+    paused = snapshot(state="waiting_reporter", acknowledged_at=at(0), paused_since=at(2),
+                      extension_requests=2)
+    assert ladder.due_steps(paused, CAL, TH, at(3),
+                            extras=Extras(last_extension_request_at=at(2.5))) == []
+    step = ladder.extension_request_step(paused, at(2.5))
+    assert step is not None and (step.level, step.reason, step.cycle) == (
+        L.L3, Reason.SECOND_EXTENSION, 1
+    )
+
+
+def test_the_request_time_and_sweep_rules_agree_on_which_requests_count() -> None:
+    for requests in range(0, 5):
+        ticket = snapshot(state="in_progress", acknowledged_at=at(0), last_progress_at=at(3),
+                          extension_requests=requests)
+        swept = ladder.due_steps(ticket, CAL, TH, at(3),
+                                 extras=Extras(last_extension_request_at=at(3)))
+        now = ladder.extension_request_step(ticket, at(3))
+        assert (now is not None) == ladder.is_repeat_extension(requests) == (requests >= 2)
+        assert ([(s.level, s.reason, s.due_at, s.cycle) for s in swept]
+                == ([(now.level, now.reason, now.due_at, now.cycle)] if now else []))
+
+
 def test_critical_overdue_goes_to_leaders_at_the_deadline() -> None:
     ticket = snapshot(sla_days=3, priority="critical", state="in_progress",
                       acknowledged_at=at(0), last_progress_at=at(2.9))
