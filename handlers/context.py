@@ -19,10 +19,9 @@ from hotline.app import App
 from hotline.domain.enums import Role
 from hotline.errors import Forbidden, HotlineError
 from hotline.i18n import format_local_date, t
-from storage.models import Contact, Conversation, Person
+from storage.conversation_state import IDLE, ConversationState
+from storage.models import Contact, Person
 from storage.uow import UnitOfWork
-
-IDLE = "idle"
 
 #: Rows of buttons, already localised.
 Keyboard = tuple[tuple[Button, ...], ...]
@@ -41,7 +40,7 @@ class Context:
     event: InboundEvent
     contact: Contact
     person: Person | None
-    conv: Conversation
+    conv: ConversationState
     lang: str
     now: datetime
     #: Tickets the caller filed today, loaded with the caller (None: not known, count it).
@@ -85,14 +84,14 @@ class Context:
         return dict(self.conv.data or {})
 
     def set_step(self, step: str, **data: Any) -> None:
-        """Replace step and data; the dict is reassigned (JSON columns miss in-place edits).
+        """Replace step and data; the dict is reassigned (a change is found by comparing with
+        what was loaded, so in-place edits of nested values would be missed).
 
         The chosen language of a not yet registered caller survives every step change.
         """
         keep = {"lang": self.conv.data["lang"]} if self.conv.data and "lang" in self.conv.data else {}
         self.conv.step = step
         self.conv.data = keep | data
-        self.conv.updated_at = self.now
 
     def clear_step(self) -> None:
         self.set_step(IDLE)

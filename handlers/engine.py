@@ -10,7 +10,8 @@ Per event, in a single transaction:
    the whole transaction back -- the action changes nothing -- and steps 1-3 are redone in a
    fresh one, where it becomes a translated answer, re-asking the current question if the
    caller is in the middle of a flow;
-5. write every reply to the outbox, commit, and return the replies (with their outbox ids).
+5. save the conversation step if it changed, write every reply to the outbox, commit, and
+   return the replies (with their outbox ids).
 
 Anything unexpected rolls the whole transaction back, is logged without user text or secrets,
 and gets a generic apology written in a fresh transaction. ``handle`` never raises.
@@ -36,7 +37,8 @@ from hotline.errors import HotlineError
 from hotline.i18n import LANGUAGES, normalise_language, t
 from hotline.services import people
 from hotline.services.notify import enqueue
-from storage.models import Contact, Conversation, Person
+from storage.conversation_state import ConversationState
+from storage.models import Contact, Person
 from storage.uow import UnitOfWork
 
 log = logging.getLogger("hotline.engine")
@@ -94,6 +96,7 @@ class Engine:
             replies = ctx.replies
             if event.kind == "button" and event.message_id and replies:
                 replies[0] = replace(replies[0], retire_buttons_of=event.message_id)
+            await uow.conversations.save(ctx.conv, now)
             person_id = ctx.person.id if ctx.person is not None else None
             rows = [enqueue(uow, reply, now=now, contact_id=ctx.contact.id, person_id=person_id)
                     for reply in replies]
@@ -116,14 +119,12 @@ class Engine:
             )
         else:
             people.refresh_contact(contact, event.chat_id, event.display_name, now)
-        if conv is None:
-            conv = await uow.conversations.get_or_create(event.channel, event.user_id, now)
         lang = self._language(event, person, conv)
         return Context(app=self.app, uow=uow, event=event, contact=contact, person=person,
                        conv=conv, lang=lang, now=now,
                        filed_today=filed_today if person is not None else None)
 
-    def _language(self, event: InboundEvent, person: Person | None, conv: Conversation) -> str:
+    def _language(self, event: InboundEvent, person: Person | None, conv: ConversationState) -> str:
         """The person's choice; before registration the choice made in the flow, else the
         client's hint on first contact, else the configured default."""
         if person is not None:

@@ -379,10 +379,9 @@ async def leave_rating(ctx: Context) -> None:
     """Moving on without a comment keeps the stars; if the rating is no longer possible
     (a colleague reopened the ticket meanwhile) it is dropped rather than blocking the caller."""
     try:
-        async with ctx.uow.session.begin_nested():
+        async with ctx.uow.savepoint():
             await _save_rating(ctx, None)
     except HotlineError:
-        await ctx.uow.session.refresh(ctx.conv)  # a rolled-back savepoint may expire it
         ctx.clear_step()
 
 

@@ -79,7 +79,8 @@ def _configure_sqlite(engine: AsyncEngine, *, read_only: bool = False) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql(begin)
+        # Sent together with the transaction's first statement (see sqlite_driver).
+        conn.connection.driver_connection.begin_on_next = begin
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

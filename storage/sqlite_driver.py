@@ -13,6 +13,10 @@ up to ``PREFETCH`` rows in the same hand-off, and closing a cursor whose stateme
 needs no hand-off at all (sqlite3 has already reset the statement). Larger results are fetched
 in further hand-offs, so streaming reads still stream.
 
+The transaction's ``BEGIN`` travels with its first statement too: SQLAlchemy's ``begin`` event
+only notes it (``begin_on_next``), the connection's thread runs it just before that statement,
+and a transaction that ran no statement commits or rolls back without a hand-off.
+
 It plugs in through SQLAlchemy's documented ``async_creator_fn`` connect argument of the
 ``sqlite+aiosqlite`` dialect; everything else (pool, dialect, transactions) is unchanged.
 """
@@ -43,6 +47,9 @@ class FewHopCursor(aiosqlite.Cursor):
         """Runs on the connection's thread: execute, and fetch the first rows if any."""
         if self._cursor is None:
             self._cursor = self._conn._conn.cursor()
+        begin, self._conn.begin_on_next = self._conn.begin_on_next, None
+        if begin is not None:
+            self._cursor.execute(begin)
         if many:
             self._cursor.executemany(sql, parameters)
         else:
@@ -66,6 +73,7 @@ class FewHopCursor(aiosqlite.Cursor):
     async def executescript(self, sql_script: str) -> FewHopCursor:
         if self._cursor is None:
             self._cursor = await self._execute(self._conn._conn.cursor)
+        self._conn.begin_on_next = None  # sqlite3 commits before a script anyway
         self._buffer, self._more = deque(), False
         await super().executescript(sql_script)
         return self
@@ -119,6 +127,21 @@ class FewHopCursor(aiosqlite.Cursor):
 
 
 class FewHopConnection(aiosqlite.Connection):
+    #: The ``BEGIN`` statement to run on the thread before the next statement, if any.
+    begin_on_next: str | None = None
+
+    async def commit(self) -> None:
+        if self.begin_on_next is not None:  # nothing ran: no transaction was opened
+            self.begin_on_next = None
+            return
+        await super().commit()
+
+    async def rollback(self) -> None:
+        if self.begin_on_next is not None:
+            self.begin_on_next = None
+            return
+        await super().rollback()
+
     @contextmanager
     async def cursor(self) -> FewHopCursor:  # type: ignore[override]
         return FewHopCursor(self)

@@ -6,6 +6,8 @@ commit once, so a state change, its events and its outbox messages land together
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -46,10 +48,28 @@ class UnitOfWork:
         await self.session.close()
 
     async def commit(self) -> None:
+        await self.outbox.flush()
         await self.session.commit()
 
     async def rollback(self) -> None:
+        self.outbox.discard()
         await self.session.rollback()
 
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A nested transaction: if the block raises, its writes -- queued outbox rows
+        included -- are undone and the rest of the unit of work goes on. Rows queued before it
+        are written first, so a flush inside cannot carry them into the rolled-back part."""
+        await self.outbox.flush()
+        mark = self.outbox.mark()
+        try:
+            async with self.session.begin_nested():
+                yield
+        except BaseException:
+            self.outbox.discard(since=mark)
+            raise
+
     async def flush(self) -> None:
+        """Write everything pending: ORM changes, then queued outbox rows."""
         await self.session.flush()
+        await self.outbox.flush()

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from handlers.events import Button, OutboundMessage
 from hotline.domain.enums import OutboxStatus
 from hotline.i18n import t
-from storage.models import Contact, OutboxMessage, Person, Ticket
+from storage.models import Contact, Person, Ticket
+from storage.repositories import QueuedMessage
 from storage.uow import UnitOfWork
 
 #: Rows of (catalogue key of the label, payload) -- labels are translated per recipient.
@@ -21,6 +23,31 @@ ButtonSpec = Sequence[Sequence[tuple[str, str]]]
 
 def localise_buttons(buttons: ButtonSpec, lang: str) -> tuple[tuple[Button, ...], ...]:
     return tuple(tuple(Button(label=str(t(key, lang)), payload=p) for key, p in row) for row in buttons)
+
+
+def outbox_values(
+    message: OutboundMessage,
+    *,
+    now: datetime,
+    contact_id: int | None,
+    person_id: int | None,
+    not_before: datetime | None = None,
+    dedupe_key: str | None = None,
+) -> dict[str, Any]:
+    """The outbox row for ``message``: one shape for the engine's replies, the services'
+    notices and the sweep's bulk inserts, so the dispatcher reads one format."""
+    return {
+        "channel": message.channel,
+        "chat_id": message.chat_id,
+        "contact_id": contact_id,
+        "person_id": person_id,
+        "payload": message.to_json(),
+        "status": OutboxStatus.PENDING.value,
+        "next_attempt_at": not_before or now,
+        "attempts": 0,
+        "created_at": now,
+        "dedupe_key": dedupe_key,
+    }
 
 
 def enqueue(
@@ -32,21 +59,11 @@ def enqueue(
     person_id: int | None = None,
     not_before: datetime | None = None,
     dedupe_key: str | None = None,
-) -> OutboxMessage:
-    row = OutboxMessage(
-        channel=message.channel,
-        chat_id=message.chat_id,
-        contact_id=contact_id,
-        person_id=person_id,
-        payload=message.to_json(),
-        status=OutboxStatus.PENDING.value,
-        next_attempt_at=not_before or now,
-        attempts=0,
-        created_at=now,
-        dedupe_key=dedupe_key,
-    )
-    uow.outbox.add(row)
-    return row
+) -> QueuedMessage:
+    """Queue ``message`` in the caller's transaction; its id is known once the unit of work
+    flushes or commits."""
+    return uow.outbox.queue(outbox_values(message, now=now, contact_id=contact_id, person_id=person_id,
+                                          not_before=not_before, dedupe_key=dedupe_key))
 
 
 async def contact_for(uow: UnitOfWork, person: Person, ticket: Ticket | None = None) -> Contact | None:
@@ -70,7 +87,7 @@ async def notify(
     not_before: datetime | None = None,
     dedupe_key: str | None = None,
     **params: object,
-) -> OutboxMessage | None:
+) -> QueuedMessage | None:
     """Queue ``key`` for ``person``; None when the person has no reachable contact."""
     if not person.active:
         return None

@@ -72,12 +72,15 @@ LAST_SEEN_RESOLUTION = timedelta(minutes=1)
 
 
 def refresh_contact(contact: Contact, chat_id: str, display_name: str | None, now: datetime) -> None:
-    """What an inbound event tells about a known contact. Unchanged values write nothing."""
-    contact.chat_id = chat_id
+    """What an inbound event tells about a known contact. Only real changes are assigned: an
+    assignment, even of the same value, makes the session flush the contact at commit."""
+    if contact.chat_id != chat_id:
+        contact.chat_id = chat_id
     if contact.last_seen_at is None or now - contact.last_seen_at >= LAST_SEEN_RESOLUTION:
         contact.last_seen_at = now
-    contact.active = True  # writing to us again means they unblocked the bot
-    if display_name:
+    if not contact.active:
+        contact.active = True  # writing to us again means they unblocked the bot
+    if display_name and contact.display_name != display_name:
         contact.display_name = display_name
 
 

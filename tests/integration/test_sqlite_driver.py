@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -113,3 +115,51 @@ async def test_a_cursor_left_mid_result_is_closed_on_its_thread(engine: AsyncEng
         await reader.commit()
         async with engine.begin() as writer:
             await writer.execute(insert(items).values(name="after"))
+
+
+async def test_begin_travels_with_the_first_statement(engine: AsyncEngine,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """BEGIN IMMEDIATE costs no hand-off of its own, yet the write lock is taken at the
+    transaction's first statement, as before: another writer is refused until commit."""
+    path = engine.url.database
+
+    def write_elsewhere() -> None:
+        other = sqlite3.connect(path, timeout=0.05, isolation_level=None)
+        try:
+            other.execute("UPDATE items SET name = 'x' WHERE id = 1")
+        finally:
+            other.close()
+
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+        await conn.commit()
+        calls = count_handoffs(monkeypatch)
+        await conn.execute(select(items.c.id).where(items.c.id == 1))
+        assert calls == ["_run"]  # BEGIN IMMEDIATE went with it
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            await asyncio.to_thread(write_elsewhere)
+        await conn.execute(update(items).where(items.c.id == 2).values(name="mine"))
+        await conn.commit()
+        assert calls[-1] == "commit"
+    await asyncio.to_thread(write_elsewhere)  # free again
+    async with engine.connect() as conn:
+        names = dict((await conn.execute(select(items.c.id, items.c.name)
+                                         .where(items.c.id <= 2))).all())
+    assert names == {1: "x", 2: "mine"}
+
+
+async def test_a_transaction_that_ran_nothing_ends_without_a_handoff(
+        engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+        await conn.commit()
+        calls = count_handoffs(monkeypatch)
+        await conn.begin()
+        await conn.commit()
+        await conn.begin()
+        await conn.rollback()
+        assert calls == []
+        # ... and the next transaction still begins properly.
+        await conn.execute(insert(items).values(id=ROWS + 1, name="late"))
+        await conn.rollback()
+        assert (await conn.execute(select(items.c.id).where(items.c.id == ROWS + 1))).first() is None

@@ -568,29 +568,3 @@ async def test_approving_an_extension_the_deadline_already_passed_is_a_clear_ref
         await coordination.decide_extension(uow, app, ext.id, coordinator, approve=False)
         await uow.commit()
     assert (await reload(app, ticket.ref)).cycle == 1
-
-
-def test_sweep_outbox_rows_are_what_notify_would_write() -> None:
-    """The sweep writes outbox rows in bulk instead of through ``notify.enqueue``; the two must
-    stay in step (same columns, same values), or the dispatcher would see two formats."""
-    import types
-
-    from escalation.notices import message_json, outbox_row
-    from handlers.events import Button, OutboundMessage
-    from hotline.services.notify import enqueue
-
-    message = OutboundMessage(
-        channel="telegram", chat_id="42", text="⚠️ <b>HL-2027-000001</b>",
-        buttons=((Button("🔀 Reassign", "rea:HL-2027-000001"), Button("📂", "open:HL-2027-000001")),),
-        meta={"key": "escalation.l1", "ticket": "HL-2027-000001", "level": "l1"},
-    )
-    assert message_json(message) == message.to_json()
-    now, later = local(2027, 2, 3, 20, 0), local(2027, 2, 4, 8, 0)
-    for not_before in (None, later):
-        captured: list[Any] = []
-        uow = types.SimpleNamespace(outbox=types.SimpleNamespace(add=captured.append))
-        enqueue(uow, message, now=now, contact_id=7, person_id=9,  # type: ignore[arg-type]
-                not_before=not_before)
-        written = {k: v for k, v in vars(captured[0]).items() if not k.startswith("_")}
-        assert outbox_row(message, now=now, contact_id=7, person_id=9,
-                          not_before=not_before) == written
