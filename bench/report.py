@@ -12,8 +12,11 @@ commit and command, and each benchmark's own tables folded underneath.
 Run it on a quiet machine: the figures are wall-clock figures. ``--quick`` uses small sizes
 to check that everything runs end to end; its figures say little and are marked as such.
 
+``--update --only NAME,...`` re-runs just those benchmarks and replaces their rows and
+sections in the existing report, adding a header line that says which rows are newer.
+
 Usage: bench/run [--quick] [--only NAME,...] [--skip NAME,...] [--sqlite-only]
-       [--output FILE] [--timeout SECONDS] [--list]
+       [--output FILE] [--timeout SECONDS] [--list] [--update]
 """
 
 from __future__ import annotations
@@ -271,33 +274,75 @@ def report(outcomes: list[Outcome], *, quick: bool, command: str, started: str,
         "|---|---|---|---:|---|---|---:|---|---|---|",
     ]
     for outcome in outcomes:
-        if not outcome.results:
-            last = (outcome.output.strip().splitlines() or [""])[-1][:200]
-            lines.append(f"| {outcome.bench.name} | | **{cell(outcome.error or 'no figures')}** "
-                         f"| | | | | | | {cell(last)} |")
-            continue
-        for r in outcome.results:
-            ratio = r.ratio if r.ratio is not None else (
-                r.value / r.baseline if r.baseline else None)
-            base = "—" if r.baseline is None else f"{fmt(r.baseline)} ({r.baseline_label})"
-            met = "—" if r.met is None else ("yes" if r.met else "**no**")
-            lines.append(
-                f"| {r.benchmark} | {r.database} | {cell(r.figure)} | {fmt(r.value)} | {r.unit} "
-                f"| {cell(base)} | {fmt(ratio)} | {cell(r.target) or '—'} | {met} "
-                f"| {cell(r.note)} |")
+        lines += table_rows(outcome)
     lines += ["", "## Each benchmark's own output", ""]
     for outcome in outcomes:
-        argv = outcome.command[1:]
-        if "--json" in argv:  # the temporary file is plumbing, not part of the command
-            argv = argv[:argv.index("--json")] + argv[argv.index("--json") + 2:]
-        shown = " ".join(shlex.quote(a) for a in argv).replace(str(ROOT) + "/", "")
-        status = outcome.error or "ok"
-        lines += [f"<details><summary><code>{shown}</code>: {outcome.seconds:.0f} s, {status}"
-                  "</summary>", ""]
-        kept = [line for line in outcome.output.splitlines()
-                if line.startswith(("|", "#")) or line.strip() == ""]
-        body = "\n".join(kept).strip() if outcome.code == 0 else outcome.output.strip()[-4000:]
-        lines += (["```", body, "```"] if outcome.code != 0 else [body]) + ["", "</details>", ""]
+        lines += output_section(outcome)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def table_rows(outcome: Outcome) -> list[str]:
+    if not outcome.results:
+        last = (outcome.output.strip().splitlines() or [""])[-1][:200]
+        return [f"| {outcome.bench.name} | | **{cell(outcome.error or 'no figures')}** "
+                f"| | | | | | | {cell(last)} |"]
+    rows = []
+    for r in outcome.results:
+        ratio = r.ratio if r.ratio is not None else (r.value / r.baseline if r.baseline else None)
+        base = "—" if r.baseline is None else f"{fmt(r.baseline)} ({r.baseline_label})"
+        met = "—" if r.met is None else ("yes" if r.met else "**no**")
+        rows.append(
+            f"| {r.benchmark} | {r.database} | {cell(r.figure)} | {fmt(r.value)} | {r.unit} "
+            f"| {cell(base)} | {fmt(ratio)} | {cell(r.target) or '—'} | {met} "
+            f"| {cell(r.note)} |")
+    return rows
+
+
+def output_section(outcome: Outcome) -> list[str]:
+    argv = outcome.command[1:]
+    if "--json" in argv:  # the temporary file is plumbing, not part of the command
+        argv = argv[:argv.index("--json")] + argv[argv.index("--json") + 2:]
+    shown = " ".join(shlex.quote(a) for a in argv).replace(str(ROOT) + "/", "")
+    status = outcome.error or "ok"
+    lines = [f"<details><summary><code>{shown}</code>: {outcome.seconds:.0f} s, {status}"
+             "</summary>", ""]
+    kept = [line for line in outcome.output.splitlines()
+            if line.startswith(("|", "#")) or line.strip() == ""]
+    body = "\n".join(kept).strip() if outcome.code == 0 else outcome.output.strip()[-4000:]
+    return lines + (["```", body, "```"] if outcome.code != 0 else [body]) + ["", "</details>", ""]
+
+
+def updated(previous: str, outcomes: list[Outcome], *, command: str, started: str,
+            loads: tuple[tuple[float, ...], tuple[float, ...]]) -> str:
+    """``previous`` with the re-run benchmarks' rows and sections replaced in place, and a
+    header line saying which rows are newer than the rest (commit, date, load)."""
+    lines = previous.rstrip("\n").split("\n")
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    names = ", ".join(o.bench.name for o in outcomes)
+    note = (f"- re-measured since: {names} at commit `{commit}`, {started} UTC, `{command}` "
+            f"(load average at start {_load(loads[0])}, at end {_load(loads[1])})")
+    at = next(i for i, line in enumerate(lines) if line.startswith("- PostgreSQL:"))
+    lines.insert(at + 1, note)
+    for outcome in outcomes:
+        labels = {outcome.bench.name} | {r.benchmark for r in outcome.results}
+        found = [i for i, line in enumerate(lines)
+                 if line.startswith("| ") and line.split("|")[1].strip() in labels]
+        new_rows = table_rows(outcome)
+        if found:
+            first = found[0]
+            lines = [line for i, line in enumerate(lines) if i not in found[1:]]
+            lines[first:first + 1] = new_rows
+        else:
+            end = max(i for i, line in enumerate(lines) if line.startswith("| "))
+            lines[end + 1:end + 1] = new_rows
+        start = next((i for i, line in enumerate(lines)
+                      if line.startswith("<details>") and f"bench/{outcome.bench.script}" in line), None)
+        section = output_section(outcome)
+        if start is None:
+            lines += ["", *section]
+        else:
+            end = next(i for i in range(start, len(lines)) if lines[i] == "</details>")
+            lines[start:end + 2] = section
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -316,6 +361,8 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds per benchmark (default 3600, quick 900)")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    parser.add_argument("--update", action="store_true",
+                        help="with --only: replace just those benchmarks' rows in the existing report")
     args = parser.parse_args()
     names = [b.name for b in BENCHES]
     if args.list:
@@ -328,6 +375,8 @@ def main() -> int:
     unknown = [n for n in only + skip if n not in names]
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(names)}")
+    if args.update and (not only or args.quick or not args.output.is_file()):
+        parser.error("--update needs --only, full sizes and an existing report to update")
     postgres = not args.sqlite_only and postgres_available()
     wanted = [b for b in BENCHES if (not only or b.name in only) and b.name not in skip]
     chosen = [b for b in wanted if not (b.postgres_only and not postgres)]
@@ -350,8 +399,12 @@ def main() -> int:
             outcomes.append(outcome)
             print(f"{outcome.seconds:.0f} s, " + (outcome.error or f"{len(outcome.results)} figures"),
                   flush=True)
-    text = report(outcomes, quick=args.quick, command=command.strip(), started=started,
-                  loads=(load_start, os.getloadavg()), postgres=postgres)
+    if args.update:
+        text = updated(args.output.read_text(encoding="utf-8"), outcomes, command=command.strip(),
+                       started=started, loads=(load_start, os.getloadavg()))
+    else:
+        text = report(outcomes, quick=args.quick, command=command.strip(), started=started,
+                      loads=(load_start, os.getloadavg()), postgres=postgres)
     args.output.write_text(text, encoding="utf-8")
     print(f"wrote {args.output}")
     failed = [o.bench.name for o in outcomes if o.error and not o.error.startswith("skipped")]
