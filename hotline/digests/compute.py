@@ -395,7 +395,12 @@ class _TicketPeriod:
     escalations: int = 0
 
 
-def _by_ticket(events: Iterable[EventRow]) -> dict[int, list[EventRow]]:
+def events_by_ticket(events: Iterable[EventRow]) -> dict[int, list[EventRow]]:
+    """Each ticket's events, in the order a replay takes them (time, then id).
+
+    Public because the web's figures (``hotline.web.figures``) replay tickets alongside the
+    digest; grouping and ordering them here, in one place, keeps the two replays identical.
+    """
     grouped: dict[int, list[EventRow]] = defaultdict(list)
     for e in events:
         grouped[e.ticket_id].append(e)
@@ -419,7 +424,7 @@ def replay_tickets(
     """Replay every ticket up to ``end``; also collect what each did in ``[start, end)``."""
     replays: dict[int, Replay] = {}
     activity: dict[int, _TicketPeriod] = {}
-    for ticket_id, rows in _by_ticket(events).items():
+    for ticket_id, rows in events_by_ticket(events).items():
         r = Replay(ticket_id)
         act: _TicketPeriod | None = None
         for e in rows:

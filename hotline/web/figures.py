@@ -29,8 +29,14 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotline.app import Deps
-from hotline.digests.compute import REPORTER_KINDS, Replay, Rules, apply, compute_trend
-from hotline.digests.compute import _by_ticket as by_ticket  # the digest's own grouping
+from hotline.digests.compute import (
+    REPORTER_KINDS,
+    Replay,
+    Rules,
+    apply,
+    compute_trend,
+    events_by_ticket,
+)
 from hotline.digests.data import (
     DigestInputs,
     digest_from_inputs,
@@ -109,7 +115,7 @@ def replay_rows(period: Period, inputs: DigestInputs, rules: Rules
     group_codes = {g.id: g.code for g in inputs.groups}
     rows: dict[int, TicketRow] = {}
     extras: dict[int, GroupExtra] = defaultdict(GroupExtra)
-    for tid, events in by_ticket(inputs.events).items():
+    for tid, events in events_by_ticket(inputs.events).items():
         r = Replay(tid)
         on_time: bool | None = None
         rating: int | None = None
