@@ -123,46 +123,9 @@ class Load:
     seconds: float = 0.0
 
 
-class Replies:
-    """Wakes a user when the bot's n-th message reached its chat (the fake's sendMessage)."""
-
-    def __init__(self, fake: FakeTelegramServer) -> None:
-        self.fake = fake
-        self.waiting: dict[int, tuple[int, asyncio.Future[None]]] = {}
-        name, handler = fake._methods["sendmessage"]
-
-        async def send_message(params: dict[str, Any], files: Any) -> Any:
-            result = await handler(params, files)
-            self._check(int(params["chat_id"]))
-            return result
-
-        fake._methods["sendmessage"] = (name, send_message)
-
-    def _check(self, chat: int) -> None:
-        wanted = self.waiting.get(chat)
-        if wanted is not None and len(self.fake._sent.get(chat, ())) >= wanted[0]:
-            if not wanted[1].done():
-                wanted[1].set_result(None)
-        if len(self.fake.calls) > 2000:  # the fake logs every call; the load does not need it
-            del self.fake.calls[:]
-
-    async def nth(self, chat: int, n: int) -> SentMessage:
-        sent = self.fake._sent.get(chat, [])
-        if len(sent) < n:
-            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self.waiting[chat] = (n, future)
-            try:
-                await asyncio.wait_for(future, REPLY_TIMEOUT)
-            finally:
-                self.waiting.pop(chat, None)
-            sent = self.fake._sent[chat]
-        return sent[n - 1]
-
-
 class Generator:
     def __init__(self, fake: FakeTelegramServer, url: str, concurrency: int) -> None:
         self.fake, self.url = fake, url
-        self.replies = Replies(fake)
         self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency))
         self.slots = asyncio.Semaphore(concurrency)  # latency counts from a free connection on
         self.load = Load()
@@ -183,10 +146,17 @@ class Generator:
             self.load.update_ids.append(int(update["update_id"]))
         return response.status
 
+    async def nth(self, chat: int, n: int) -> SentMessage:
+        """The bot's n-th message to ``chat`` (1-based), once it reached the fake."""
+        sent = await self.fake.wait_for_sent(chat, n, within=REPLY_TIMEOUT)
+        if len(self.fake.calls) > 2000:  # the fake logs every call; the load does not need it
+            del self.fake.calls[:]
+        return sent[n - 1]
+
     async def user_session(self, uid: int, actions: list[str]) -> None:
         fake, load = self.fake, self.load
         user = fake.user(uid, f"User{uid}", None, username=None, language_code="vi")
-        seen = len(fake._sent.get(uid, []))
+        seen = len(fake.sent_messages(uid))
         refs: list[str] = []
         try:
             for k, action in enumerate(actions):
@@ -197,11 +167,11 @@ class Generator:
                     await self.post(fake.text_update(f"{TEXTS[(uid + k) % len(TEXTS)]} ({marker})",
                                                      user=user))
                     seen += 1
-                    draft = await self.replies.nth(uid, seen)
+                    draft = await self.nth(uid, seen)
                     await self.post(fake.callback_update(_send_button(draft), message=draft,
                                                          user=user))
                     seen += 1
-                    filed = await self.replies.nth(uid, seen)
+                    filed = await self.nth(uid, seen)
                     found = REF.findall(filed.text or "")
                     if not found:
                         raise LookupError(f"no ticket ref in the filing reply {filed.text!r}")
@@ -209,12 +179,12 @@ class Generator:
                 elif action == "mine":
                     await self.post(fake.command_update("mine", user=user))
                     seen += 1
-                    await self.replies.nth(uid, seen)
+                    await self.nth(uid, seen)
                 else:
                     ref = refs[-1] if refs else "HL-2026-000000"
                     await self.post(fake.command_update("status", ref, user=user))
                     seen += 1
-                    card = await self.replies.nth(uid, seen)
+                    card = await self.nth(uid, seen)
                     if ref not in (card.text or ""):
                         raise LookupError(f"/status {ref} answered {card.text!r}"[:200])
         except Exception as error:  # counted, and the verification will show what is missing

@@ -21,6 +21,7 @@ Usage (see ``tests/fakes/conftest_telegram.py`` for the fixtures)::
         server.fail_chat(42, 403)
         server.hang("sendMessage", 2.0)
         server.sent_messages(42)
+        await server.wait_for_sent(42, 3)  # until the bot's third message to chat 42 is there
 
 Every call is recorded in ``server.calls`` with its decoded parameters and the loop time it
 was received, which later lets the outbox tests check rate limits.
@@ -319,6 +320,7 @@ class FakeTelegramServer:
         self._failed_chats: dict[int | str, ApiError] = {}
         self._hangs: dict[str, list[list[float]]] = {}
         self._call_listeners: set[asyncio.Event] = set()
+        self._sent_listeners: dict[int | str, set[asyncio.Event]] = {}
         self._methods: dict[
             str, tuple[str, Callable[[dict[str, Any], dict[str, UploadedFile]], Awaitable[Any]]]
         ] = {
@@ -397,6 +399,29 @@ class FakeTelegramServer:
     def sent_messages(self, chat_id: int | str) -> list[SentMessage]:
         """Messages the bot sent to ``chat_id``, oldest first."""
         return list(self._sent.get(_chat_key(chat_id), []))
+
+    async def wait_for_sent(
+        self, chat_id: int | str, count: int = 1, *, within: float = 5.0
+    ) -> list[SentMessage]:
+        """Wait until the bot sent at least ``count`` messages to ``chat_id``; return them all,
+        oldest first (as ``sent_messages``). Raises ``TimeoutError`` after ``within`` seconds.
+
+        Only a send to that chat wakes the waiter, so thousands of chats can wait at once (the
+        webhook load test, ``bench/load_webhook.py``, waits for every user's replies this way).
+        """
+        key = _chat_key(chat_id)
+        async with asyncio.timeout(within):
+            while len(self._sent.get(key, ())) < count:
+                event = asyncio.Event()
+                listeners = self._sent_listeners.setdefault(key, set())
+                listeners.add(event)
+                try:
+                    await event.wait()
+                finally:
+                    listeners.discard(event)
+                    if not listeners:
+                        self._sent_listeners.pop(key, None)
+        return self.sent_messages(key)
 
     @property
     def pending_updates(self) -> list[dict[str, Any]]:
@@ -894,6 +919,8 @@ class FakeTelegramServer:
         key = _chat_key(params["chat_id"])
         self._messages.setdefault(key, {})[message["message_id"]] = message
         self._sent.setdefault(key, []).append(SentMessage(method, params, message, files or {}))
+        for listener in self._sent_listeners.get(key, ()):
+            listener.set()
         return message
 
     async def _send_message(self, params: dict[str, Any], files: dict[str, UploadedFile]) -> Any:

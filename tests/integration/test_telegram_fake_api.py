@@ -235,3 +235,20 @@ async def test_hang_delays_the_answer(telegram_server: FakeTelegramServer, teleg
     started = time.monotonic()
     await telegram_bot.get_me()
     assert time.monotonic() - started < 0.3
+
+
+async def test_wait_for_sent_wakes_on_that_chats_messages_only(
+    telegram_server: FakeTelegramServer, telegram_bot: Bot
+) -> None:
+    waiting = asyncio.create_task(telegram_server.wait_for_sent(1001, 2, within=5.0))
+    await telegram_bot.send_message(1001, "một")
+    await telegram_bot.send_message(2002, "khác")
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    await telegram_bot.send_message(1001, "hai")
+    sent = await waiting
+    assert [m.text for m in sent] == ["một", "hai"]
+    # Already there: no wait; not there in time: TimeoutError.
+    assert len(await telegram_server.wait_for_sent(2002, within=0.1)) == 1
+    with pytest.raises(TimeoutError):
+        await telegram_server.wait_for_sent(2002, 2, within=0.1)
