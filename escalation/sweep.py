@@ -24,7 +24,8 @@ so a step fired at once and one fired by a sweep leave the same trace and fire o
 
 Messages go to people, in their language, with buttons to act; outside working hours they are
 held (``OutboxMessage.next_attempt_at``) until the next working moment, except for critical
-tickets. The pass also opens/closes red alerts and auto-closes resolved tickets left silent.
+tickets. The pass also opens/closes red alerts and auto-closes resolved tickets left silent
+(closed at once; the reporters' notices held like the non-critical escalation notices).
 """
 
 from __future__ import annotations
@@ -410,8 +411,10 @@ async def _refs(app: App, ids: Sequence[int]) -> dict[int, tuple[str, int]]:
 
 async def _auto_close(
     app: App, deps: Deps, now: datetime, thresholds: Thresholds, *, dry_run: bool,
-    batch_size: int,
+    batch_size: int, hold: datetime | None,
 ) -> list[str]:
+    """Close resolved tickets left silent; their notices wait until ``hold`` like the
+    non-critical escalation notices (the close itself is recorded at ``now``)."""
     from hotline.services.tickets import auto_close, auto_close_due
 
     days = app.settings.auto_close_business_days
@@ -444,7 +447,7 @@ async def _auto_close(
             done: list[str] = []
             for ticket in (await uow.session.execute(stmt)).scalars():
                 if auto_close_due(deps, ticket, now):  # re-checked under the lock
-                    await auto_close(uow, deps, ticket)
+                    await auto_close(uow, deps, ticket, not_before=hold)
                     done.append(ticket.ref)
             await uow.commit()
             closed += done
@@ -513,7 +516,8 @@ async def sweep(
             report.batches += 1
 
     report.auto_closed = await _auto_close(
-        app, pinned_deps(app, now), now, thresholds, dry_run=dry_run, batch_size=batch_size
+        app, pinned_deps(app, now), now, thresholds, dry_run=dry_run, batch_size=batch_size,
+        hold=hold,
     )
     report.seconds = time.perf_counter() - started
     return report

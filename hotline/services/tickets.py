@@ -90,9 +90,13 @@ async def _followers(uow: UnitOfWork, ticket: Ticket) -> list[Person]:
 
 
 async def _tell_reporter(
-    uow: UnitOfWork, deps: Deps, ticket: Ticket, key: str, **params: object
+    uow: UnitOfWork, deps: Deps, ticket: Ticket, key: str, *,
+    not_before: datetime | None = None, **params: object,
 ) -> None:
-    """The reporter and anyone following the ticket (reporters of linked duplicates)."""
+    """The reporter and anyone following the ticket (reporters of linked duplicates).
+
+    ``not_before`` holds the messages in the outbox until then (see ``auto_close``).
+    """
     now = deps.clock.now()
     group = await uow.people.group_by_id(ticket.group_id)
     base = ticket_params(deps, ticket, group) | params
@@ -101,7 +105,8 @@ async def _tell_reporter(
     recipients += [p for p in await _followers(uow, ticket) if p.id != ticket.reporter_id]
     buttons = base.pop("buttons", ())
     for person in recipients:
-        await notify(uow, person, key, now=now, ticket=ticket, buttons=buttons, **base)  # type: ignore[arg-type]
+        await notify(uow, person, key, now=now, ticket=ticket, buttons=buttons,
+                     not_before=not_before, **base)  # type: ignore[arg-type]
 
 
 async def _tell_person(
@@ -407,13 +412,22 @@ async def confirm(uow: UnitOfWork, deps: Deps, ticket: Ticket, reporter: Person)
     await _tell_person(uow, deps, ticket, ticket.assignee_id, "tickets.confirmed")
 
 
-async def auto_close(uow: UnitOfWork, deps: Deps, ticket: Ticket) -> None:
-    """Close a resolved ticket after the configured business days of reporter silence."""
+async def auto_close(
+    uow: UnitOfWork, deps: Deps, ticket: Ticket, *, not_before: datetime | None = None
+) -> None:
+    """Close a resolved ticket after the configured business days of reporter silence.
+
+    The close is immediate; only the reporter's notice waits until ``not_before``. Nobody's
+    act triggers it -- the sweep does, and the first sweep after downtime may close at night
+    or on a holiday -- so the sweep passes the same working-hours hold as its escalation
+    notices (SPEC §6: messages to people go out in working hours only). Unlike a critical
+    escalation nothing in it is urgent, so the hold applies whatever the priority.
+    """
     now = deps.clock.now()
     transition(uow, ticket, Action.CLOSE, EventKind.AUTO_CLOSED, at=now, actor=None,
                business_days=deps.settings.auto_close_business_days)
     ticket.closed_at = now
-    await _tell_reporter(uow, deps, ticket, "tickets.auto_closed",
+    await _tell_reporter(uow, deps, ticket, "tickets.auto_closed", not_before=not_before,
                          days=deps.settings.auto_close_business_days)
 
 

@@ -502,6 +502,78 @@ async def test_resolved_ticket_is_auto_closed_after_silence(app: App, clock: Man
     assert (await run(app, clock, due + timedelta(days=1))).auto_closed == []
 
 
+async def resolved(app: App, people: Cast, text: str, **kwargs: Any) -> Ticket:
+    """A ticket filed, acknowledged and resolved at the clock's time."""
+    ticket = await file(app, people.reporter, people.reporter_contact, text, **kwargs)
+    await act(app, ticket.ref, tickets.acknowledge, people.member)
+    await act(app, ticket.ref, tickets.resolve, people.member, "Đã xử lý")
+    return ticket
+
+
+async def auto_close_notices(app: App) -> dict[str, datetime]:
+    """Ticket ref -> when its auto-close notice may go out."""
+    return {m.payload["meta"]["ticket"]: m.next_attempt_at
+            for m in await messages(app, "tickets.auto_closed")}
+
+
+async def test_auto_close_in_working_hours_tells_the_reporter_at_once(
+    app: App, clock: ManualClock
+) -> None:
+    people = await cast(app)
+    ticket = await resolved(app, people, "Xong rồi")
+    due = app.calendar.add_business_days(clock.now(), app.settings.auto_close_business_days)
+    report = await run(app, clock, due + timedelta(hours=2))
+    assert report.auto_closed == [ticket.ref]
+    assert await auto_close_notices(app) == {ticket.ref: due + timedelta(hours=2)}
+
+
+@pytest.mark.parametrize(
+    ("first_sweep", "morning"),
+    [
+        (local(2026, 12, 15, 2, 0), local(2026, 12, 15, 8, 0)),  # Tuesday night
+        (local(2026, 12, 20, 10, 0), local(2026, 12, 21, 8, 0)),  # Sunday -> Monday
+    ],
+    ids=["night", "weekend"],
+)
+async def test_auto_close_after_downtime_out_of_hours_holds_the_notice(
+    app: App, clock: ManualClock, first_sweep: datetime, morning: datetime
+) -> None:
+    """Resolved Monday 7 Dec 09:00, due Monday 14 Dec 09:00; the bot was down until the first
+    sweep. The ticket closes then (as escalations fire then), but its notices wait for the
+    next working moment like the non-critical escalation notices -- critical tickets too:
+    nothing in an auto-close notice is urgent."""
+    people = await cast(app)
+    normal = await resolved(app, people, "Xong rồi")
+    critical = await resolved(app, people, "Tấn công mạng", category="security",
+                              priority=Priority.CRITICAL)
+    assert app.calendar.add_business_days(clock.now(), 5) == local(2026, 12, 14, 9, 0)
+    report = await run(app, clock, first_sweep)
+    assert sorted(report.auto_closed) == sorted([normal.ref, critical.ref])
+    for ticket in (normal, critical):
+        closed = await reload(app, ticket.ref)
+        assert closed.state == TicketState.CLOSED.value and closed.closed_at == first_sweep
+    assert await auto_close_notices(app) == {normal.ref: morning, critical.ref: morning}
+
+
+async def test_auto_close_during_tet_holds_the_notice_until_after_the_holiday(
+    app: App, clock: ManualClock
+) -> None:
+    """Resolved Wed 27 Jan 2027 10:00: Thu 28, Fri 29, Mon 1, Tue 2, Wed 3 -> due Wed 3 Feb
+    10:00. The first sweep after downtime is Monday 8 Feb 10:00, office hours but Tết (Thu 4 to
+    Wed 10 Feb): closed then, the notice held until Thursday 11 Feb 08:00."""
+    people = await cast(app)
+    clock.set(local(2027, 1, 27, 10, 0))
+    ticket = await resolved(app, people, "Xong rồi")
+    due = app.calendar.add_business_days(clock.now(), app.settings.auto_close_business_days)
+    assert due == local(2027, 2, 3, 10, 0)
+    report = await run(app, clock, local(2027, 2, 8, 10, 0))
+    assert report.auto_closed == [ticket.ref]
+    closed = await reload(app, ticket.ref)
+    assert closed.state == TicketState.CLOSED.value
+    assert closed.closed_at == local(2027, 2, 8, 10, 0)
+    assert await auto_close_notices(app) == {ticket.ref: local(2027, 2, 11, 8, 0)}
+
+
 async def test_dry_run_reports_and_changes_nothing(app: App, clock: ManualClock) -> None:
     people = await cast(app)
     for i in range(4):
