@@ -322,33 +322,18 @@ async def _queue(uow: Any, bundle: Bundle, people: list[Person], now: datetime) 
         else:
             rendered = bundle.by_lang[lang]
             outgoing = [_outbound(contact, text, meta=meta) for text in rendered.messages]
-            if rendered.chart is not None:
-                outgoing.append(
-                    _outbound(
-                        contact,
-                        caption("chart", digest, lang, bundle.taxonomy),
-                        photo=rendered.chart,
-                        meta=meta,
+            # (caption key, photo, document): the chart is a photo, the report and workbook files.
+            attachments = (
+                ("chart", rendered.chart, None),
+                ("report", None, rendered.html),
+                ("workbook", None, rendered.xlsx),
+            )
+            for key, photo, document in attachments:
+                if photo is not None or document is not None:
+                    outgoing.append(
+                        _outbound(contact, caption(key, digest, lang, bundle.taxonomy),
+                                  photo=photo, document=document, meta=meta)
                     )
-                )
-            if rendered.html is not None:
-                outgoing.append(
-                    _outbound(
-                        contact,
-                        caption("report", digest, lang, bundle.taxonomy),
-                        document=rendered.html,
-                        meta=meta,
-                    )
-                )
-            if rendered.xlsx is not None:
-                outgoing.append(
-                    _outbound(
-                        contact,
-                        caption("workbook", digest, lang, bundle.taxonomy),
-                        document=rendered.xlsx,
-                        meta=meta,
-                    )
-                )
         for index, message in enumerate(outgoing):
             enqueue(
                 uow,

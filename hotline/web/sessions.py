@@ -103,10 +103,8 @@ async def open_session(uow: UnitOfWork, deps: Deps, person_id: int) -> Session:
 
 async def find_session(uow: UnitOfWork, deps: Deps, sid: str) -> Session | None:
     value = await tokens.get(uow, tokens.token_key(PREFIX, sid))
-    if value is None or tokens.expired(value, deps.clock.now()):
-        return None
-    person_id = value.get("person_id")
-    if not isinstance(person_id, int):
+    person_id = tokens.live_person_id(value, deps.clock.now())
+    if value is None or person_id is None:
         return None
     return Session(sid, person_id, datetime.fromisoformat(str(value["expires_at"])))
 

@@ -45,10 +45,8 @@ async def redeem_signin_token(uow: UnitOfWork, deps: Deps, token: str) -> Person
     if not tokens.well_formed(token):
         return None
     value = await tokens.take(uow, tokens.token_key(PREFIX, token))
-    if value is None or tokens.expired(value, deps.clock.now()):
-        return None
-    person_id = value.get("person_id")
-    if not isinstance(person_id, int):
+    person_id = tokens.live_person_id(value, deps.clock.now())
+    if person_id is None:
         return None
     person = await uow.people.get(person_id)
     if person is None or not person.active:

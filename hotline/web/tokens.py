@@ -85,5 +85,17 @@ def expired(value: dict[str, Any], now: datetime) -> bool:
         return True
 
 
+def live_person_id(value: dict[str, Any] | None, now: datetime) -> int | None:
+    """The ``person_id`` a stored value is for, or None if it is gone, expired or malformed.
+
+    Sign-in links (``signin``) and sessions (``sessions``) both store
+    ``{"person_id": ..., "expires_at": ...}``; this is the one reading of it they share.
+    """
+    if value is None or expired(value, now):
+        return None
+    person_id = value.get("person_id")
+    return person_id if isinstance(person_id, int) else None
+
+
 def until(now: datetime, delta: timedelta) -> str:
     return (now + delta).isoformat()
