@@ -158,7 +158,7 @@ async def _seed(app: App, n: int, *, fired_until: datetime | None) -> int:
          "requested_at": T0 - timedelta(hours=rng.uniform(1, 200)),
          "old_deadline": r["deadline_at"], "new_deadline": r["deadline_at"] + timedelta(days=5),
          "reason": "bench", "status": "pending"}
-        for r in rows if r["extension_requests"] >= 2
+        for r in rows if ladder.is_repeat_extension(r["extension_requests"])
     ]
     if extensions:
         await _bulk(app, Extension, extensions)

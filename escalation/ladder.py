@@ -237,9 +237,15 @@ def fraction_instant(ticket: TicketLike, calendar: BusinessCalendar, fraction: f
     )
 
 
+#: The first extension request of a ticket that the leaders hear of (SPEC §6: "a second
+#: extension request"), and every later one. A constant, not only ``is_repeat_extension``,
+#: because the sweep's SQL prefilter (``escalation.scan``) must apply the same threshold.
+REPEAT_EXTENSION_FROM = 2
+
+
 def is_repeat_extension(requests: int) -> bool:
     """Whether the ``requests``-th extension request of a ticket is one the leaders hear of."""
-    return requests >= 2
+    return requests >= REPEAT_EXTENSION_FROM
 
 
 def extension_request_step(ticket: TicketLike, requested_at: datetime) -> Step | None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -32,6 +32,7 @@ from escalation import ladder
 from escalation.ladder import Extras, Thresholds
 from hotline.domain.enums import EscalationLevel, EventKind, Priority, TicketState
 from storage.models import Escalation, Extension, Ticket, TicketEvent
+from storage.types import UTCDateTime
 
 #: Ids per ``IN (...)`` list, below both SQLite's and PostgreSQL's bound-parameter limits.
 IN_CHUNK = 5000
@@ -76,24 +77,20 @@ def _t(column: Any) -> Any:
     return type_coerce(column, _FAST).label(column.key)
 
 
-@dataclass(slots=True)
-class Candidate:
-    """One open ticket as the ladder sees it (``ladder.TicketLike``), plus what the sweep adds."""
+@dataclass(frozen=True, slots=True)
+class Candidate(ladder.TicketSnapshot):
+    """One open ticket as the ladder sees it (``ladder.TicketSnapshot``), plus what the sweep adds.
 
-    id: int
-    group_id: int
-    state: str
-    priority: str
-    cycle: int
-    cycle_started_at: datetime
-    budget_seconds: float
-    paused_seconds: float
-    paused_since: datetime | None
-    deadline_at: datetime
-    first_response_due_at: datetime
-    acknowledged_at: datetime | None
-    last_progress_at: datetime | None
-    extension_requests: int
+    A subclass, so the columns the ladder reads are listed once: a rule that starts reading a
+    new column adds it to the snapshot, and the sweep's query (``SNAPSHOT_COLUMNS``, derived
+    from these fields) reads it too. The added fields have defaults only because they follow
+    the snapshot's defaulted ones; rows always supply ``id`` and ``group_id``. Frozen because
+    the snapshot is: building one costs about 2 µs instead of 0.3, paid only for the tickets
+    the SQL prefilter lets through (a few hundred in a steady-state sweep of 100k).
+    """
+
+    id: int = 0
+    group_id: int = 0
     fired_mask: int = 0
 
     @property
@@ -101,22 +98,20 @@ class Candidate:
         return MASK_SETS[self.fired_mask]
 
 
-SNAPSHOT_COLUMNS = (
-    Ticket.id,
-    Ticket.group_id,
-    Ticket.state,
-    Ticket.priority,
-    Ticket.cycle,
-    _t(Ticket.cycle_started_at),
-    Ticket.budget_seconds,
-    Ticket.paused_seconds,
-    _t(Ticket.paused_since),
-    _t(Ticket.deadline_at),
-    _t(Ticket.first_response_due_at),
-    _t(Ticket.acknowledged_at),
-    _t(Ticket.last_progress_at),
-    Ticket.extension_requests,
+#: The ticket columns a sweep reads, in ``Candidate`` field order (rows become
+#: ``Candidate(*row)``); ``fired_mask`` is computed by the query, not a column.
+COLUMN_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Candidate) if f.name != "fired_mask")
+_TIMESTAMPS = frozenset(
+    name for name in COLUMN_NAMES if isinstance(Ticket.__table__.c[name].type, UTCDateTime)
 )
+
+
+def _columns(source: Any) -> list[Any]:
+    """``COLUMN_NAMES`` of ``source`` (the table, or a subquery of it), timestamps read fast."""
+    return [_t(source[name]) if name in _TIMESTAMPS else source[name] for name in COLUMN_NAMES]
+
+
+SNAPSHOT_COLUMNS = tuple(_columns(Ticket.__table__.c))
 
 
 def _level_bit(level: Any) -> Any:
@@ -205,7 +200,7 @@ def _could_fire(mask: Any, t: Any, now: datetime, th: Thresholds) -> Any:
     l3 = and_(
         _bit_clear(mask, EscalationLevel.L3),
         or_(
-            t.extension_requests >= 2,
+            t.extension_requests >= ladder.REPEAT_EXTENSION_FROM,
             and_(t.priority == Priority.CRITICAL.value, t.deadline_at <= now),
             t.deadline_at <= l3_cut,
         ),
@@ -244,17 +239,14 @@ def live_candidates_query(dialect: str, now: datetime, thresholds: Thresholds) -
         .scalar_subquery()
         .label("fired_mask")
     )
-    raw = [column.element if hasattr(column, "element") else column
-           for column in SNAPSHOT_COLUMNS]
+    raw = [Ticket.__table__.c[name] for name in COLUMN_NAMES]
     # MATERIALIZED: the mask is referenced five times below; inlined, SQLite would run the
     # correlated subquery once per reference.
     inner = (
         select(*raw, correlated).where(open_running).cte("open_running")
         .prefix_with("MATERIALIZED")
     )
-    output = [_t(inner.c[c.key]) if hasattr(c, "element") else inner.c[c.key]
-              for c in SNAPSHOT_COLUMNS]
-    return select(*output, inner.c.fired_mask).where(
+    return select(*_columns(inner.c), inner.c.fired_mask).where(
         _could_fire(inner.c.fired_mask, inner.c, now, thresholds)
     )
 
