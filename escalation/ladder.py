@@ -37,11 +37,12 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
+from escalation import sla
+from escalation.sla import SlaClock
 from hotline.domain.enums import OPEN_STATES, EscalationLevel, Priority, TicketState
 
 if TYPE_CHECKING:
     from escalation.calendar import BusinessCalendar
-    from escalation.sla import SlaClock
     from hotline.config import Settings
 
 OPEN_STATE_VALUES: frozenset[str] = frozenset(s.value for s in OPEN_STATES)
@@ -99,17 +100,16 @@ class TicketLike(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class TicketSnapshot:
-    """A plain copy of the columns in ``TicketLike`` (tests, and callers without a row)."""
+class TicketSnapshot(SlaClock):
+    """A plain copy of the columns in ``TicketLike`` (tests, and callers without a row).
+
+    The ticket's SLA clock columns (``sla.SlaClock``, inherited so they are listed once) plus
+    the facts the ladder reads beside them. Build it with keywords: the clock's fields come
+    first.
+    """
 
     state: str
     priority: str
-    cycle: int
-    cycle_started_at: datetime
-    budget_seconds: float
-    paused_seconds: float
-    paused_since: datetime | None
-    deadline_at: datetime
     first_response_due_at: datetime
     acknowledged_at: datetime | None = None
     last_progress_at: datetime | None = None
@@ -209,8 +209,6 @@ def is_overdue(
     A paused clock is frozen: the ticket is overdue only if it already was when the pause began.
     """
     if ticket.paused_since is not None:
-        from escalation import sla
-
         return sla.is_overdue(calendar, sla_clock_of(ticket), now)
     if cutoff is None:
         cutoff = overdue_cutoff(calendar, now)
@@ -218,8 +216,6 @@ def is_overdue(
 
 
 def sla_clock_of(ticket: TicketLike) -> SlaClock:
-    from escalation.sla import SlaClock
-
     return SlaClock(
         cycle=ticket.cycle,
         cycle_started_at=ticket.cycle_started_at,

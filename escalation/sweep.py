@@ -199,15 +199,15 @@ async def _plan(app: App, now: datetime, thresholds: Thresholds) -> _Plan:
     want_extension: list[int] = []
     pending: list[scan.Candidate] = []
     due_steps = ladder.due_steps
+    needs_extras = ladder.needs_extras
     no_update = ladder.Reason.NO_UPDATE
-    l3 = EscalationLevel.L3.value
     for ticket in candidates:
         fired = ticket.fired
         steps = due_steps(ticket, calendar, thresholds, now, fired=fired)
         # Facts outside the row matter for few tickets: a second extension request (adds an
         # L3 trigger) and a resumed pause (shortens the silence, so only when it decided L1).
-        extension = ladder.is_repeat_extension(ticket.extension_requests) and l3 not in fired
-        resumed = ticket.paused_seconds > 0 and any(s.reason is no_update for s in steps)
+        resumed, extension = needs_extras(ticket, fired)
+        resumed = resumed and any(s.reason is no_update for s in steps)
         if extension or resumed:
             pending.append(ticket)
             if resumed:
