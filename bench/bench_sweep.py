@@ -20,6 +20,7 @@ Usage: python bench/bench_sweep.py [--sqlite-only] [--sizes 10000,50000,100000] 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import random
 import secrets
@@ -167,7 +168,7 @@ async def _seed(app: App, n: int, *, fired_until: datetime | None) -> int:
     th = Thresholds.from_settings(app.settings)
     requested = {e["ticket_id"]: e["requested_at"] for e in extensions}
     fired: list[dict[str, Any]] = []
-    fields = TicketSnapshot.__slots__
+    fields = [f.name for f in dataclasses.fields(TicketSnapshot)]  # inherited ones too
     for r in rows:
         tid = ids[r["ref"]]
         snap = TicketSnapshot(**{k: r[k] for k in fields})  # type: ignore[arg-type]
