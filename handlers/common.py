@@ -6,6 +6,7 @@ not see gets exactly the "not found" answer of a missing one.
 
 from __future__ import annotations
 
+from handlers import reporter, staff
 from handlers.context import Context, stale
 from handlers.render import action_buttons, ticket_card
 from handlers.router import Router
@@ -23,6 +24,8 @@ _HELP_BY_ROLE = {
     Role.LEADER.value: "engine.help_leader",
 }
 
+_WORKS_TICKETS = {Role.MEMBER.value, Role.LEAD.value, Role.COORDINATOR.value, Role.ADMIN.value}
+
 
 async def help_command(ctx: Context, _arg: str) -> None:
     role = ctx.person.role if ctx.person is not None else None
@@ -30,8 +33,17 @@ async def help_command(ctx: Context, _arg: str) -> None:
 
 
 async def status(ctx: Context, arg: str) -> None:
+    """Without a ticket code: the caller's own list (a reporter's /mine, staff's /queue) rather
+    than a syntax lesson -- nobody remembers their HL-... code; anyone else gets the usage."""
     if not arg:
-        raise InvalidInput("usage", key="engine.usage_status")
+        role = ctx.person.role if ctx.person is not None else None
+        if role == Role.REPORTER.value:
+            await reporter.mine(ctx, "")
+        elif role in _WORKS_TICKETS:
+            await staff.queue(ctx, "")
+        else:  # not registered, or a leader (who follows the digests, not a queue)
+            raise InvalidInput("usage", key="engine.usage_status")
+        return
     await show_ticket(ctx, arg)
 
 

@@ -563,3 +563,21 @@ async def test_digest_subscription_from_the_chat(app: App, engine: Engine, clock
 
     await rep.say("/digest off")
     assert words[2] in rep.text and not await opted_in()
+
+
+@pytest.mark.parametrize("lang", LANGS)
+async def test_status_without_a_code_lists_the_callers_own_tickets(app: App, engine: Engine,
+                                                                   lang: str) -> None:
+    _, rep = await reporter(app, engine, lang)
+    _, member = await staff(app, engine, Role.MEMBER, "mps", lang)
+    ref = await file_report(rep)
+    await rep.say("/status")
+    assert ref in rep.text and rep.buttons()  # the /mine list, each ticket a button
+    await rep.press(rep.button(ref).payload)
+    assert ref in rep.text
+    await member.say("/status")  # staff: their /queue (the group's unassigned pool here)
+    assert ref in member.text
+    _, leader = await staff(app, engine, Role.LEADER, None, lang)
+    for other in (leader, ScriptedUser(engine, "status-newcomer")):
+        await other.say("/status")
+        assert "/status HL-2026-000123" in other.text
