@@ -13,6 +13,7 @@ import secrets
 from collections import Counter
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import insert, select
@@ -120,6 +121,9 @@ async def test_fast_scan_decides_like_the_plain_ladder(app: App) -> None:
                      ladder.fraction_instant(t, app.calendar, th.reminder_fraction),
                      ladder.fraction_instant(t, app.calendar, th.l1_fraction),
                      app.calendar.add_business_days(t.deadline_at, th.l3_business_days_overdue)]
+    # The same instants in a zone behind UTC: the SQL bounds must compare instants, not wall
+    # clocks (a local time bound as if it were UTC would be hours early and lose steps).
+    instants += [i.astimezone(ZoneInfo("America/New_York")) for i in instants[-5:]]
     decided = overdue_seen = 0
     for now in instants:
         plan = await _plan(app, now, th)
