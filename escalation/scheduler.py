@@ -5,7 +5,10 @@ APScheduler 3 (``AsyncIOScheduler``) in the programme's time zone runs, in every
 * ``leader-election`` every few seconds: keep or take leadership (``escalation.leader``);
 * ``sweep`` every ``settings.sweep_interval_seconds``;
 * ``weekly-digest`` on ``weekly_digest_weekday`` at ``weekly_digest_hour``:00;
-* ``monthly-report`` on ``monthly_report_day`` at the same hour.
+* ``monthly-report`` on ``monthly_report_day`` at the same hour;
+* ``housekeeping`` daily at 03:30: prunes old inbound update ids and finished outbox rows
+  (``hotline.services.housekeeping``). A night when no leader ran is simply covered by the next
+  one (everything overdue is still overdue), so there is no catch-up for it.
 
 Only the leader does the work; followers' jobs return at once, so when the leader dies a
 follower carries on at its next election without rebuilding anything.
@@ -39,6 +42,7 @@ from escalation.leader import Leadership, make_leadership
 from escalation.sweep import SweepReport, sweep
 from hotline.app import App
 from hotline.config import Settings
+from hotline.services.housekeeping import PruneReport, prune_transport_tables
 from storage.models import KeyValue
 
 log = logging.getLogger(__name__)
@@ -50,6 +54,9 @@ ELECTION_SECONDS = 15.0
 #: How long ``shutdown`` lets a running job finish before cancelling it.
 SHUTDOWN_GRACE_SECONDS = 30.0
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+#: Local (hour, minute) of the daily housekeeping: the quietest time, far from working hours
+#: and the 08:00 digests.
+HOUSEKEEPING_AT = (3, 30)
 
 
 def mark_key(kind: DigestKind) -> str:
@@ -131,6 +138,11 @@ class HotlineScheduler:
                         minute=0, timezone=self.tz),
             args=["month"], id="monthly-report", misfire_grace_time=6 * 3600, **common,
         )
+        self.scheduler.add_job(
+            self.run_housekeeping,
+            CronTrigger(hour=HOUSEKEEPING_AT[0], minute=HOUSEKEEPING_AT[1], timezone=self.tz),
+            id="housekeeping", misfire_grace_time=3600, **common,
+        )
 
     @property
     def is_leader(self) -> bool:
@@ -189,6 +201,24 @@ class HotlineScheduler:
                 report.scanned, report.counts(), len(report.auto_closed), report.alerts_raised,
                 report.alerts_cleared, report.seconds,
             )
+        return report
+
+    async def run_housekeeping(self) -> PruneReport | None:
+        """Prune the transport tables; one log line either way, so operators can see it ran."""
+        if not self.leadership.is_leader:
+            return None
+        with self._tracked():
+            try:
+                report = await prune_transport_tables(self.app)
+            except Exception:
+                log.exception("housekeeping failed; tomorrow's run will prune what is due")
+                return None
+        log.info(
+            "housekeeping: pruned %d inbound update id(s) older than %d days and %d finished "
+            "outbox message(s) older than %d days in %d batch(es) (%.2fs)",
+            report.inbound_updates, self.app.settings.inbound_retention_days, report.outbox,
+            self.app.settings.outbox_retention_days, report.batches, report.seconds,
+        )
         return report
 
     async def run_digest(self, kind: DigestKind, *, catch_up: bool = False) -> bool:

@@ -98,6 +98,16 @@ class Settings(BaseSettings):
     outbox_backoff_base: float = Field(1.0, gt=0)
     outbox_backoff_cap: float = Field(300.0, gt=0)
 
+    # --- housekeeping (hotline.services.housekeeping; daily job and ``hotline db prune``) --------
+    #: Days an inbound update id is remembered for de-duplication. Telegram redelivers for at
+    #: most ~24 h, so the minimum of 2 always catches a redelivery; an update redelivered after
+    #: the window would be processed again.
+    inbound_retention_days: int = Field(14, ge=2, le=3650)
+    #: Days ``sent``/``failed``/``undeliverable`` outbox rows are kept as transport history
+    #: (``pending`` rows are never pruned). At least a week, so a failed message can still be
+    #: looked at and re-queued after a long weekend.
+    outbox_retention_days: int = Field(90, ge=7, le=3650)
+
     # --- Zalo ----------------------------------------------------------------------------------
     zalo_bot_token: SecretStr | None = None
     zalo_bot_api_url: str = "https://bot-api.zapps.me"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 
 import typer
 from rich.table import Table
@@ -43,6 +44,41 @@ def db_current() -> None:
 
     settings = load_settings()
     console.print(migrate.current(settings.database_url) or "empty (run 'hotline db upgrade')")
+
+
+@db_app.command("prune")
+def db_prune(
+    dry_run: bool = typer.Option(False, "--dry-run", help="count what would go, delete nothing"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Delete inbound update ids and sent/failed/undeliverable outbox messages older than
+    HOTLINE_INBOUND_RETENTION_DAYS / HOTLINE_OUTBOX_RETENTION_DAYS (the scheduler does this
+    every night at 03:30)."""
+    from hotline.i18n import format_local_datetime
+    from hotline.services.housekeeping import prune_transport_tables
+
+    settings = load_settings()
+
+    async def _go() -> dict[str, object]:
+        async with opened_app(settings) as hotline:
+            return (await prune_transport_tables(hotline, dry_run=dry_run)).to_json()
+
+    result = run_async(_go)
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False, indent=1))
+        return
+    inbound: dict[str, object] = result["inbound_updates"]  # type: ignore[assignment]
+    outbox: dict[str, object] = result["outbox"]  # type: ignore[assignment]
+
+    def before(part: dict[str, object]) -> str:
+        return format_local_datetime(datetime.fromisoformat(str(part["before"])), "en",
+                                     settings.timezone)
+
+    verb = "would delete" if dry_run else "deleted"
+    console.print(f"inbound update ids: {verb} {inbound['rows']} received before {before(inbound)}")
+    console.print(f"outbox (sent/failed/undeliverable): {verb} {outbox['rows']} "
+                  f"older than {before(outbox)}")
+    console.print(f"{result['batches']} batch(es) in {result['seconds']} s")
 
 
 @app.command("invite")

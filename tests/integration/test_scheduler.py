@@ -67,7 +67,8 @@ def test_latest_occasion_follows_the_configured_schedule() -> None:
 async def test_jobs_and_their_triggers(app: App) -> None:
     scheduler = build_scheduler(app, leadership=Never())
     jobs = {job.id: job for job in scheduler.scheduler.get_jobs()}
-    assert set(jobs) == {"leader-election", "sweep", "weekly-digest", "monthly-report"}
+    assert set(jobs) == {"leader-election", "sweep", "weekly-digest", "monthly-report",
+                         "housekeeping"}
     assert jobs["sweep"].trigger.interval.total_seconds() == app.settings.sweep_interval_seconds
     wednesday = datetime(2027, 2, 3, 12, 0, tzinfo=VN)
     weekly = jobs["weekly-digest"].trigger.get_next_fire_time(None, wednesday)
