@@ -26,22 +26,11 @@ from hotline.errors import ConfigError
 from hotline.services.housekeeping import TERMINAL_OUTBOX_STATES, prune_transport_tables
 from storage.models import InboundUpdate, OutboxMessage
 from tests.conftest import VN, local
+from tests.fakes.leadership import Never
 
 pytestmark = pytest.mark.timeout(60)
 
 DAY = timedelta(days=1)
-
-
-class Never:
-    """A follower that never wins the election."""
-
-    is_leader = False
-
-    async def refresh(self) -> bool:
-        return False
-
-    async def release(self) -> None:
-        return None
 
 
 def _outbox_row(label: str, status: str, at: datetime, **extra: Any) -> dict[str, Any]:

@@ -19,20 +19,9 @@ from hotline.clock import ManualClock
 from hotline.config import Settings
 from storage.db import create_engine
 from tests.conftest import VN, local
+from tests.fakes.leadership import Never
 
 pytestmark = pytest.mark.timeout(60)
-
-
-class Never:
-    """A follower that never wins the election."""
-
-    is_leader = False
-
-    async def refresh(self) -> bool:
-        return False
-
-    async def release(self) -> None:
-        return None
 
 
 @pytest.fixture
