@@ -321,6 +321,8 @@ def updated(previous: str, outcomes: list[Outcome], *, command: str, started: st
     names = ", ".join(o.bench.name for o in outcomes)
     note = (f"- re-measured since: {names} at commit `{commit}`, {started} UTC, `{command}` "
             f"(load average at start {_load(loads[0])}, at end {_load(loads[1])})")
+    lines = [_superseded(line, {o.bench.name for o in outcomes}) for line in lines]
+    lines = [line for line in lines if line is not None]
     at = next(i for i, line in enumerate(lines) if line.startswith("- PostgreSQL:"))
     lines.insert(at + 1, note)
     for outcome in outcomes:
@@ -344,6 +346,17 @@ def updated(previous: str, outcomes: list[Outcome], *, command: str, started: st
             end = next(i for i in range(start, len(lines)) if lines[i] == "</details>")
             lines[start:end + 2] = section
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _superseded(line: str, rerun: set[str]) -> str | None:
+    """An older "re-measured since" header line without the benchmarks measured again now
+    (None when nothing of it is left); any other line unchanged."""
+    prefix = "- re-measured since: "
+    if not line.startswith(prefix) or " at commit " not in line:
+        return line
+    names, rest = line[len(prefix):].split(" at commit ", 1)
+    kept = [name for name in names.split(", ") if name not in rerun]
+    return f"{prefix}{', '.join(kept)} at commit {rest}" if kept else None
 
 
 def _load(values: tuple[float, ...]) -> str:
