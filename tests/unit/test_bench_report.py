@@ -15,15 +15,21 @@ def outcome(name: str, script: str, label: str, value: float) -> report.Outcome:
                           [Result(label, "sqlite", "rate", value, "1/s", baseline=10.0)])
 
 
+LOADS = ((0.5, 0.5, 0.5), (0.6, 0.6, 0.6))
+
+
+def full_report() -> str:
+    return report.report([outcome("alpha", "bench_a.py", "alpha", 1.0),
+                          outcome("beta", "bench_b.py", "beta thing", 2.0)],
+                         quick=False, command="bench/run", started="2026-11-23 10:00",
+                         loads=LOADS, postgres=False)
+
+
 def test_update_replaces_only_the_rerun_benchmark() -> None:
-    loads = ((0.5, 0.5, 0.5), (0.6, 0.6, 0.6))
-    first = report.report([outcome("alpha", "bench_a.py", "alpha", 1.0),
-                           outcome("beta", "bench_b.py", "beta thing", 2.0)],
-                          quick=False, command="bench/run", started="2026-11-23 10:00",
-                          loads=loads, postgres=False)
+    first = full_report()
     again = report.updated(first, [outcome("beta", "bench_b.py", "beta thing", 7.0)],
                            command="bench/run --update --only beta", started="2026-11-23 12:00",
-                           loads=loads)
+                           loads=LOADS)
     assert "- re-measured since: beta at commit" in again and "2026-11-23 12:00" in again
     assert "| alpha | sqlite | rate | 1.00 |" in again  # untouched
     assert "| beta thing | sqlite | rate | 7.00 |" in again
@@ -32,25 +38,23 @@ def test_update_replaces_only_the_rerun_benchmark() -> None:
     assert again.index("| alpha |") < again.index("| beta thing |")  # rows keep their place
 
 
+def rerun(text: str, *values: tuple[str, float]) -> str:
+    """``text`` after ``bench/run --update`` re-ran the named benchmarks."""
+    scripts = {"alpha": ("bench_a.py", "alpha"), "beta": ("bench_b.py", "beta thing")}
+    names = ",".join(name for name, _ in values)
+    return report.updated(text, [outcome(name, *scripts[name], value) for name, value in values],
+                          command=f"bench/run --update --only {names}", started="2026-11-23 12:00",
+                          loads=LOADS)
+
+
+def notes(text: str) -> list[str]:
+    return [line.split(" at commit ")[0].removeprefix("- re-measured since: ")
+            for line in text.splitlines() if line.startswith("- re-measured since: ")]
+
+
 def test_a_later_update_supersedes_the_earlier_header_line_for_its_rows() -> None:
-    loads = ((0.5, 0.5, 0.5), (0.6, 0.6, 0.6))
-    first = report.report([outcome("alpha", "bench_a.py", "alpha", 1.0),
-                           outcome("beta", "bench_b.py", "beta thing", 2.0)],
-                          quick=False, command="bench/run", started="2026-11-23 10:00",
-                          loads=loads, postgres=False)
-    both = report.updated(first, [outcome("alpha", "bench_a.py", "alpha", 3.0),
-                                  outcome("beta", "bench_b.py", "beta thing", 4.0)],
-                          command="bench/run --update --only alpha,beta",
-                          started="2026-11-23 11:00", loads=loads)
-    again = report.updated(both, [outcome("beta", "bench_b.py", "beta thing", 7.0)],
-                           command="bench/run --update --only beta", started="2026-11-23 12:00",
-                           loads=loads)
-    notes = [line for line in again.splitlines() if line.startswith("- re-measured since: ")]
-    assert [n.split(" at commit ")[0] for n in notes] == ["- re-measured since: beta",
-                                                          "- re-measured since: alpha"]
-    final = report.updated(again, [outcome("alpha", "bench_a.py", "alpha", 5.0)],
-                           command="bench/run --update --only alpha", started="2026-11-23 13:00",
-                           loads=loads)
-    notes = [line for line in final.splitlines() if line.startswith("- re-measured since: ")]
-    assert [n.split(" at commit ")[0] for n in notes] == ["- re-measured since: alpha",
-                                                          "- re-measured since: beta"]
+    both = rerun(full_report(), ("alpha", 3.0), ("beta", 4.0))
+    assert notes(both) == ["alpha, beta"]
+    again = rerun(both, ("beta", 7.0))
+    assert notes(again) == ["beta", "alpha"]
+    assert notes(rerun(again, ("alpha", 5.0))) == ["alpha", "beta"]
