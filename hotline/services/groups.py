@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+from sqlalchemy import update
+from sqlalchemy.dialects import postgresql, sqlite
+
 from hotline.taxonomy import Taxonomy
 from storage.models import OwnerGroup
 from storage.uow import UnitOfWork
 
 
 async def sync_owner_groups(uow: UnitOfWork, taxonomy: Taxonomy) -> None:
-    existing = {g.code: g for g in await uow.people.groups()}
-    for code, group in taxonomy.groups.items():
-        row = existing.get(code)
-        if row is None:
-            uow.session.add(OwnerGroup(code=code, name_vi=group.name_vi, name_en=group.name_en))
-        else:
-            row.name_vi, row.name_en, row.active = group.name_vi, group.name_en, True
-    for code, row in existing.items():
-        if code not in taxonomy.groups:
-            row.active = False  # kept for history; no new tickets are routed there
-    await uow.flush()
+    """Upsert every group of the taxonomy, retire the ones it no longer lists.
+
+    Every process syncs at start-up, and ``hotline run --workers N`` starts N at once on what
+    may be a fresh database: an upsert lets them race (the second waits for the first and
+    updates its rows) where a read-then-insert failed one worker on the unique group code.
+    Groups are written in the taxonomy's order, so two syncs never lock rows in opposite order.
+    Retired groups are kept for history; no new tickets are routed there.
+    """
+    dialect = uow.session.bind.dialect.name if uow.session.bind is not None else "sqlite"
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = OwnerGroup.__table__
+    rows = [{"code": code, "name_vi": group.name_vi, "name_en": group.name_en, "active": True}
+            for code, group in taxonomy.groups.items()]
+    if rows:
+        stmt = insert(table).values(rows)
+        await uow.session.execute(stmt.on_conflict_do_update(
+            index_elements=[table.c.code],
+            set_={"name_vi": stmt.excluded.name_vi, "name_en": stmt.excluded.name_en,
+                  "active": True}))
+    await uow.session.execute(
+        update(table).where(table.c.code.not_in(list(taxonomy.groups)), table.c.active.is_(True))
+        .values(active=False))

@@ -129,7 +129,10 @@ async def test_two_workers_share_the_port_and_handle_each_update_once(
             workers = children(proc.pid)
             if len(workers) == 2 and listening_pids(workers, port) == set(workers):
                 break
-            assert proc.returncode is None, "hotline run exited early"
+            if proc.returncode is not None:
+                assert proc.stderr is not None
+                err = (await proc.stderr.read()).decode(errors="replace")
+                raise AssertionError(f"hotline run exited early ({proc.returncode}):\n{err[-3000:]}")
             await asyncio.sleep(0.1)
         else:
             raise AssertionError(f"workers not listening: {children(proc.pid)}")
