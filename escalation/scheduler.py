@@ -36,13 +36,13 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from escalation.leader import Leadership, make_leadership
 from escalation.sweep import SweepReport, sweep
 from hotline.app import App
 from hotline.config import Settings
 from hotline.services.housekeeping import PruneReport, prune_transport_tables
+from storage.db import upsert_insert
 from storage.models import KeyValue
 
 log = logging.getLogger(__name__)
@@ -261,8 +261,7 @@ class HotlineScheduler:
     async def _write_mark(self, kind: DigestKind, occasion: datetime) -> None:
         now = self.app.clock.now()
         async with self.app.sessions() as session:
-            dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-            stmt = dialect.insert(KeyValue).values(
+            stmt = upsert_insert(session, KeyValue).values(
                 key=mark_key(kind), value=occasion.isoformat(), updated_at=now
             )
             stmt = stmt.on_conflict_do_update(

@@ -41,7 +41,6 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy import insert as insert_core
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from escalation import ladder, scan
@@ -56,6 +55,7 @@ from hotline.domain.enums import (
     Priority,
     TicketState,
 )
+from storage.db import upsert_insert
 from storage.models import (
     Escalation,
     OutboxMessage,
@@ -167,11 +167,6 @@ def hold_until(deps: Deps, now: datetime) -> datetime | None:
     """When messages created at ``now`` may go out (None: at once, we are in working hours)."""
     moment = deps.calendar.next_working_moment(now)
     return moment if moment > now else None
-
-
-def _insert(session: AsyncSession, table: Any) -> Any:
-    name = session.bind.dialect.name if session.bind is not None else "sqlite"
-    return (postgresql.insert if name == "postgresql" else sqlite.insert)(table)
 
 
 # ------------------------------------------------------------------------------------------
@@ -315,7 +310,7 @@ async def write_steps(
     ]
     # executemany: one cached statement, sent as multi-row batches by the driver layer.
     insert = (
-        _insert(session, Escalation.__table__)
+        upsert_insert(session, Escalation.__table__)
         .on_conflict_do_nothing(index_elements=["ticket_id", "level", "cycle"])
         .returning(Escalation.ticket_id, Escalation.level, Escalation.cycle)
     )

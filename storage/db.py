@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -96,6 +97,18 @@ async def create_schema(engine: AsyncEngine) -> None:
 async def drop_schema(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.drop_all)
+
+
+def dialect_of(session: AsyncSession) -> str:
+    """The session's database ("sqlite" or "postgresql"; an unbound session counts as SQLite)."""
+    return session.bind.dialect.name if session.bind is not None else "sqlite"
+
+
+def upsert_insert(session: AsyncSession, table: Any) -> Any:
+    """An INSERT into ``table`` for the session's database, with ``on_conflict_do_nothing`` /
+    ``on_conflict_do_update`` (SQLite and PostgreSQL spell them alike; the generic insert has
+    neither)."""
+    return (postgresql.insert if dialect_of(session) == "postgresql" else sqlite.insert)(table)
 
 
 def is_postgres(engine: AsyncEngine) -> bool:

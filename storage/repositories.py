@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotline.domain.enums import OPEN_STATES, OutboxStatus, Role
 from storage.conversation_state import ConversationState
+from storage.db import dialect_of
 from storage.models import (
     Contact,
     Conversation,
@@ -25,10 +26,6 @@ from storage.models import (
 )
 
 _OPEN = [s.value for s in OPEN_STATES]
-
-
-def _dialect(session: AsyncSession) -> str:
-    return session.bind.dialect.name if session.bind is not None else "sqlite"
 
 
 # The statements every inbound event runs are built once, with bound parameters: building a
@@ -64,10 +61,14 @@ def _store_conversation(insert: Any) -> Any:
             .returning(table.c.id))
 
 
-_CLAIM_UPDATE = {"sqlite": _claim_update(sqlite.insert), "postgresql": _claim_update(postgresql.insert)}
-_NEXT_SEQ = {"sqlite": _next_seq(sqlite.insert), "postgresql": _next_seq(postgresql.insert)}
-_STORE_CONVERSATION = {"sqlite": _store_conversation(sqlite.insert),
-                       "postgresql": _store_conversation(postgresql.insert)}
+def _per_dialect(build: Any) -> dict[str, Any]:
+    """``build``'s statement for each database, chosen per session with ``dialect_of``."""
+    return {"sqlite": build(sqlite.insert), "postgresql": build(postgresql.insert)}
+
+
+_CLAIM_UPDATE = _per_dialect(_claim_update)
+_NEXT_SEQ = _per_dialect(_next_seq)
+_STORE_CONVERSATION = _per_dialect(_store_conversation)
 _UPDATE_CONVERSATION = (
     update(Conversation.__table__)
     .where(Conversation.__table__.c.id == bindparam("conversation_id"))
@@ -127,7 +128,7 @@ class TicketRepository:
         Concurrent filers on PostgreSQL queue on the counter row; a rolled-back transaction
         gives its number back. SQLite serialises writers anyway.
         """
-        stmt = _NEXT_SEQ[_dialect(self.session)]
+        stmt = _NEXT_SEQ[dialect_of(self.session)]
         return int((await self.session.execute(stmt, {"year": year})).scalar_one())
 
     def add(self, ticket: Ticket) -> None:
@@ -328,7 +329,7 @@ class ConversationRepository:
         params = {"step": state.step, "data": state.data, "updated_at": now}
         if state.id is None:
             params |= {"channel": state.channel, "external_id": state.external_id}
-            result = await self.session.execute(_STORE_CONVERSATION[_dialect(self.session)], params)
+            result = await self.session.execute(_STORE_CONVERSATION[dialect_of(self.session)], params)
             state.mark_stored(int(result.scalar_one()))
         else:
             await self.session.execute(_UPDATE_CONVERSATION, {**params, "conversation_id": state.id})
@@ -358,5 +359,5 @@ class ConversationRepository:
     async def claim_update(self, channel: str, update_id: str, now: datetime) -> bool:
         """Record an inbound update id; False if it was already processed (redelivery)."""
         params = {"channel": channel, "update_id": update_id, "received_at": now}
-        result = await self.session.execute(_CLAIM_UPDATE[_dialect(self.session)], params)
+        result = await self.session.execute(_CLAIM_UPDATE[dialect_of(self.session)], params)
         return bool(result.rowcount)

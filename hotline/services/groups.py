@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from sqlalchemy import update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from hotline.taxonomy import Taxonomy
+from storage.db import upsert_insert
 from storage.models import OwnerGroup
 from storage.uow import UnitOfWork
 
@@ -19,13 +19,11 @@ async def sync_owner_groups(uow: UnitOfWork, taxonomy: Taxonomy) -> None:
     Groups are written in the taxonomy's order, so two syncs never lock rows in opposite order.
     Retired groups are kept for history; no new tickets are routed there.
     """
-    dialect = uow.session.bind.dialect.name if uow.session.bind is not None else "sqlite"
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = OwnerGroup.__table__
     rows = [{"code": code, "name_vi": group.name_vi, "name_en": group.name_en, "active": True}
             for code, group in taxonomy.groups.items()]
     if rows:
-        stmt = insert(table).values(rows)
+        stmt = upsert_insert(uow.session, table).values(rows)
         await uow.session.execute(stmt.on_conflict_do_update(
             index_elements=[table.c.code],
             set_={"name_vi": stmt.excluded.name_vi, "name_en": stmt.excluded.name_en,

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from hotline.app import App, Deps
 from hotline.web import tokens
+from storage.db import upsert_insert
 from storage.models import KeyValue
 from storage.uow import UnitOfWork
 
@@ -78,9 +78,7 @@ async def load_secret(app: App) -> bytes:
     if app.settings.web_session_secret is not None:
         return app.settings.web_session_secret.get_secret_value().encode("utf-8")
     async with app.uow() as uow:
-        dialect = uow.session.bind.dialect.name if uow.session.bind is not None else "sqlite"
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        stmt = insert(KeyValue).values(
+        stmt = upsert_insert(uow.session, KeyValue).values(
             key=SECRET_KEY, value=secrets.token_urlsafe(48), updated_at=app.clock.now()
         ).on_conflict_do_nothing(index_elements=["key"])
         await uow.session.execute(stmt)
