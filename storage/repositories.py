@@ -267,12 +267,10 @@ class OutboxRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self._queued: list[QueuedMessage] = []
-        self._count = 0
 
     def queue(self, values: dict[str, Any]) -> QueuedMessage:
         queued = QueuedMessage(values)
         self._queued.append(queued)
-        self._count += 1
         return queued
 
     async def flush(self) -> None:
@@ -285,16 +283,10 @@ class OutboxRepository:
             for item, new_id in zip(queued, result.scalars(), strict=True):
                 item.id = int(new_id)
 
-    def mark(self) -> int:
-        """How many rows were queued so far, for ``discard(since=...)``."""
-        return self._count
-
-    def discard(self, *, since: int = 0) -> None:
-        """Forget the rows queued after mark ``since`` (that part of the transaction is undone;
-        any of them already flushed go with the database's rollback)."""
-        keep = len(self._queued) - (self._count - since)
-        del self._queued[max(keep, 0):]
-        self._count = since
+    def discard(self) -> None:
+        """Forget the rows not yet written (their part of the transaction is undone; rows
+        already flushed go with the database's rollback)."""
+        self._queued = []
 
     async def pending(self, *, channel: str | None = None, chat_id: str | None = None,
                       due_by: datetime | None = None) -> list[OutboxMessage]:

@@ -59,14 +59,14 @@ class UnitOfWork:
     async def savepoint(self) -> AsyncIterator[None]:
         """A nested transaction: if the block raises, its writes -- queued outbox rows
         included -- are undone and the rest of the unit of work goes on. Rows queued before it
-        are written first, so a flush inside cannot carry them into the rolled-back part."""
+        are written first, so a flush inside cannot carry them into the rolled-back part, and
+        whatever is still queued when the block fails was queued inside it."""
         await self.outbox.flush()
-        mark = self.outbox.mark()
         try:
             async with self.session.begin_nested():
                 yield
         except BaseException:
-            self.outbox.discard(since=mark)
+            self.outbox.discard()
             raise
 
     async def flush(self) -> None:
