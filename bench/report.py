@@ -3,8 +3,8 @@
 Each benchmark runs in its own process (so none inherits another's caches or memory), on
 SQLite and PostgreSQL where it supports both (PostgreSQL only when reachable). Benchmarks that
 accept ``--json FILE`` (found in their source) hand over their headline figures as a JSON list
-of ``bench.common.Result`` rows (bench_web.py: its own {"rows": [...]} document); for the
-others the markdown tables they print are parsed. The report (``bench/RESULTS.md`` by
+of ``bench.common.Result`` rows (bench_web.py: its own {"rows": [...]} document); every
+benchmark in ``BENCHES`` does. The report (``bench/RESULTS.md`` by
 default) has one table -- benchmark, database, figure, unit, baseline measured in the same
 run, ratio (figure / baseline), target and whether it is met -- then the machine, date,
 commit and command, and each benchmark's own tables folded underneath.
@@ -31,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,9 +39,6 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import Result, machine, postgres_available, read_results  # noqa: E402
-
-Table = tuple[str, list[str], list[dict[str, str]]]
-Parser = Callable[[str], list[Result]]
 
 
 @dataclass
@@ -54,7 +50,6 @@ class Bench:
     json: bool | None = None  # accepts --json FILE (None: look for it in the script)
     sqlite_flag: bool = True  # accepts --sqlite-only
     postgres_only: bool = False
-    parse: Parser | None = None  # for benches without --json: their printed tables
     note: str = ""
     extra: list[str] = field(default_factory=list)
 
@@ -76,55 +71,11 @@ class Bench:
         return args
 
 
-# --- parsing printed markdown tables -------------------------------------------------------------
-def tables(text: str) -> list[Table]:
-    """Every ``| a | b |`` table in ``text`` with the ``### title`` above it."""
-    found: list[Table] = []
-    title, header, rows = "", None, []
-    for line in [*text.splitlines(), ""]:
-        stripped = line.strip()
-        if stripped.startswith("|") and stripped.endswith("|"):
-            cells = [c.strip() for c in stripped[1:-1].split("|")]
-            if header is None:
-                header = cells
-            elif not all(set(c) <= set("-: ") for c in cells):
-                rows.append(dict(zip(header, cells, strict=False)))
-            continue
-        if header is not None:
-            found.append((title, header, rows))
-            header, rows = None, []
-        if stripped.startswith("#"):
-            title = stripped.lstrip("#").strip()
-    return found
-
-
 def number(cell: str | None) -> float | None:
     if cell is None:
         return None
     match = re.search(r"-?[\d,]*\.?\d+", cell.replace("\u202f", ""))
     return float(match.group(0).replace(",", "")) if match else None
-
-
-def _table_with(text: str, column: str) -> list[dict[str, str]]:
-    for _, header, rows in tables(text):
-        if column in header:
-            return rows
-    raise ValueError(f"no table with a {column!r} column in the output")
-
-
-def parse_engine(text: str) -> list[Result]:
-    results = []
-    for row in _table_with(text, "events/s"):
-        kind = row["backend"]
-        rate = number(row["events/s"]) or 0.0
-        sqlite = kind.startswith("sqlite")
-        results.append(Result(
-            "engine", kind, "inbound events/s (report + send)", rate, "events/s",
-            number(row.get("baseline commits/s")), baseline_label="bare one-row commits/s",
-            target=">= 1,000" if sqlite else "", met=rate >= 1000 if sqlite else None,
-            note=f"{row.get('events', '?')} events; event = {row.get('event / bare commit', '?')} "
-                 "bare commits"))
-    return results
 
 
 def _web_results(rows: list[dict[str, object]], note: str) -> list[Result]:
@@ -145,11 +96,6 @@ def _web_results(rows: list[dict[str, object]], note: str) -> list[Result]:
     return results
 
 
-def parse_web(text: str) -> list[Result]:
-    rows = _table_with(text, "p95 ms")
-    return _web_results(rows, "from the printed table")  # type: ignore[arg-type]
-
-
 def parse_web_json(data: dict[str, object]) -> list[Result]:
     note = f"{data.get('tickets', '?'):,} tickets, {data.get('tool')} {data.get('seconds')} s x " \
            f"{data.get('connections')} connections" if isinstance(data.get("tickets"), int) else ""
@@ -160,11 +106,11 @@ BENCHES = [
     Bench("filing", "bench_filing.py", ["10000"], ["300"]),
     Bench("classifier", "bench_classifier.py", ["5000"], ["1000"], sqlite_flag=False),
     Bench("calendar", "bench_calendar.py", ["100000"], ["20000"], sqlite_flag=False),
-    Bench("engine", "bench_engine.py", ["2000"], ["100"], parse=parse_engine),
+    Bench("engine", "bench_engine.py", ["2000"], ["100"]),
     Bench("sweep", "bench_sweep.py", ["--sizes", "10000,50000,100000"], ["--sizes", "2000"]),
     Bench("digest", "bench_digest.py", ["100000"], ["3000"]),
     Bench("telegram", "bench_telegram.py", ["2000"], ["200", "--users", "50", "--repeats", "1"]),
-    Bench("web", "bench_web.py", ["100000"], ["3000", "--seconds", "2"], parse=parse_web),
+    Bench("web", "bench_web.py", ["100000"], ["3000", "--seconds", "2"]),
     # 10,000 updates from 1,000 users keep the whole report near an hour; the script's own
     # default (50,000 from 5,000) is the long run.
     Bench("load_webhook", "load_webhook.py", ["--updates", "10000", "--users", "1000"],
@@ -208,11 +154,9 @@ def run_one(bench: Bench, quick: bool, sqlite_only: bool, timeout: float, folder
             data = json.loads(json_file.read_text(encoding="utf-8"))
             outcome.results = (parse_web_json(data) if isinstance(data, dict)
                                else read_results(json_file))
-        elif bench.parse is not None:
-            outcome.results = bench.parse(output)
         else:
             outcome.error = "no figures (no --json output)"
-    except Exception as error:  # a bench whose table changed: say so in the report
+    except Exception as error:  # a bench whose figures changed shape: say so in the report
         outcome.error = f"figures not understood: {type(error).__name__}: {error}"
     return outcome
 
