@@ -195,16 +195,19 @@ def _empty_distribution(codes: Sequence[str]) -> np.ndarray:
 
 
 def training_examples(
-    extra_examples: Sequence[Example] = (), taxonomy: Taxonomy | None = None
+    extra_examples: Sequence[Example] = (), taxonomy: Taxonomy | None = None,
+    corpus: Sequence[Example] | None = None,
 ) -> tuple[list[Example], list[float]]:
     """Corpus + extras restricted to the taxonomy's categories, with sample weights.
 
     A correction replaces a corpus example with the same folded text: the coordinator's label is
     the newer truth. Unknown labels (a category an operator removed) are dropped, not fatal.
+    ``corpus`` replaces the shipped corpus (cross-validation and learning curves train on parts).
     """
     codes = set((taxonomy or load_taxonomy()).codes)
+    base = load_corpus() if corpus is None else corpus
     merged: dict[str, tuple[str, str, float]] = {}
-    for text, label, weight in [*((t, lab, 1.0) for t, lab in load_corpus()),
+    for text, label, weight in [*((t, lab, 1.0) for t, lab in base),
                                 *((t, lab, EXTRA_WEIGHT) for t, lab in extra_examples)]:
         folded = fold(text)
         if label in codes and has_content(folded):
@@ -261,13 +264,14 @@ def train_classifier(
     *,
     rules: Sequence[Rule] = DEFAULT_RULES,
     fingerprint: str = "",
+    corpus: Sequence[Example] | None = None,
 ) -> Classifier:
     """Train on the shipped corpus plus ``extra_examples`` (coordinator corrections).
 
     Deterministic: the same data gives the same model (seeded folds, deterministic solver).
     """
     taxonomy = taxonomy or load_taxonomy()
-    examples, weights = training_examples(extra_examples, taxonomy)
+    examples, weights = training_examples(extra_examples, taxonomy, corpus)
     labels = sorted({label for _, label in examples})
     if len(labels) < 2:
         raise ValueError("the classifier needs examples of at least two categories")
