@@ -24,6 +24,7 @@ from sklearn.linear_model import LogisticRegression
 from hotline.classifier.corpus import Example, load_corpus, load_vague
 from hotline.classifier.features import Featurizer
 from hotline.classifier.focus import features_text
+from hotline.classifier.memory import CorrectionMemory
 from hotline.classifier.fold import fold, has_content
 from hotline.classifier.rules import DEFAULT_RULES, Rule, RuleSet
 from hotline.taxonomy import FALLBACK_CATEGORY, Taxonomy, load_taxonomy
@@ -102,12 +103,13 @@ def settings_signature(rules: Sequence[Rule] = DEFAULT_RULES) -> str:
     constant, rule or abbreviation can then never be served a model trained before the change."""
     import sklearn
 
-    from hotline.classifier import features
+    from hotline.classifier import features, memory
     from hotline.classifier.fold import ABBREVIATIONS, MAX_CHARS
 
     return repr((MODEL_VERSION, sklearn.__version__, C, GROUP_SIMILARITY, EXTRA_WEIGHT,
                  EMPTY_CONFIDENCE, MAIN_ASK, _FOLDS, _SEED, MAX_CHARS, sorted(ABBREVIATIONS.items()),
-                 tuple(rules), features.CHAR_MIN_N, features.CHAR_MAX_N, features.CHAR_MIN_DF))
+                 tuple(rules), features.CHAR_MIN_N, features.CHAR_MAX_N, features.CHAR_MIN_DF,
+                 memory.MIN_SIMILARITY, memory.BOOST))
 
 
 class Classifier:
@@ -127,6 +129,7 @@ class Classifier:
         rules: Sequence[Rule],
         fingerprint: str = "",
         n_examples: int = 0,
+        memory: CorrectionMemory | None = None,
     ) -> None:
         self.codes = tuple(codes)
         self.fingerprint = fingerprint
@@ -139,6 +142,7 @@ class Classifier:
         self._rules = RuleSet(rules, self._labels)
         self._to_codes = np.array([self.codes.index(label) for label in self._labels])
         self._empty = _empty_distribution(self.codes)
+        self._memory = memory if memory is not None and len(memory) else None
 
     # pickling (the model cache) keeps the rule spec, not compiled regexes
     def __getstate__(self) -> dict[str, object]:
@@ -157,11 +161,19 @@ class Classifier:
         return self._labels
 
     def _logits(self, folded: Sequence[str]) -> np.ndarray:
+        """Temperature-scaled model scores, plus the correction memory's boosts."""
         if len(folded) == 1:  # the chat path: gather a few weight rows, no sparse matrix
             indices, values = self._featurizer.row(folded[0])
-            scores = values @ self._coef_t[indices]
-            return (scores + self._intercept)[np.newaxis, :]
-        return np.asarray(self._featurizer.transform(folded) @ self._coef_t) + self._intercept
+            scores = ((values @ self._coef_t[indices]) + self._intercept)[np.newaxis, :]
+            scores = scores / self.temperature
+            if self._memory is not None:
+                scores = scores + self._memory.boosts_one(indices, values)
+            return scores
+        features = self._featurizer.transform(folded)
+        scores = (np.asarray(features @ self._coef_t) + self._intercept) / self.temperature
+        if self._memory is not None:
+            scores = scores + self._memory.boosts(features)
+        return scores
 
     def probabilities(self, texts: Sequence[str | None]) -> np.ndarray:
         """Rows of probabilities over ``codes`` (columns in taxonomy order)."""
@@ -171,7 +183,7 @@ class Classifier:
         if live:
             live_folded = [folded[i] for i in live]
             read = [_features_text(texts[i], folded[i]) for i in live]
-            logits = self._logits(read) / self.temperature + self._rules.boosts(live_folded)
+            logits = self._logits(read) + self._rules.boosts(live_folded)
             out[np.ix_(live, self._to_codes)] = _softmax(logits)
         if len(live) < len(folded):
             out[[i for i, text in enumerate(folded) if not has_content(text)]] = self._empty
@@ -320,6 +332,20 @@ def train_classifier(
         temperature = fit_temperature(held_out[usable], y[usable], boosts)
 
     model = _logistic().fit(features, np.array(labels)[all_y], sample_weight=all_weights)
+    memory = _memory(extra_examples, featurizer, labels)
     return Classifier(codes=taxonomy.codes, featurizer=featurizer, model=model,
-                      temperature=temperature, rules=rules, fingerprint=fingerprint,
+                      temperature=temperature, rules=rules, fingerprint=fingerprint, memory=memory,
                       n_examples=n)
+
+
+def _memory(
+    corrections: Sequence[Example], featurizer: Featurizer, labels: Sequence[str]
+) -> CorrectionMemory | None:
+    """The corrections (usable ones: a known label, some letters) as a correction memory."""
+    column = {label: i for i, label in enumerate(labels)}
+    kept = [(fold(text), text, label) for text, label in corrections if label in column]
+    kept = [(folded, text, label) for folded, text, label in kept if has_content(folded)]
+    if not kept:
+        return None
+    rows = featurizer.transform([_features_text(text, folded) for folded, text, _ in kept])
+    return CorrectionMemory(rows, [column[label] for _, _, label in kept], len(labels))
