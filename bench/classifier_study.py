@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import machine, pop_json_arg, print_table
 from hotline.classifier import evaluate, train_classifier
 from hotline.classifier.corpus import CORPUS_RESOURCE, Example
-from hotline.classifier.evaluate import EvalReport, routing
+from hotline.classifier.evaluate import EvalReport, calibration, routing
 from hotline.classifier.fold import fold, strip_diacritics
 from hotline.config import Settings
 from hotline.taxonomy import load_taxonomy
@@ -140,12 +140,18 @@ def main() -> None:
                                                                 "picked_right", "confident_wrong",
                                                                 "triage"))]
                      for label, r in (("as typed", route), ("no diacritics", route_plain))])
+        ece, reliability = calibration(reports["as typed"].predictions, [g for _, g in as_typed])
+        print_table(f"{name}: calibration (expected calibration error {ece:.3f})",
+                    ["confidence", "n", "mean confidence", "accuracy"],
+                    [[f"{low:.2f}-{high:.2f}", count, f"{conf:.3f}", f"{acc:.3f}"]
+                     for low, high, count, conf, acc in reliability])
         print("most frequent confusions (true -> predicted):",
               ", ".join(f"{g}->{p} {c}" for g, p, c in confusions(reports["as typed"])))
         figures[name] = {"as_typed": reports["as typed"].as_dict(),
                          "no_diacritics": reports["no diacritics"].as_dict(),
                          "by_style": {s: sum(v) / len(v) for s, v in by_style.items()},
-                         "routing": route.as_dict(), "routing_no_diacritics": route_plain.as_dict()}
+                         "routing": route.as_dict(), "routing_no_diacritics": route_plain.as_dict(),
+                         "ece": ece}
     fresh = _examples(sets["fresh dev"])
 
     # --- leave one writer style out (cross-validation on the corpus) ----------------------------

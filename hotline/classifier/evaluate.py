@@ -141,3 +141,29 @@ def routing(
     n = len(labels)
     return RoutingOutcome(n=n, threshold=threshold,
                           **{key: _ratio(value, n) for key, value in counts.items()})
+
+
+#: Confidence bins for the reliability table: the chat's threshold (0.55 by default) is an edge.
+CALIBRATION_EDGES = (0.0, 0.4, 0.55, 0.7, 0.85, 0.95, 1.0)
+
+
+def calibration(
+    predictions: Sequence[Classification], labels: Sequence[str],
+    edges: Sequence[float] = CALIBRATION_EDGES,
+) -> tuple[float, list[tuple[float, float, int, float, float]]]:
+    """Expected calibration error and the reliability table (bin low, bin high, count, mean
+    confidence, accuracy): "0.9" should be right about nine times in ten, or the threshold lies."""
+    rows = []
+    error = 0.0
+    n = len(labels)
+    for low, high in zip(edges, edges[1:], strict=False):
+        last = high == edges[-1]
+        members = [(p.confidence, p.category == gold) for p, gold in zip(predictions, labels, strict=True)
+                   if low <= p.confidence and (p.confidence < high or (last and p.confidence <= high))]
+        if not members:
+            continue
+        confidence = sum(c for c, _ in members) / len(members)
+        accuracy = sum(ok for _, ok in members) / len(members)
+        error += len(members) / n * abs(confidence - accuracy)
+        rows.append((low, high, len(members), confidence, accuracy))
+    return error, rows
