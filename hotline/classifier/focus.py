@@ -23,7 +23,7 @@ _ASK = re.compile(
     r"\b(?:de nghi|kien nghi|de xuat|mong|xin|can ho tro|can duoc|vuong mac|kho khan|van de|"
     r"cap bach|duy nhat|chu yeu|request|propose|please|we need|we ask|main problem|"
     r"only problem|the problem|the issue)\b")
-#: A report of fewer words has no context to look past.
+#: A report of fewer words (as typed, split on white space) has no context to look past.
 MIN_WORDS = 18
 
 
@@ -32,10 +32,9 @@ def main_ask(text: str | None) -> str:
     if not text:
         return ""
     raw = text[:MAX_CHARS]
-    sentences = [fold(part) for part in _SENTENCE.split(raw)]
-    sentences = [s for s in sentences if s]
-    if sum(s.count(" ") + 1 for s in sentences) < MIN_WORDS:
+    if len(raw.split(None, MIN_WORDS - 1)) < MIN_WORDS:  # most chat messages: no work at all
         return ""
+    sentences = [s for s in (fold(part) for part in _SENTENCE.split(raw)) if s]
     parts: list[str] = []
     for sentence in sentences:
         turns = list(_CONTRAST.finditer(sentence))
