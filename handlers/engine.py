@@ -27,7 +27,7 @@ from datetime import datetime
 
 from markupsafe import Markup
 
-from handlers import common, coordinator, registration, reporter, staff
+from handlers import common, coordinator, group_chat, registration, reporter, staff
 from handlers.context import Context
 from handlers.events import InboundEvent, OutboundMessage
 from handlers.router import Router
@@ -78,6 +78,8 @@ class Engine:
 
     async def _process(self, event: InboundEvent) -> list[OutboundMessage]:
         app = self.app
+        if event.is_group_chat:
+            return await self._in_group(event)
         async with app.uow() as uow:
             now = app.clock.now()
             ctx = await self._open(uow, event, now)
@@ -104,6 +106,19 @@ class Engine:
         return [replace(reply, meta={**reply.meta, "outbox_id": row.id})
                 for reply, row in zip(replies, rows, strict=True)]
 
+    async def _in_group(self, event: InboundEvent) -> list[OutboundMessage]:
+        """A group chat is a public place: no handler runs and the sender's contact is not
+        touched; at most one public note goes back (``handlers.group_chat``)."""
+        async with self.app.uow() as uow:
+            now = self.app.clock.now()
+            if not await uow.conversations.claim_update(event.channel, event.update_id, now):
+                return []
+            replies = await group_chat.answer_in_group(self.app, uow, event, now)
+            rows = [enqueue(uow, reply, now=now) for reply in replies]
+            await uow.commit()
+        return [replace(reply, meta={**reply.meta, "outbox_id": row.id})
+                for reply, row in zip(replies, rows, strict=True)]
+
     async def _open(self, uow: UnitOfWork, event: InboundEvent, now: datetime) -> Context | None:
         """Claim the update and load the caller; None for a redelivered update."""
         if not await uow.conversations.claim_update(event.channel, event.update_id, now):
@@ -119,6 +134,8 @@ class Engine:
             )
         else:
             people.refresh_contact(contact, event.chat_id, event.display_name, now)
+        if person is not None:
+            event = group_chat.resume_deep_link(event)
         lang = self._language(event, person, conv)
         return Context(app=self.app, uow=uow, event=event, contact=contact, person=person,
                        conv=conv, lang=lang, now=now,
@@ -162,7 +179,10 @@ class Engine:
                 now = self.app.clock.now()
                 if not await uow.conversations.claim_update(event.channel, event.update_id, now):
                     return []
-                contact = await uow.people.contact(event.channel, event.user_id)
+                # A group's apology is nobody's message: no contact (a 403 from the group must
+                # not mark the sender's private contact inactive), no personal language.
+                contact = (None if event.is_group_chat
+                           else await uow.people.contact(event.channel, event.user_id))
                 person = (await uow.people.get(contact.person_id)
                           if contact is not None and contact.person_id else None)
                 if person is not None:

@@ -35,6 +35,9 @@ class InboundEvent:
     display_name: str | None = None
     message_id: str | None = None  # message that carried the pressed button (to retire it)
     is_group_chat: bool = False
+    #: Where the sender can write to the bot privately (Telegram: ``https://t.me/<bot>``), for
+    #: the note a group gets instead of an answer; None when the channel has no such link.
+    private_chat_url: str | None = None
 
 
 @dataclass(frozen=True)

@@ -153,7 +153,7 @@ class TelegramBridge:
     async def _handle_callback(self, query: CallbackQuery, update_id: int, bot: Bot) -> None:
         try:
             try:
-                event = event_from_callback(query, update_id)
+                event = event_from_callback(query, update_id, bot_username=await self._username(bot))
             except Exception:
                 log.exception("could not map Telegram update %s; skipped", update_id)
                 event = None

@@ -50,9 +50,13 @@ def clean_tax_code(value: str | None) -> str | None:
 
 async def touch_contact(
     uow: UnitOfWork, deps: Deps, channel: str, external_id: str, chat_id: str,
-    display_name: str | None = None,
+    display_name: str | None = None, *, group: bool = False,
 ) -> Contact:
-    """The contact behind an inbound event, created on first sight (without a person yet)."""
+    """The contact behind an inbound event from a private chat, created on first sight
+    (without a person yet). A contact is a private chat only, so an event from a group
+    (``group=True``) never creates one."""
+    if group:
+        raise ValueError("a contact is a private chat; a group event cannot make one")
     now = deps.clock.now()
     contact = await uow.people.contact(channel, external_id)
     if contact is None:
@@ -71,9 +75,16 @@ async def touch_contact(
 LAST_SEEN_RESOLUTION = timedelta(minutes=1)
 
 
-def refresh_contact(contact: Contact, chat_id: str, display_name: str | None, now: datetime) -> None:
+def refresh_contact(contact: Contact, chat_id: str, display_name: str | None, now: datetime,
+                    *, group: bool = False) -> None:
     """What an inbound event tells about a known contact. Only real changes are assigned: an
-    assignment, even of the same value, makes the session flush the contact at commit."""
+    assignment, even of the same value, makes the session flush the contact at commit.
+
+    Group chats are public places: a message a person writes in a group (``group=True``)
+    changes nothing here -- their notices keep going to their private chat, never the group.
+    """
+    if group:
+        return
     if contact.chat_id != chat_id:
         contact.chat_id = chat_id
     if contact.last_seen_at is None or now - contact.last_seen_at >= LAST_SEEN_RESOLUTION:
@@ -208,3 +219,23 @@ async def join(
 
 async def set_language(uow: UnitOfWork, person: Person, language: str) -> None:
     person.language = set_language_value(language)
+
+
+async def cancel_exposed_invite(uow: UnitOfWork, deps: Deps, code: str) -> bool:
+    """An invite code shown in a group chat is public: a live invite with that code expires now,
+    so nobody who read it can redeem it. True if one was cancelled; the caller answers the same
+    either way, so a group cannot be used to test codes."""
+    from sqlalchemy import select
+
+    if not code.strip() or len(code) > 64:
+        return False
+    now = deps.clock.now()
+    row = (
+        await uow.session.execute(
+            select(Invite).where(Invite.code_hash == _hash(code)).with_for_update()
+        )
+    ).scalar_one_or_none()
+    if row is None or row.used_at is not None or row.expires_at <= now:
+        return False
+    row.expires_at = now
+    return True
