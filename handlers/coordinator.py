@@ -14,6 +14,7 @@ from handlers.router import Router, Step
 from handlers.view import actions_for, ticket_for_action, visible_ticket
 from hotline.domain import payloads as P
 from hotline.domain.enums import OPEN_STATES, ExtensionStatus, Priority, TicketState
+from hotline.domain.ids import row_id
 from hotline.errors import HotlineError, InvalidInput
 from hotline.services import coordination
 from hotline.services import permissions as perm
@@ -172,9 +173,10 @@ async def _reject(ctx: Context, ticket: Ticket, reason: str) -> None:
 
 async def extension_button(ctx: Context, arg: str, approve: bool) -> None:
     person = ctx.person
-    if person is None or not perm.is_coordinator(person) or not arg.isdigit():
+    ext_id = row_id(arg)
+    if person is None or not perm.is_coordinator(person) or ext_id is None:
         raise stale()
-    ext = await ctx.uow.session.get(Extension, int(arg))
+    ext = await ctx.uow.session.get(Extension, ext_id)
     if ext is None or ext.status != ExtensionStatus.PENDING.value:
         raise stale()
     decided = await coordination.decide_extension(ctx.uow, ctx.app, ext.id, person, approve)

@@ -19,6 +19,7 @@ from handlers.router import Router, Step
 from handlers.view import ticket_for_action, visible_ticket
 from hotline.domain import payloads as P
 from hotline.domain.enums import Role
+from hotline.domain.ids import row_id
 from hotline.errors import InvalidInput
 from hotline.services import coordination, people, tickets
 from hotline.services import permissions as perm
@@ -283,7 +284,8 @@ async def reassign_to_button(ctx: Context, arg: str) -> None:
     ref, raw_id = P.split_pair(arg)
     ticket = await ticket_for_action(ctx, ref, P.REASSIGN)
     actor = ctx.require_staff()
-    target = await ctx.uow.people.get(int(raw_id)) if raw_id.isdigit() else None
+    target_id = row_id(raw_id)
+    target = await ctx.uow.people.get(target_id) if target_id is not None else None
     if not isinstance(target, Person) or target.id == ticket.assignee_id or not (
         perm.can_reassign(actor, ticket, target)
     ):
