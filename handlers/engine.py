@@ -29,7 +29,7 @@ from markupsafe import Markup
 
 from handlers import common, coordinator, group_chat, registration, reporter, staff
 from handlers.context import Context
-from handlers.events import InboundEvent, OutboundMessage
+from handlers.events import InboundEvent, OutboundMessage, sanitised
 from handlers.router import Router
 from hotline.app import App
 from hotline.clock import local_midnight
@@ -63,7 +63,7 @@ class Engine:
         self._intake = tuple(intake)
 
     async def handle(self, event: InboundEvent) -> list[OutboundMessage]:
-        event = without_nul(event)
+        event = sanitised(event)  # NUL and lone surrogates, whichever channel forgot
         try:
             return await self._process(event)
         except Exception as exc:  # the chat adapter must keep running whatever happens
@@ -222,13 +222,6 @@ def database_unreachable(exc: BaseException) -> bool:
     return False
 
 
-def without_nul(event: InboundEvent) -> InboundEvent:
-    """NUL characters removed from what the user typed: PostgreSQL refuses them in text
-    columns, so one pasted NUL would make a report impossible to file (SQLite would keep it)."""
-    fields = {name: value.replace("\x00", "")
-              for name in ("text", "payload", "display_name")
-              if isinstance(value := getattr(event, name), str) and "\x00" in value}
-    return replace(event, **fields) if fields else event
 
 
 def _log_failure(what: str, event: InboundEvent, exc: BaseException) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from aiogram.types import CallbackQuery, Message, Update
 
-from handlers.events import Attachment, InboundEvent
+from handlers.events import Attachment, InboundEvent, sanitised
 
 CHANNEL = "telegram"
 
@@ -77,6 +77,15 @@ def _command_text(text: str, bot_username: str | None) -> str | None:
 
 
 def event_from_message(
+    message: Message, update_id: int, *, bot_username: str | None = None
+) -> InboundEvent | None:
+    """The event for a message; its texts cleaned of what no later step can store
+    (``handlers.events.sanitised``: lone surrogates, NUL)."""
+    event = _event_from_message(message, update_id, bot_username=bot_username)
+    return sanitised(event) if event is not None else None
+
+
+def _event_from_message(
     message: Message, update_id: int, *, bot_username: str | None = None
 ) -> InboundEvent | None:
     user = message.from_user
@@ -137,7 +146,7 @@ def event_from_callback(
         return None
     chat = message.chat
     user = query.from_user
-    return InboundEvent(
+    return sanitised(InboundEvent(
         channel=CHANNEL,
         update_id=str(update_id),
         user_id=str(user.id),
@@ -149,4 +158,4 @@ def event_from_callback(
         message_id=str(message.message_id),
         is_group_chat=chat.type in GROUP_TYPES,
         private_chat_url=private_chat_url(bot_username) if chat.type in GROUP_TYPES else None,
-    )
+    ))

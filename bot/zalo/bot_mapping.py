@@ -17,7 +17,7 @@ import logging
 from typing import Any
 
 from bot.zalo.common import as_str
-from handlers.events import Attachment, InboundEvent
+from handlers.events import Attachment, InboundEvent, sanitised
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,13 @@ def _first(mapping: dict[str, Any], *keys: str) -> Any:
 
 
 def update_to_event(payload: Any) -> InboundEvent | None:
-    """Map one update (bare or wrapped); ``None`` for anything we cannot attribute to a chat."""
+    """Map one update (bare or wrapped); ``None`` for anything we cannot attribute to a chat.
+    Texts are cleaned of what no later step can store (``handlers.events.sanitised``)."""
+    event = _update_to_event(payload)
+    return sanitised(event) if event is not None else None
+
+
+def _update_to_event(payload: Any) -> InboundEvent | None:
     update = unwrap(payload)
     if update is None:
         return None

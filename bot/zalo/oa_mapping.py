@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from bot.zalo.common import as_str
-from handlers.events import Attachment, InboundEvent
+from handlers.events import Attachment, InboundEvent, sanitised
 from hotline.domain import payloads
 from hotline.errors import InvalidInput
 
@@ -64,6 +64,12 @@ def looks_like_button(text: str) -> bool:
 
 
 def event_to_inbound(event: Any) -> InboundEvent | FollowChange | None:
+    """The engine event (texts cleaned by ``handlers.events.sanitised``) or follow change."""
+    mapped = _event_to_inbound(event)
+    return sanitised(mapped) if isinstance(mapped, InboundEvent) else mapped
+
+
+def _event_to_inbound(event: Any) -> InboundEvent | FollowChange | None:
     if not isinstance(event, dict):
         return None
     name = event.get("event_name")
