@@ -19,7 +19,7 @@ import json
 import re
 from typing import Any
 
-from handlers.events import clean_text
+from handlers.events import without_surrogates
 
 #: Deeper than any Telegram or Zalo update (about six levels), far below Python's recursion limit.
 MAX_DEPTH = 32
@@ -68,11 +68,11 @@ def parse(raw: bytes, *, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH)
 
 
 def cleaned(value: Any) -> Any:
-    """``value`` with every string (and key) passed through ``clean_text``."""
+    """``value`` with lone surrogates replaced in every string (and key)."""
     if isinstance(value, str):
-        return clean_text(value)
+        return without_surrogates(value)
     if isinstance(value, list):
         return [cleaned(item) for item in value]
     if isinstance(value, dict):
-        return {clean_text(k): cleaned(v) for k, v in value.items()}
+        return {without_surrogates(k): cleaned(v) for k, v in value.items()}
     return value

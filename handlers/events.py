@@ -46,13 +46,18 @@ class InboundEvent:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def without_surrogates(value: str) -> str:
+    """Lone surrogates replaced by U+FFFD; everything else exactly as it was."""
+    return _SURROGATE.sub("\ufffd", value)
+
+
 def clean_text(value: str) -> str:
     """Text as every later step can store and send it: lone surrogates become U+FFFD and NUL
     characters go (PostgreSQL refuses them in text columns; one pasted NUL would make a report
     impossible to file)."""
     if "\x00" in value:
         value = value.replace("\x00", "")
-    return _SURROGATE.sub("\ufffd", value)
+    return without_surrogates(value)
 
 
 def sanitised(event: InboundEvent) -> InboundEvent:
