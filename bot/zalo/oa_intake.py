@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 

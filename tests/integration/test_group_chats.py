@@ -31,7 +31,7 @@ from tests.factories import file, make_reporter, make_staff
 from tests.fakes.telegram_api import FakeTelegramServer
 from tests.fakes.zalo_bot_api import FakeZaloBotServer
 from tests.fakes.zalo_helpers import drain_outbox
-from tests.integration.test_dispatcher import RunningClock, running_clock, wait_until
+from tests.integration.test_dispatcher import RunningClock, running_clock
 from tests.integration.test_telegram_e2e import bot_running
 
 pytestmark = pytest.mark.timeout(90)
