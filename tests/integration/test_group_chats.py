@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -22,7 +23,6 @@ from sqlalchemy import select
 from bot import numbered
 from handlers.engine import Engine
 from handlers.events import InboundEvent
-from handlers.harness import ScriptedClassifier
 from hotline.app import App
 from hotline.domain.enums import Role
 from hotline.services import people
@@ -31,7 +31,7 @@ from tests.factories import file, make_reporter, make_staff
 from tests.fakes.telegram_api import FakeTelegramServer
 from tests.fakes.zalo_bot_api import FakeZaloBotServer
 from tests.fakes.zalo_helpers import drain_outbox
-from tests.integration.test_dispatcher import RunningClock, running_clock
+from tests.integration.test_dispatcher import RunningClock
 from tests.integration.test_telegram_e2e import bot_running
 
 pytestmark = pytest.mark.timeout(90)
@@ -42,10 +42,25 @@ SIGNIN = re.compile(r"/signin/[A-Za-z0-9_-]{20,}")
 REPORT_TEXT = "Dữ liệu dân cư của tỉnh chưa được chia sẻ cho doanh nghiệp"
 
 
-@pytest.fixture
-def clock_running(app: App) -> RunningClock:
-    app._classifier = ScriptedClassifier()  # type: ignore[assignment]
-    return running_clock(app)
+@dataclass(frozen=True)
+class Cast:
+    """Who shares the group with the bot: a coordinator, a member of "mps", a reporter (each
+    with a private chat on ``channel``), and an invite code for the stranger to blurt out."""
+
+    coordinator: tuple[Person, Contact]
+    member: tuple[Person, Contact]
+    reporter: tuple[Person, Contact]
+    invite: people.IssuedInvite
+
+    @classmethod
+    async def make(cls, app: App, channel: str) -> Cast:
+        coordinator = await make_staff(app, Role.COORDINATOR, channel=channel)
+        member = await make_staff(app, Role.MEMBER, "mps", channel=channel)
+        reporter = await make_reporter(app, channel=channel)
+        async with app.uow() as uow:
+            invite = await people.create_invite(uow, app, Role.MEMBER, "mps")
+            await uow.commit()
+        return cls(coordinator, member, reporter, invite)
 
 
 async def _all_settled(app: App) -> None:
@@ -63,12 +78,11 @@ async def test_nothing_personal_reaches_a_telegram_group(
     app: App, clock_running: RunningClock, telegram_server: FakeTelegramServer
 ) -> None:
     fake = telegram_server
-    coordinator, coord_contact = await make_staff(app, Role.COORDINATOR, channel="telegram")
-    member, member_contact = await make_staff(app, Role.MEMBER, "mps", channel="telegram")
-    reporter, rep_contact = await make_reporter(app, channel="telegram")
-    async with app.uow() as uow:
-        invite = await people.create_invite(uow, app, Role.MEMBER, "mps")
-        await uow.commit()
+    cast = await Cast.make(app, "telegram")
+    coordinator, coord_contact = cast.coordinator
+    member, member_contact = cast.member
+    reporter, rep_contact = cast.reporter
+    invite = cast.invite
     group = fake.group_chat(GROUP_ID)
     users = {who: fake.user(int(contact.external_id), who, None, username=None)
              for who, contact in (("coord", coord_contact), ("member", member_contact),
@@ -163,12 +177,11 @@ async def test_nothing_personal_reaches_a_zalo_bot_group(
 
     fake = zalo_bot_server
     engine = Engine(app, intake=[numbered.intake])
-    coordinator, coord_contact = await make_staff(app, Role.COORDINATOR, channel="zalo_bot")
-    member, member_contact = await make_staff(app, Role.MEMBER, "mps", channel="zalo_bot")
-    reporter, rep_contact = await make_reporter(app, channel="zalo_bot")
-    async with app.uow() as uow:
-        invite = await people.create_invite(uow, app, Role.MEMBER, "mps")
-        await uow.commit()
+    cast = await Cast.make(app, "zalo_bot")
+    coordinator, coord_contact = cast.coordinator
+    member, member_contact = cast.member
+    reporter, rep_contact = cast.reporter
+    invite = cast.invite
     group = "g-to-cong-tac-lien-nganh"
 
     async def say(user: str, text: str, *, chat: str = group) -> None:

@@ -30,7 +30,6 @@ from bot.zalo.bot_mapping import update_to_event
 from bot.zalo.oa_intake import TIMESTAMP_HEADER, oa_webhook_app, signature_header
 from handlers.engine import Engine
 from handlers.events import InboundEvent
-from handlers.harness import ScriptedClassifier
 from hotline.app import App
 from hotline.domain.enums import Role
 from hotline.i18n import t
@@ -40,7 +39,7 @@ from tests.fakes.telegram_api import FakeTelegramServer
 from tests.fakes.zalo_bot_api import FakeZaloBotServer
 from tests.fakes.zalo_helpers import Recorder, serve
 from tests.fakes.zalo_oa_api import APP_ID, OA_SECRET_KEY
-from tests.integration.test_dispatcher import RunningClock, running_clock, wait_until
+from tests.integration.test_dispatcher import RunningClock, wait_until
 from tests.integration.test_telegram_e2e import bot_running
 
 pytestmark = pytest.mark.timeout(60)
@@ -130,12 +129,6 @@ async def test_zalo_oa_webhook_checks_the_signature_before_parsing(
     await hook.worker.drain()
     assert [e.text for e in recorder.events] == ["Lỗi \ufffd cổng dịch vụ"]
     assert hook.refused == 1 and tracebacks(caplog) == []
-
-
-@pytest.fixture
-def clock_running(app: App) -> RunningClock:
-    app._classifier = ScriptedClassifier()  # type: ignore[assignment]
-    return running_clock(app)
 
 
 async def test_telegram_webhook_refuses_deep_bodies_and_answers_surrogate_text(
