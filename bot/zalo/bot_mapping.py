@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from bot.zalo.common import as_str
+from bot.zalo.common import as_id
 from handlers.events import Attachment, InboundEvent, sanitised
 
 log = logging.getLogger(__name__)
@@ -65,9 +65,9 @@ def _update_to_event(payload: Any) -> InboundEvent | None:
         return None
     chat = message.get("chat") if isinstance(message.get("chat"), dict) else {}
     sender = message.get("from") if isinstance(message.get("from"), dict) else {}
-    message_id = as_str(message.get("message_id"))
-    chat_id = as_str(chat.get("id"))
-    user_id = as_str(sender.get("id")) or chat_id
+    message_id = as_id(message.get("message_id"))
+    chat_id = as_id(chat.get("id"))
+    user_id = as_id(sender.get("id")) or chat_id
     if not message_id or not chat_id or not user_id:
         log.info("zalo bot update without message/chat/sender id dropped")
         return None

@@ -191,3 +191,17 @@ async def test_huge_numbers_in_buttons_are_stale_not_a_crash(app: App) -> None:
         assert replies and APOLOGY not in replies[0].text, payload
         if payload.startswith("ex"):
             assert stale in replies[0].text
+
+
+def test_zalo_ids_longer_than_any_real_one_are_dropped(zalo_bot_server: FakeZaloBotServer) -> None:
+    """A 65-character id would fail the 64-character columns: the update is malformed."""
+    from bot.zalo.oa_mapping import event_to_inbound
+
+    long_id = "a" * 65
+    assert update_to_event(zalo_bot_server.text_update("hi", chat_id=long_id)) is None
+    assert update_to_event(zalo_bot_server.text_update("hi", chat_id="c" * 64)) is not None
+    oa = {"event_name": "user_send_text", "sender": {"id": long_id},
+          "message": {"msg_id": "m-1", "text": "hi"}}
+    assert event_to_inbound(oa) is None
+    assert event_to_inbound({**oa, "sender": {"id": "6142494823123456789"},
+                             "message": {"msg_id": long_id, "text": "hi"}}) is None
