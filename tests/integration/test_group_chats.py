@@ -214,3 +214,47 @@ async def test_nothing_personal_reaches_a_zalo_bot_group(
         row = await uow.session.get(Invite, invite.invite.id)
         assert row is not None and row.expires_at <= app.clock.now()
     assert member.id == ticket.assignee_id and coordinator.id
+
+
+async def test_any_group_event_gets_at_most_one_public_note(app: App) -> None:
+    """Whatever anyone sends in a group -- commands with or without arguments, ticket refs,
+    invite codes, button payloads, plain text, odd content -- nothing runs: at most one note,
+    addressed to nobody, naming nothing; no contact is created or moved."""
+    import random
+
+    engine = Engine(app)
+    cast = await Cast.make(app, "telegram")
+    ticket = await file(app, cast.reporter[0], cast.reporter[1], REPORT_TEXT)
+    async with app.uow() as uow:
+        before = {(c.external_id, c.chat_id, c.person_id)
+                  for c in (await uow.session.execute(select(Contact))).scalars()}
+    senders = [cast.coordinator[1].external_id, cast.member[1].external_id,
+               cast.reporter[1].external_id, "7777"]
+    words = ["/start", "/help", "/web", "/status", f"/status {ticket.ref}", "/mine", "/queue",
+             "/report", f"/join {cast.invite.code}", "/lang en", "/cancel", "/digest", "/nope",
+             f"/ack {ticket.ref}", "1", REPORT_TEXT, "", f"ack:{ticket.ref}", "tri:x"]
+    rnd = random.Random(17)
+    for n in range(150):
+        word = rnd.choice(words)
+        kind = rnd.choice(["message", "message", "button", "unsupported"])
+        event = InboundEvent(
+            channel="telegram", update_id=f"g-{n}", user_id=rnd.choice(senders),
+            chat_id=str(GROUP_ID), kind=kind, is_group_chat=True, message_id=str(n),
+            text=word if kind == "message" else None,
+            payload=word if kind == "button" else None,
+            private_chat_url="https://t.me/hotline_test_bot")
+        replies = await engine.handle(event)
+        assert len(replies) <= 1
+        if kind == "unsupported" or (kind == "message" and not word.startswith("/")):
+            assert replies == []
+        for reply in replies:
+            assert reply.chat_id == str(GROUP_ID) and reply.buttons == ()
+            assert ticket.ref not in reply.text and "/signin/" not in reply.text
+            assert "https://t.me/hotline_test_bot?start=" in reply.text
+    async with app.uow() as uow:
+        after = {(c.external_id, c.chat_id, c.person_id)
+                 for c in (await uow.session.execute(select(Contact))).scalars()}
+        rows = (await uow.session.execute(
+            select(OutboxMessage).where(OutboxMessage.chat_id == str(GROUP_ID)))).scalars().all()
+    assert after == before
+    assert all(r.person_id is None and r.contact_id is None for r in rows)
