@@ -13,6 +13,10 @@ Per event, in a single transaction:
 5. save the conversation step if it changed, write every reply to the outbox, commit, and
    return the replies (with their outbox ids).
 
+An event from a group chat takes none of these steps beyond the first: a group is a public
+place, so no handler runs and the sender's contact is not touched; ``handlers.group_chat``
+decides the one public note it may get.
+
 Anything unexpected rolls the whole transaction back, is logged without user text or secrets,
 and gets a generic apology written in a fresh transaction. ``handle`` never raises.
 """
