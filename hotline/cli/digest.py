@@ -43,7 +43,11 @@ def digest(
     out: Path | None = typer.Option(None, "--out", help="folder for the files (default: output_dir)"),
     lang: str | None = typer.Option(None, "--lang", help="vi or en for a dry run (default: both)"),
 ) -> None:
-    """Build a digest; with neither --week nor --month, the last complete ISO week."""
+    """Build a digest; with neither --week nor --month, the last complete ISO week.
+
+    A week or month still running is reported as of now ("2026-W49, to Thursday 03/12 14:35"):
+    overdue and late are judged now, nothing is projected; it can be previewed, not sent.
+    """
     from hotline.config import load_settings
     from hotline.digests import period as P
     from hotline.digests.send import check_group, parse_audience
@@ -64,7 +68,8 @@ def digest(
         async with opened_app(settings) as hotline:
             await check_group(hotline, target)
             now = hotline.clock.now()
-            period = chosen or P.last_complete_week(now, tz)
+            # The one "as of" rule: a period still running is reported to now, and says so.
+            period = P.as_of(chosen or P.last_complete_week(now, tz), now)
             digest, inputs = await build_digest_with_inputs(hotline, period)
             lines = [plain_summary(digest)]
             if dry_run:

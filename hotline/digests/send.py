@@ -271,7 +271,14 @@ async def send_digest(
     """Queue ``audience``'s digest of ``period`` in the outbox, once ever.
 
     A repeated call (same audience and period) returns ``already_sent`` and writes nothing.
+    A period that has not ended (``period.as_of``) is refused: its figures are provisional,
+    and sending them would use up the period's one send before the real digest is due.
     """
+    if period.as_of is not None:
+        raise InvalidInput(
+            f"{period.label} has not ended: preview it with --dry-run; its digest is sent after it ends",
+            key="digest.error.unfinished_send", label=period.label,
+        )
     if await already_sent(app, audience, period):
         return SendResult(audience.key, period.label, "already_sent")
     if digest is None:
