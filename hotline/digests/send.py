@@ -178,8 +178,10 @@ def _render_files(
                     ReporterMessages(person.id, normalise_language(person.language), messages)
                 )
         for lang in languages:
-            path = folder / f"{stem}-{lang}-telegram.txt"
             texts = [MESSAGE_SEPARATOR.join(r.messages) for r in bundle.reporters if r.lang == lang]
+            if not texts:  # nobody to tell in this language: no file, rather than an empty one
+                continue
+            path = folder / f"{stem}-{lang}-telegram.txt"
             path.write_text(MESSAGE_SEPARATOR.join(texts) + "\n", "utf-8")
             bundle.by_lang[lang] = Rendered(lang, [], text_file=path)
         return bundle
