@@ -115,7 +115,7 @@ def escalation_messages(data: Mapping[str, object] | None) -> int:
     return value if isinstance(value, int) and value >= 0 else 1
 
 
-def _parse_time(value: object) -> datetime | None:
+def parse_time(value: object) -> datetime | None:
     if isinstance(value, datetime):
         return value
     if isinstance(value, str) and value:
@@ -260,10 +260,10 @@ def apply(r: Replay, e: EventRow, rules: Rules, group_ids: Mapping[str, int]) ->
         code = data.get("group")
         if code in group_ids:
             r.group_id = group_ids[code]  # type: ignore[index]
-        r.deadline = _parse_time(data.get("deadline"))
+        r.deadline = parse_time(data.get("deadline"))
         if r.deadline is None and rules.initial_deadline is not None:
             r.deadline = rules.initial_deadline(at, r.sla_days)
-        r.first_response_due = _parse_time(data.get("first_response_due")) or (
+        r.first_response_due = parse_time(data.get("first_response_due")) or (
             rules.calendar.add_business_days(at, rules.first_response_business_days)
         )
     elif kind == "assigned":
@@ -280,7 +280,7 @@ def apply(r: Replay, e: EventRow, rules: Rules, group_ids: Mapping[str, int]) ->
             r.paused_since = at
     elif kind == "resumed":
         _close_pause(r, at, rules)
-        r.deadline = _parse_time(data.get("deadline")) or r.deadline
+        r.deadline = parse_time(data.get("deadline")) or r.deadline
         r.last_resumed = at
     elif kind == "resolved":
         _close_pause(r, at, rules)
@@ -299,7 +299,7 @@ def apply(r: Replay, e: EventRow, rules: Rules, group_ids: Mapping[str, int]) ->
     elif kind in _CLOSED:
         r.closed_at = at
     elif kind == "deadline_changed":
-        r.deadline = _parse_time(data.get("deadline")) or r.deadline
+        r.deadline = parse_time(data.get("deadline")) or r.deadline
     elif kind == "recategorised":
         r.category = str(data.get("new") or r.category)
         code = data.get("group")

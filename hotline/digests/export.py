@@ -30,7 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotline.app import Deps
-from hotline.digests.compute import Replay, Rules, replay_tickets
+from hotline.digests.compute import Replay, Rules, parse_time, replay_tickets
 from hotline.digests.data import DigestInputs, _chunks, load_inputs, rules_for
 from hotline.digests.model import Digest
 from hotline.digests.period import Period
@@ -268,17 +268,6 @@ def _words(key: str, lang: str, code: object) -> str:
     return str(code) if text == key else text
 
 
-def _instant(value: object) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, str) and value:
-        try:
-            return datetime.fromisoformat(value)
-        except ValueError:
-            return None
-    return None
-
-
 def _change(old: str, new: str) -> str:
     return f"{old} → {new}" if old and new else old or new
 
@@ -290,7 +279,7 @@ def event_details(e: PeriodEvent, data: ExportData, deps: Deps, lang: str) -> li
     groups = {g.code: g for g in data.inputs.groups}
     deadline = level = reason = recipients = details = None
     if kind in ("created", "resumed", "deadline_changed"):
-        deadline = _instant(d.get("deadline"))
+        deadline = parse_time(d.get("deadline"))
     if kind == "created":
         group = groups.get(str(d.get("group") or ""))
         details = " · ".join(x for x in (
@@ -310,18 +299,18 @@ def event_details(e: PeriodEvent, data: ExportData, deps: Deps, lang: str) -> li
     elif kind == "deadline_changed":
         reason = _words(f"digest.deadline_reason.{d.get('reason')}", lang, d.get("reason"))
     elif kind == "extension_requested":
-        deadline = _instant(d.get("new_deadline"))
-        old = _instant(d.get("old_deadline"))
+        deadline = parse_time(d.get("new_deadline"))
+        old = parse_time(d.get("old_deadline"))
         details = _label("digest.detail.extension", lang).format(
             n=d.get("request_number", ""), old=_local(old, tz).strftime("%d/%m/%Y %H:%M") if old else "")
     elif kind == "escalated":
-        deadline = _instant(d.get("due_at"))
+        deadline = parse_time(d.get("due_at"))
         level = _words(f"web.level.{d.get('level')}", lang, d.get("level"))
         reason = _words(f"digest.escalation_reason.{d.get('reason')}", lang, d.get("reason"))
         sent = d.get("messages")
         if isinstance(sent, int):
             recipients = sent if sent > 0 else _label("escalation.no_recipient", lang)
-        held = _instant(d.get("held_until"))
+        held = parse_time(d.get("held_until"))
         if held is not None:
             details = _label("digest.detail.held", lang).format(
                 at=_local(held, tz).strftime("%d/%m/%Y %H:%M"))  # type: ignore[union-attr]

@@ -14,7 +14,7 @@ import random
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 import pytest
@@ -110,6 +110,17 @@ async def test_every_surface_gives_one_figure_at_any_moment(
             await sign_in(staff, app, world.coordinator)
             return await _json(staff, path)
 
+    async def after_the_period(kind: Literal["week", "month"], when: datetime, label: str,
+                               **pace: int) -> None:
+        await W.grow(world, rng, when, **pace)
+        assert await send_scheduled_digests(app, when, kind) > 0
+        scheduled = period_for(kind, when, app.settings.timezone)
+        assert scheduled.label == label and scheduled.finished
+        dashboard = await staff_json(f"/api/v1/dashboard?period={label}")
+        _assert_dashboard_is_digest(dashboard, await build_digest(app, scheduled))
+        _assert_titled(dashboard["period"], scheduled)
+        assert dashboard["period"]["title_vi"] == label
+
     async with server.client() as public:
         for at in instants:
             await W.grow(world, rng, at)
@@ -137,24 +148,6 @@ async def test_every_surface_gives_one_figure_at_any_moment(
 
         # The week has ended: on Monday morning the scheduled digest goes out, and every
         # surface now shows that digest's figures for 2026-W49, without an "as of" label.
-        monday = W.local(2026, 12, 7, 8, 0)
-        await W.grow(world, rng, monday)
-        assert await send_scheduled_digests(app, monday, "week") > 0
-        scheduled = period_for("week", monday, app.settings.timezone)
-        assert scheduled.label == "2026-W49" and scheduled.finished
-        digest = await build_digest(app, scheduled)
-        dashboard = await staff_json("/api/v1/dashboard?period=2026-W49")
-        _assert_dashboard_is_digest(dashboard, digest)
-        _assert_titled(dashboard["period"], scheduled)
-        assert dashboard["period"]["title_vi"] == "2026-W49"
-
+        await after_the_period("week", W.local(2026, 12, 7, 8, 0), "2026-W49")
         # And December, once it has ended, equals the monthly digest sent on 1 January.
-        new_year = W.local(2027, 1, 1, 8, 0)
-        await W.grow(world, rng, new_year, per_day=1, work=2)
-        assert await send_scheduled_digests(app, new_year, "month") > 0
-        scheduled = period_for("month", new_year, app.settings.timezone)
-        assert scheduled.label == "2026-12" and scheduled.finished
-        digest = await build_digest(app, scheduled)
-        dashboard = await staff_json("/api/v1/dashboard?period=2026-12")
-        _assert_dashboard_is_digest(dashboard, digest)
-        _assert_titled(dashboard["period"], scheduled)
+        await after_the_period("month", W.local(2027, 1, 1, 8, 0), "2026-12", per_day=1, work=2)

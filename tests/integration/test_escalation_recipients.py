@@ -13,13 +13,13 @@ from collections import Counter
 import pytest
 from sqlalchemy import select
 
-from escalation.sweep import sweep
+from escalation.sweep import SweepReport, sweep
 from hotline.app import App
 from hotline.clock import ManualClock
 from hotline.digests import build_digest
 from hotline.digests import period as P
 from hotline.domain.enums import EventKind, Role
-from storage.models import OutboxMessage, TicketEvent
+from storage.models import OutboxMessage, Ticket, TicketEvent
 from tests.conftest import local
 from tests.factories import file, make_reporter, make_staff
 
@@ -38,25 +38,29 @@ async def _escalated(app: App) -> list[TicketEvent]:
         return list((await uow.session.execute(stmt.order_by(TicketEvent.id))).scalars())
 
 
-def _reminder_due(app: App, ticket: object) -> object:
-    return app.calendar.add_business_seconds(
-        ticket.cycle_started_at, 0.5 * ticket.budget_seconds  # type: ignore[attr-defined]
-    )
+async def _unassigned_ticket(app: App, clock: ManualClock, text: str) -> Ticket:
+    """A ticket filed on Monday 7 December into a group with nobody in it yet."""
+    reporter, contact = await make_reporter(app)
+    clock.set(local(2026, 12, 7, 9, 0))
+    ticket = await file(app, reporter, contact, text)
+    assert ticket.assignee_id is None
+    return ticket
+
+
+async def _sweep_at_reminder(app: App, clock: ManualClock, ticket: Ticket) -> SweepReport:
+    """The sweep at the instant half the ticket's time is used (its reminder is due)."""
+    due = app.calendar.add_business_seconds(ticket.cycle_started_at, 0.5 * ticket.budget_seconds)
+    clock.set(due)
+    return await sweep(app, due)
 
 
 async def test_reminder_for_an_unassigned_ticket_goes_to_the_group_lead(
     app: App, clock: ManualClock
 ) -> None:
-    reporter, contact = await make_reporter(app)
-    clock.set(local(2026, 12, 7, 9, 0))
-    ticket = await file(app, reporter, contact, "Chưa có ai trong nhóm khi phiếu được gửi")
-    assert ticket.assignee_id is None  # the group had nobody to give it to
+    ticket = await _unassigned_ticket(app, clock, "Chưa có ai trong nhóm khi phiếu được gửi")
     lead, _ = await make_staff(app, Role.LEAD, "mps", name="Lead Lan")
     await make_staff(app, Role.COORDINATOR, name="Coordinator Cúc")
-
-    due = _reminder_due(app, ticket)
-    clock.set(due)  # type: ignore[arg-type]
-    report = await sweep(app, due)  # type: ignore[arg-type]
+    report = await _sweep_at_reminder(app, clock, ticket)
     reminder = next(s for s in report.fired if s.level == "reminder")
     assert reminder.messages == 1
 
@@ -71,21 +75,16 @@ async def test_reminder_for_an_unassigned_ticket_goes_to_the_group_lead(
 async def test_a_step_nobody_can_hear_is_recorded_as_no_recipient_and_not_counted(
     app: App, clock: ManualClock
 ) -> None:
-    reporter, contact = await make_reporter(app)
-    clock.set(local(2026, 12, 7, 9, 0))
-    ticket = await file(app, reporter, contact, "Không ai nhận được nhắc việc")
-    assert ticket.assignee_id is None
-
-    due = _reminder_due(app, ticket)
-    clock.set(due)  # type: ignore[arg-type]
-    report = await sweep(app, due)  # type: ignore[arg-type]
+    ticket = await _unassigned_ticket(app, clock, "Không ai nhận được nhắc việc")
+    report = await _sweep_at_reminder(app, clock, ticket)
+    due = clock.now()
     assert {s.level for s in report.fired} >= {"reminder", "l1"}
     assert all(s.messages == 0 for s in report.fired)
     assert await _escalation_messages(app) == []
 
     events = await _escalated(app)
     assert events and all(e.data["messages"] == 0 and e.data["no_recipient"] for e in events)
-    again = await sweep(app, due)  # type: ignore[arg-type]
+    again = await sweep(app, due)
     assert again.fired == []  # recorded: not retried every minute
 
     # Now someone can be told: the next step reaches them, and only that is counted.

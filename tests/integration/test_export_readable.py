@@ -28,6 +28,7 @@ from hotline.i18n import plain, t
 from hotline.services import tickets
 from hotline.services.common import get_ticket
 from tests.conftest import local
+from tests.factories import file, make_reporter
 from tests.integration.test_digest_send import _world
 
 LONG = ("Doanh nghiệp chúng tôi đề nghị hướng dẫn việc kết nối cơ sở dữ liệu quốc gia về dân cư "
@@ -39,8 +40,6 @@ CODES = {s.value for s in TicketState} | {"escalated", "created", "l1", "l2", "r
 async def _month(app: App, clock: ManualClock) -> P.Period:
     """November with a long report, a question to the reporter, and the ladder's steps."""
     world = await _world(app, clock)
-    from tests.factories import make_reporter, file
-
     reporter, contact = await make_reporter(app, name="Dài", org="Cty Dài")
     long_ticket = await file(app, reporter, contact, LONG, priority=Priority.CRITICAL)
     assert long_ticket.title != LONG  # the title is cut; the export must not be
