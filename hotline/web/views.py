@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
+from hotline.digests.compute import escalation_messages
 from hotline.digests.model import Digest, GroupRow, TicketLine, TrendWeek
 from hotline.digests.period import Period, display_label
 from hotline.domain.enums import ExtensionStatus, Role
@@ -332,6 +333,8 @@ def _event_json(e: TicketEvent, names: dict[int, str], staff: bool) -> dict[str,
         out["note"] = e.note
         level = (e.data or {}).get("level") if e.kind == "escalated" else None
         out["level"] = level if level in ("reminder", "l1", "l2", "l3") else None
+        # How many people the step told (``escalation_messages``); 0: recorded, nobody told.
+        out["told"] = escalation_messages(e.data) if out["level"] else None
     else:
         out["note"] = e.note if e.kind in REPORTER_NOTES else None
     return out
