@@ -36,7 +36,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -157,6 +157,11 @@ def parse_at(text: str, timezone: str = "Asia/Ho_Chi_Minh") -> datetime:
     return value
 
 
+#: A pass "as of now" read from the clock a moment before this check (the scheduler's) is not
+#: refused for the clock having been stepped back by a few milliseconds meanwhile.
+CLOCK_SLACK = timedelta(seconds=1)
+
+
 class FutureSweep(HotlineError):
     """A sweep "as of" an instant still to come would write history that has not happened."""
 
@@ -170,7 +175,7 @@ def written_at(app: Deps, at: datetime, *, dry_run: bool) -> datetime:
     date events and messages in the future and use up steps that must fire at their real time.
     """
     now = ensure_utc(app.clock.now())
-    if at > now and not dry_run:
+    if at > now + CLOCK_SLACK and not dry_run:
         raise FutureSweep(
             f"--at {at.isoformat()} is later than now ({now.isoformat()}): a sweep cannot act "
             "in the future; add --dry-run to see what would fire then",
