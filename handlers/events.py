@@ -35,6 +35,9 @@ class InboundEvent:
     display_name: str | None = None
     message_id: str | None = None  # message that carried the pressed button (to retire it)
     is_group_chat: bool = False
+    #: Channels without buttons (console, Zalo): how many numbered choices the menu on screen
+    #: has, set at intake for a typed number that names none of them (None: no such number).
+    menu_size: int | None = None
 
 
 @dataclass(frozen=True)
