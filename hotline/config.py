@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     rating_reminder_days: int = Field(3, ge=1, le=365)
     daily_report_limit: int = Field(10, ge=1)
     max_message_chars: int = Field(4000, ge=100)
-    invite_ttl_hours: int = Field(72, ge=1)
+    invite_ttl_hours: int = Field(72, ge=1, le=720)
 
     # --- escalation ----------------------------------------------------------------------------
     reminder_fraction: float = Field(0.5, gt=0, lt=1)

@@ -38,9 +38,11 @@ def demo(
     for label, value in summary.rows:
         table.add_row(label, value)
     console.print(table)
-    console.print(f"database: {summary.database}")
+    # Paths and the command to copy are never wrapped: a terminal narrower than them folds
+    # them visually, and piped output (80 columns for Rich) keeps them on one line to copy.
+    console.print(f"database: {summary.database}", soft_wrap=True, highlight=False)
     for path in summary.files:
-        console.print(f"  {path}", highlight=False)
-    console.print(f"finished in {summary.seconds:.1f} s. Look around with "
-                  f"'HOTLINE_DATABASE_URL=sqlite+aiosqlite:///{summary.database} hotline tickets list'",
-                  highlight=False)
+        console.print(f"  {path}", soft_wrap=True, highlight=False)
+    console.print(f"finished in {summary.seconds:.1f} s. Look around with:", highlight=False)
+    console.print(f"  HOTLINE_DATABASE_URL=sqlite+aiosqlite:///{summary.database} hotline tickets list",
+                  soft_wrap=True, highlight=False)
