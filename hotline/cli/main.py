@@ -121,7 +121,8 @@ def invite(
 def tickets_list(
     state: list[str] = typer.Option([], "--state", help="filter by state (repeatable)"),
     group: str | None = typer.Option(None, help="owner group code"),
-    category: str | None = typer.Option(None, help="category code, e.g. data or legal (an unknown code lists them all)"),
+    category: str | None = typer.Option(
+        None, help="category code, e.g. data or legal (an unknown code lists them all)"),
     open_only: bool = typer.Option(False, "--open", help="open tickets only"),
     overdue: bool = typer.Option(False, "--overdue", help="open tickets past their deadline"),
     rag: str | None = typer.Option(None, "--rag", help="green, amber or red (open tickets)"),
