@@ -70,8 +70,12 @@ async def count_tickets(app: App) -> int:
                    .scalar_one())
 
 
-async def resolved_ticket(app: App, lang: str, channel: str = "telegram") -> tuple[Any, Any, str]:
-    """A reporter's ticket, resolved by its member: what can be confirmed and rated."""
+async def worked_ticket(app: App, lang: str, then: str, channel: str = "telegram"
+                      ) -> tuple[Any, Any, str]:
+    """A reporter's ticket, acknowledged by its member who then ``then``s it: "resolve" (to
+    confirm and rate), "ask" (a question for the reporter) or "extend" (a pending request)."""
+    from hotline.services import coordination
+
     person, contact = await make_reporter(app, language=lang, channel=channel)
     member, _ = await make_staff(app, Role.MEMBER, "mps")
     filed = await file(app, person, contact, REPORT["vi"])
@@ -80,9 +84,20 @@ async def resolved_ticket(app: App, lang: str, channel: str = "telegram") -> tup
         actor = await uow.people.get(ticket.assignee_id or member.id)
         assert actor is not None
         await ticket_service.acknowledge(uow, app, ticket, actor)
-        await ticket_service.resolve(uow, app, ticket, actor, "Đã ban hành hướng dẫn tạm thời")
+        if then == "resolve":
+            await ticket_service.resolve(uow, app, ticket, actor, "Đã ban hành hướng dẫn tạm thời")
+        elif then == "ask":
+            await ticket_service.request_info(uow, app, ticket, actor, "Xin gửi số công văn")
+        else:
+            await coordination.request_extension(uow, app, ticket, actor,
+                                                 ticket.deadline_at + timedelta(days=7),
+                                                 "Chờ ý kiến của bộ ngành")
         await uow.commit()
     return person, contact, filed.ref
+
+
+async def resolved_ticket(app: App, lang: str) -> tuple[Any, Any, str]:
+    return await worked_ticket(app, lang, "resolve")
 
 
 # --- what a report is ---------------------------------------------------------------------------
@@ -145,16 +160,7 @@ async def test_report_command_with_a_stray_argument(app: App, engine: Engine, la
 @pytest.mark.parametrize("lang", LANGS)
 async def test_the_issue_walkthrough_on_the_console(app: App, engine: Engine, lang: str) -> None:
     """ "0" at "❓ … [1] Answer", then "1"; "5" at a two-button prompt; "7" at the stars."""
-    person, contact = await make_reporter(app, language=lang)
-    member, _ = await make_staff(app, Role.MEMBER, "mps")
-    filed = await file(app, person, contact, REPORT["vi"])
-    async with app.uow() as uow:
-        ticket = await get_ticket(uow, filed.ref)
-        actor = await uow.people.get(ticket.assignee_id or member.id)
-        assert actor is not None
-        await ticket_service.acknowledge(uow, app, ticket, actor)
-        await ticket_service.request_info(uow, app, ticket, actor, "Xin gửi số công văn")
-        await uow.commit()
+    _, contact, ref = await worked_ticket(app, lang, "ask", channel="console")
     out = io.StringIO()
     chat = ConsoleChat(app, contact.external_id, out, engine=engine)
     await chat.deliver()
@@ -163,13 +169,13 @@ async def test_the_issue_walkthrough_on_the_console(app: App, engine: Engine, la
     answer = out.getvalue().rsplit("\n\n", 2)[-2]
     assert said(lang, "error.choose_number", number=0, range="1") in answer
     await chat.send("1")  # still answers the question: the menu was kept
-    assert said(lang, "engine.ask_answer", ref=filed.ref) in out.getvalue()
+    assert said(lang, "engine.ask_answer", ref=ref) in out.getvalue()
     await chat.send("5")  # "5" as the answer to a question is not information either
     assert said(lang, "engine.answer_need_words") in out.getvalue()
     await chat.send("Công văn số 123/UBND ngày 01/12/2026")
     assert await count_tickets(app) == 1
     async with app.uow() as uow:
-        refreshed = await get_ticket(uow, filed.ref, for_update=False)
+        refreshed = await get_ticket(uow, ref, for_update=False)
     assert refreshed.description == REPORT["vi"]
     assert refreshed.state == TicketState.IN_PROGRESS.value
 
@@ -304,21 +310,8 @@ async def test_coordinator_lists_refuse_stray_input(app: App, engine: Engine, la
 
 @pytest.mark.parametrize("lang", LANGS)
 async def test_extension_approval_on_the_console(app: App, engine: Engine, lang: str) -> None:
-    person, contact = await make_reporter(app, language="vi")
-    member, _ = await make_staff(app, Role.MEMBER, "mps")
     _, coord_contact = await make_staff(app, Role.COORDINATOR, language=lang)
-    filed = await file(app, person, contact, REPORT["vi"])
-    async with app.uow() as uow:
-        from hotline.services import coordination
-
-        ticket = await get_ticket(uow, filed.ref)
-        actor = await uow.people.get(ticket.assignee_id or member.id)
-        assert actor is not None
-        await ticket_service.acknowledge(uow, app, ticket, actor)
-        await coordination.request_extension(uow, app, ticket, actor,
-                                             ticket.deadline_at + timedelta(days=7),
-                                             "Chờ ý kiến của bộ ngành")
-        await uow.commit()
+    await worked_ticket(app, "vi", "extend")
     out = io.StringIO()
     chat = ConsoleChat(app, coord_contact.external_id, out, engine=engine)
     await chat.deliver()

@@ -17,8 +17,6 @@ from __future__ import annotations
 import asyncio
 import io
 import shutil
-import tempfile
-import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -43,6 +41,7 @@ from hotline.i18n import plain, t
 from hotline.services import tickets as ticket_service
 from storage.models import Conversation, Ticket, TicketEvent
 from tests.conftest import _truncate, local
+from tests.dbutil import scratch_dir
 from tests.factories import file, make_reporter, make_staff
 
 REPORTS = [
@@ -239,13 +238,6 @@ async def _run(rounds: list[tuple[str, int, list[tuple[str, str]]]], url: str, p
         await app.close()
 
 
-def _scratch(tmp_path: Path) -> Path:
-    shm = Path("/dev/shm")
-    base = Path(tempfile.mkdtemp(dir=shm)) if shm.is_dir() else tmp_path / uuid.uuid4().hex[:8]
-    base.mkdir(exist_ok=True)
-    return base
-
-
 @settings(max_examples=8, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(rounds=st.lists(round_strategy, min_size=4, max_size=10))
@@ -253,7 +245,7 @@ def test_random_conversations_keep_tickets_real(
     rounds: list[tuple[str, int, list[tuple[str, str]]]], pg_url: str | None, tmp_path: Path,
     classifier_cache: Path,
 ) -> None:
-    folder = _scratch(tmp_path)
+    folder = scratch_dir(tmp_path)
     try:
         (folder / "cls").symlink_to(classifier_cache, target_is_directory=True)
         url = pg_url or f"sqlite+aiosqlite:///{folder / 'c.db'}"
