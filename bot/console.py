@@ -58,12 +58,14 @@ class ConsoleChat:
             if not rows:
                 return 0
             payloads: list[str] = []
+            labels: list[str] = []
             for row in rows:
                 message = OutboundMessage.from_json(row.payload)
                 rendered = numbered.render(message, start=len(payloads) + 1)
                 payloads += rendered.payloads
+                labels += rendered.labels
                 self._print(rendered.text)
-            await numbered.remember(uow, CHANNEL, self.user, payloads, now)
+            await numbered.remember(uow, CHANNEL, self.user, payloads, now, labels)
             await uow.outbox.mark_sent([row.id for row in rows], now)
             await uow.commit()
             return len(rows)

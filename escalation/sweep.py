@@ -98,6 +98,8 @@ class SweepReport:
     #: Steps that another sweep fired between this one's decision and its insert.
     already_fired: int = 0
     auto_closed: list[str] = field(default_factory=list)
+    #: Tickets whose reporter got the one reminder to rate them in this pass.
+    rating_reminded: list[str] = field(default_factory=list)
     alerts_raised: list[str] = field(default_factory=list)
     alerts_cleared: list[str] = field(default_factory=list)
     red_groups: list[str] = field(default_factory=list)
@@ -131,6 +133,7 @@ class SweepReport:
                 for s in self.fired
             ],
             "auto_closed": self.auto_closed,
+            "rating_reminded": self.rating_reminded,
             "alerts_raised": self.alerts_raised,
             "alerts_cleared": self.alerts_cleared,
             "red_groups": self.red_groups,
@@ -554,8 +557,21 @@ async def sweep(
         app, pinned_deps(app, now), at, thresholds, dry_run=dry_run, batch_size=batch_size,
         hold=hold,
     )
+    report.rating_reminded = await _rating_reminders(app, now, dry_run=dry_run, hold=hold)
     report.seconds = time.perf_counter() - started
     return report
+
+
+async def _rating_reminders(app: App, now: datetime, *, dry_run: bool,
+                            hold: datetime | None) -> list[str]:
+    """The one reminder to rate, held to working hours like the other notices."""
+    from hotline.services.rating import remind_unrated
+
+    async with app.uow() as uow:
+        reminded = await remind_unrated(uow, pinned_deps(app, now), now, not_before=hold)
+        if not dry_run:
+            await uow.commit()
+    return reminded
 
 
 # ------------------------------------------------------------------------------------------

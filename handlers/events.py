@@ -39,6 +39,9 @@ class InboundEvent:
     #: Where the sender can write to the bot privately (Telegram: ``https://t.me/<bot>``), for
     #: the note a group gets instead of an answer; None when the channel has no such link.
     private_chat_url: str | None = None
+    #: Channels without buttons (console, Zalo): how many numbered choices the menu on screen
+    #: has, set at intake for a typed number that names none of them (None: no such number).
+    menu_size: int | None = None
 
 
 #: A UTF-16 surrogate code point: never a character on its own. JSON can smuggle one in

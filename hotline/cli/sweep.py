@@ -69,6 +69,7 @@ def _print(result: dict[str, object], tz: str) -> None:
     )
     for label, key in (
         ("auto-closed", "auto_closed"),
+        ("reminded to rate", "rating_reminded"),
         ("red alert raised", "alerts_raised"),
         ("red alert cleared", "alerts_cleared"),
         ("red groups", "red_groups"),

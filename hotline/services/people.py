@@ -19,6 +19,9 @@ from storage.uow import UnitOfWork
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: codes are read aloud
 _TAX_CODE_RE = re.compile(r"^\d{10}(-\d{3})?$")
 MAX_NAME = 200
+#: How long an invite code may be valid: an hour to thirty days.
+MIN_INVITE_HOURS = 1
+MAX_INVITE_HOURS = 720
 
 
 def _hash(code: str) -> str:
@@ -126,7 +129,8 @@ async def register_reporter(
 
 def set_language_value(language: str) -> str:
     if language not in LANGUAGES:
-        raise InvalidInput("unsupported language", key="error.bad_language")
+        raise InvalidInput("unsupported language", key="error.bad_language",
+                           languages=", ".join(LANGUAGES))
     return language
 
 
@@ -161,17 +165,24 @@ async def create_invite(
             raise InvalidInput(f"a {role.value} invite needs a group", key="error.invite_group")
         group = await uow.people.group(group_code)
         if group is None or not group.active:
-            raise InvalidInput(f"unknown group {group_code!r}", key="error.unknown_group")
+            codes = ", ".join(sorted(g.code for g in await uow.people.groups() if g.active))
+            raise InvalidInput(f"unknown group {group_code!r}; groups: {codes}",
+                               key="error.unknown_group_of", code=group_code, codes=codes)
         group_id = group.id
     elif group_code:
         raise InvalidInput(f"a {role.value} has no group", key="error.invite_no_group")
+    if ttl_hours is not None and not MIN_INVITE_HOURS <= ttl_hours <= MAX_INVITE_HOURS:
+        raise InvalidInput(f"an invite is valid for {MIN_INVITE_HOURS} to {MAX_INVITE_HOURS} "
+                           "hours", key="error.invite_hours", low=MIN_INVITE_HOURS,
+                           high=MAX_INVITE_HOURS)
     now = deps.clock.now()
     raw = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(10))
     code = f"{raw[:5]}-{raw[5:]}"
     invite = Invite(
         code_hash=_hash(code), role=role.value, group_id=group_id,
         created_by_id=created_by.id if created_by else None, created_at=now,
-        expires_at=now + timedelta(hours=ttl_hours or deps.settings.invite_ttl_hours),
+        expires_at=now + timedelta(
+            hours=ttl_hours if ttl_hours is not None else deps.settings.invite_ttl_hours),
     )
     uow.session.add(invite)
     await uow.flush()
