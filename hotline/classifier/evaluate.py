@@ -6,6 +6,7 @@ three, so a right answer in second place still routes the ticket correctly.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -156,7 +157,7 @@ def calibration(
     rows = []
     error = 0.0
     n = len(labels)
-    for low, high in zip(edges, edges[1:], strict=False):
+    for low, high in itertools.pairwise(edges):
         last = high == edges[-1]
         members = [(p.confidence, p.category == gold) for p, gold in zip(predictions, labels, strict=True)
                    if low <= p.confidence and (p.confidence < high or (last and p.confidence <= high))]

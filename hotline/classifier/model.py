@@ -24,8 +24,8 @@ from sklearn.linear_model import LogisticRegression
 from hotline.classifier.corpus import Example, load_corpus, load_vague
 from hotline.classifier.features import Featurizer
 from hotline.classifier.focus import features_text
-from hotline.classifier.memory import CorrectionMemory
 from hotline.classifier.fold import fold, has_content
+from hotline.classifier.memory import CorrectionMemory
 from hotline.classifier.rules import DEFAULT_RULES, Rule, RuleSet
 from hotline.taxonomy import FALLBACK_CATEGORY, Taxonomy, load_taxonomy
 

@@ -45,8 +45,8 @@ def classify(
 
 def _run(text: str | None, eval_file: Path | None, as_json: bool, retrain: bool) -> None:
     from hotline.classifier import evaluate, load_classifier
-    from hotline.classifier.evaluate import routing
     from hotline.classifier.corpus import read_labelled_file
+    from hotline.classifier.evaluate import routing
     from hotline.config import load_settings
     from hotline.errors import InvalidInput
     from hotline.taxonomy import load_taxonomy
