@@ -26,7 +26,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from sklearn.feature_extraction.text import HashingVectorizer
 
-from hotline.similarity.text import anchors, canonical, terms
+from hotline.similarity.text import anchors, canonical_words, terms, terms_of
 
 #: Weights of the signals and the anchor rule, chosen on the tuning split of the pair set
 #: (``tests/data/similar_pairs_tune.jsonl``), never on the held-out split.
@@ -64,32 +64,37 @@ def _idf() -> tuple[dict[str, float], float]:
     return table, math.log(n + 1) + 1.0
 
 
-def _weights(text: str) -> dict[str, float]:
+def term_weight(term: str) -> float:
+    """How much a shared term says: rarer in the corpus weighs more; word pairs a little more."""
     idf, unseen = _idf()
-    out: dict[str, float] = {}
-    for term in terms(text):
-        if term.startswith("#"):
-            continue  # anchors are compared on their own
-        pair = "_" in term
-        out[term] = idf.get(term, unseen) * (1.2 if pair else 1.0)
-    return out
+    return idf.get(term, unseen) * (1.2 if "_" in term else 1.0)
+
+
+def profile_of(words: list[str], found_anchors: frozenset[str]) -> Profile:
+    """The profile of a canonical text (what the index stores), without re-normalising."""
+    weights = {t: term_weight(t) for t in terms_of(words) if not t.startswith("#")}
+    norm = math.sqrt(sum(w * w for w in weights.values()))
+    return Profile(weights, norm, _CHARS.transform([" ".join(words)]), found_anchors)
 
 
 def profile(text: str) -> Profile:
-    weights = _weights(text)
-    norm = math.sqrt(sum(w * w for w in weights.values()))
-    return Profile(weights, norm, _CHARS.transform([canonical(text) or text.lower()]),
-                   anchors(text))
+    return profile_of(canonical_words(text), anchors(text))
 
 
 def profiles(texts: list[str]) -> list[Profile]:
+    return stored_profiles([(canonical_words(t), anchors(t)) for t in texts])
+
+
+def stored_profiles(docs: list[tuple[list[str], frozenset[str]]]) -> list[Profile]:
     """Many at once (one vectoriser call for the character part)."""
-    chars = _CHARS.transform([canonical(t) or t.lower() for t in texts])
+    if not docs:
+        return []
+    chars = _CHARS.transform([" ".join(words) for words, _ in docs])
     out = []
-    for i, text in enumerate(texts):
-        weights = _weights(text)
+    for i, (words, found) in enumerate(docs):
+        weights = {t: term_weight(t) for t in terms_of(words) if not t.startswith("#")}
         norm = math.sqrt(sum(w * w for w in weights.values()))
-        out.append(Profile(weights, norm, chars[i], anchors(text)))
+        out.append(Profile(weights, norm, chars[i], found))
     return out
 
 

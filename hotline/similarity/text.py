@@ -10,6 +10,7 @@ reports about different decrees of the same kind are different problems.
 
 from __future__ import annotations
 
+import itertools
 import re
 import tomllib
 import unicodedata
@@ -102,13 +103,17 @@ def canonical(text: str) -> str:
 
 def terms(text: str) -> list[str]:
     """Index terms: canonical words and adjacent pairs (Vietnamese meaning sits in two-syllable
-    compounds: "du lieu", "nghi dinh"), plus anchors; each once, in order."""
-    words = canonical_words(text)
+    compounds: "du lieu", "nghi dinh"), plus anchors as ``#13/2023``; each once, in order."""
+    return terms_of(canonical_words(text), anchors(text))
+
+
+def terms_of(words: list[str], found_anchors: frozenset[str] = frozenset()) -> list[str]:
+    """``terms`` from an already canonical text (a stored index document)."""
     seen: dict[str, None] = {}
     for w in words:
         seen.setdefault(w)
-    for a, b in zip(words, words[1:], strict=False):
+    for a, b in itertools.pairwise(words):
         seen.setdefault(f"{a}_{b}")
-    for anchor in sorted(anchors(text)):
+    for anchor in sorted(found_anchors):
         seen.setdefault(f"#{anchor}")
     return list(seen)
