@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 
 from escalation import sla
 from escalation.sla import SlaClock
+from hotline.digests.kinds import compute_kinds
 from hotline.digests.model import (
     AlertRow,
     BreakdownRow,
@@ -536,6 +537,7 @@ def compute_digest(
     ``categories`` fixes the order (and presence) of category rows.
     """
     start, end = period.start, period.end
+    events = events if isinstance(events, list) else list(events)
     names = names or {}
     group_ids = {g.code: g.id for g in groups}
     group_codes = {g.id: g.code for g in groups}
@@ -676,6 +678,7 @@ def compute_digest(
         else compute_trend(period, trend, rules.trend_count),
         tickets=tuple(lines),
         red_alert_threshold=rules.red_alert_threshold,
+        kinds=compute_kinds(events, replays, tickets, rules, start, end),
     )
 
 
