@@ -115,3 +115,28 @@ def compute_kinds(
         resolved_by=tuple(resolved_by.items()), open_by=tuple(open_by.items()),
         affected=len(parties), affected_by=tuple(affected_by.items()), due=due,
     )
+
+
+def kinds_json(kinds: Kinds) -> dict[str, object]:
+    """The API's and pages' form of ``Kinds`` (reporter kinds as keys)."""
+    return {
+        "received": kinds.received, "resolved": kinds.resolved, "open": kinds.open,
+        "overdue": kinds.overdue, "resolved_by": dict(kinds.resolved_by),
+        "open_by": dict(kinds.open_by), "affected": kinds.affected,
+        "affected_by": dict(kinds.affected_by), "due": kinds.due,
+    }
+
+
+def kinds_from_json(data: Mapping[str, object]) -> Kinds:
+    def pairs(key: str) -> tuple[tuple[str, int], ...]:
+        value = data.get(key) or {}
+        return tuple((str(k), int(v)) for k, v in value.items())  # type: ignore[union-attr]
+
+    due = data.get("due")
+    return Kinds(
+        received=int(data["received"]), resolved=int(data["resolved"]),  # type: ignore[call-overload]
+        open=int(data["open"]), overdue=int(data["overdue"]),  # type: ignore[call-overload]
+        resolved_by=pairs("resolved_by"), open_by=pairs("open_by"),
+        affected=int(data["affected"]), affected_by=pairs("affected_by"),  # type: ignore[call-overload]
+        due=due if isinstance(due, datetime) else None,
+    )
