@@ -25,19 +25,21 @@ from hotline.clock import local_midnight
 from hotline.domain import payloads as P
 from hotline.domain.enums import OPEN_STATES, Role, TicketState
 from hotline.errors import HotlineError, InvalidInput
+from hotline.services import kinds, similarity, tickets
 from hotline.services import permissions as perm
-from hotline.services import tickets
 from hotline.services.tickets import AttachmentIn
 from storage.models import Ticket, TicketFollower
 
 REPORT_DESC = "report_desc"
 REPORT_CONFIRM = "report_confirm"
 REPORT_PICK = "report_pick"
+REPORT_SIMILAR = "report_similar"
 ANSWER = "answer"
 RATE_COMMENT = "rate_comment"
 REOPEN_REASON = "reopen_reason"
 
 DRAFT_VERBS = frozenset({P.DRAFT_FILE, P.DRAFT_PICK, P.DRAFT_UNSURE, P.DRAFT_CHANGE})
+SIMILAR_VERBS = frozenset({P.SIMILAR_FOLLOW, P.SIMILAR_FILE})
 TOP_CANDIDATES = 3
 MINE_LIMIT = 30
 _MINE_STATES = [*(s.value for s in OPEN_STATES), TicketState.RESOLVED.value]
@@ -128,7 +130,8 @@ async def more_description(ctx: Context, text: str) -> None:
 
 
 def _draft_of(data: dict[str, Any]) -> dict[str, Any]:
-    return {k: data[k] for k in ("draft", "text", "att", "cat", "conf", "cands") if k in data}
+    return {k: data[k] for k in ("draft", "text", "att", "cat", "conf", "cands", "seen")
+            if k in data}
 
 
 def _candidate_codes(candidates: Sequence[Any]) -> list[str]:
@@ -142,6 +145,8 @@ def _candidate_codes(candidates: Sequence[Any]) -> list[str]:
 
 
 async def _classify_and_present(ctx: Context, draft: dict[str, Any]) -> None:
+    if not draft.get("seen") and await _offer_similar(ctx, draft):
+        return
     result = ctx.app.classifier().classify(draft["text"])
     taxonomy = ctx.app.taxonomy
     codes = [c for c in _candidate_codes(result.candidates) if c in taxonomy.categories]
@@ -183,6 +188,89 @@ async def prompt_draft(ctx: Context) -> None:
                    [ctx.button("engine.btn.not_sure", P.build(P.DRAFT_UNSURE, nonce)),
                     ctx.button("engine.btn.cancel", P.build(P.CANCEL))]]
     ctx.say_markup(summary + Markup("\n\n") + body, buttons=buttons)
+
+
+# --- the same problem, already reported -------------------------------------------------------
+
+
+async def _offer_similar(ctx: Context, draft: dict[str, Any]) -> bool:
+    """Before a report is filed: if open (or recently resolved) tickets describe the same
+    problem, show up to three -- reference, category, owner group, deadline and state only,
+    never another organisation's words or name -- and let the reporter follow one instead."""
+    found = await similarity.search(ctx.uow, ctx.app, draft["text"],
+                                    for_reporter=ctx.require_reporter())
+    if not found:
+        return False
+    ctx.set_step(REPORT_SIMILAR, **(_draft_of(draft) | {
+        "similar": [[m.ticket.ref, m.score] for m in found]}))
+    await prompt_similar(ctx)
+    return True
+
+
+async def prompt_similar(ctx: Context) -> None:
+    data = ctx.data
+    nonce = data["draft"]
+    refs = [ref for ref, _ in data.get("similar", [])]
+    found = [t for t in [await ctx.uow.tickets.by_ref(ref) for ref in refs] if t is not None]
+    groups = {g.id: g.name(ctx.lang) for g in await ctx.uow.people.groups()}
+    lines = [ctx.text("engine.similar_intro", count=len(found))]
+    for number, ticket in enumerate(found, 1):
+        lines.append(ctx.text(
+            "engine.similar_line", n=number, ref=ticket.ref,
+            category=_category(ctx, ticket.category), group=groups.get(ticket.group_id, ""),
+            deadline=ctx.date(ticket.deadline_at), state=ctx.text(f"state.{ticket.state}")))
+    lines.append(ctx.text("engine.similar_question", count=len(found)))
+    buttons = [[ctx.button("engine.btn.follow", P.build_pair(P.SIMILAR_FOLLOW, nonce, t.ref),
+                           n=n, ref=t.ref)] for n, t in enumerate(found, 1)]
+    buttons.append([ctx.button("engine.btn.file_mine", P.build(P.SIMILAR_FILE, nonce),
+                               n=len(found) + 1)])
+    ctx.say_markup(Markup("\n").join(lines), buttons=buttons)
+
+
+def _similar_step(ctx: Context, nonce: str) -> dict[str, Any]:
+    data = ctx.data
+    if ctx.step != REPORT_SIMILAR or data.get("draft") != nonce:
+        raise stale()
+    return data
+
+
+async def follow_button(ctx: Context, arg: str) -> None:
+    nonce, ref = P.split_pair(arg)
+    data = _similar_step(ctx, nonce)
+    if ref not in [r for r, _ in data.get("similar", [])]:
+        raise stale()
+    await _follow(ctx, ref)
+
+
+async def _follow(ctx: Context, ref: str) -> None:
+    person = ctx.require_reporter()
+    found = await ctx.uow.tickets.by_ref(ref, for_update=True)
+    if found is None:
+        raise stale()
+    ticket = await kinds.follow(ctx.uow, ctx.app, found, person, ctx.contact)
+    ctx.clear_step()
+    ctx.say("engine.following", ref=ticket.ref, deadline=ctx.date(ticket.deadline_at))
+
+
+async def file_mine_button(ctx: Context, arg: str) -> None:
+    data = _similar_step(ctx, arg)
+    await _classify_and_present(ctx, _draft_of(data) | {"seen": True})
+
+
+async def similar_answer(ctx: Context, text: str) -> None:
+    """A typed answer to the "same problem?" question: the number of a choice; anything else
+    asks again (nothing typed here becomes part of the report)."""
+    data = ctx.data
+    refs = [r for r, _ in data.get("similar", [])]
+    choice = text.strip().rstrip(".)")
+    if choice.isdigit() and 1 <= int(choice) <= len(refs):
+        await _follow(ctx, refs[int(choice) - 1])
+        return
+    if choice.isdigit() and int(choice) == len(refs) + 1:
+        await _classify_and_present(ctx, _draft_of(data) | {"seen": True})
+        return
+    ctx.say("engine.similar_choose", last=len(refs) + 1)
+    await prompt_similar(ctx)
 
 
 def _category(ctx: Context, code: str) -> str:
@@ -448,6 +536,8 @@ def register(router: Router) -> None:
     router.button(P.DRAFT_PICK, pick_button)
     router.button(P.DRAFT_UNSURE, unsure_button)
     router.button(P.DRAFT_CHANGE, change_button)
+    router.button(P.SIMILAR_FOLLOW, follow_button)
+    router.button(P.SIMILAR_FILE, file_mine_button)
     router.button(P.ANSWER, answer_button)
     router.button(P.CONFIRM, confirm_button)
     router.button(P.RATE, rate_button)
@@ -455,6 +545,7 @@ def register(router: Router) -> None:
     router.step(REPORT_DESC, Step(more_description, prompt_description))
     router.step(REPORT_CONFIRM, Step(more_description, prompt_draft, DRAFT_VERBS))
     router.step(REPORT_PICK, Step(more_description, prompt_draft, DRAFT_VERBS))
+    router.step(REPORT_SIMILAR, Step(similar_answer, prompt_similar, SIMILAR_VERBS))
     router.step(ANSWER, Step(handle_answer, prompt_answer))
     router.step(RATE_COMMENT, Step(handle_comment, prompt_comment, frozenset({P.SKIP, P.RATE}),
                                    leave=leave_rating))

@@ -49,8 +49,10 @@ async def write_document(session: AsyncSession, ticket_id: int, words: Sequence[
 
 async def candidates(session: AsyncSession, weighted_terms: Sequence[tuple[str, float]],
                      resolved_since: datetime, *, limit: int,
-                     exclude: Sequence[int] = ()) -> list[int]:
-    """Suggestible tickets sharing the most weight of ``weighted_terms``, best first."""
+                     exclude: Sequence[int] = (), not_reporter: int | None = None,
+                     not_organisation: int | None = None) -> list[int]:
+    """Suggestible tickets sharing the most weight of ``weighted_terms``, best first; not those
+    of ``not_reporter`` or ``not_organisation`` (a reporter is not offered their own)."""
     if not weighted_terms:
         return []
     keys = {term_key(t): w for t, w in weighted_terms}
@@ -65,6 +67,11 @@ async def candidates(session: AsyncSession, weighted_terms: Sequence[tuple[str, 
     )
     if exclude:
         stmt = stmt.where(SimilarityTerm.ticket_id.not_in(list(exclude)))
+    if not_reporter is not None:
+        stmt = stmt.where(Ticket.reporter_id != not_reporter)
+    if not_organisation is not None:
+        stmt = stmt.where(or_(Ticket.organisation_id.is_(None),
+                              Ticket.organisation_id != not_organisation))
     return [int(tid) for tid, _ in await session.execute(stmt)]
 
 

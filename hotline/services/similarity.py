@@ -18,7 +18,7 @@ from hotline.app import Deps
 from hotline.similarity.score import profile_of, similarity, stored_profiles, term_weight
 from hotline.similarity.text import anchors, canonical_words, terms_of
 from storage import similarity as index
-from storage.models import Ticket
+from storage.models import Person, Ticket
 from storage.uow import UnitOfWork
 
 #: Query terms looked up in the index (the rarest first): enough to find a rewording, few
@@ -54,18 +54,20 @@ def _query_terms(words: list[str], found: frozenset[str]) -> list[tuple[str, flo
 
 async def search(
     uow: UnitOfWork, deps: Deps, text: str, *, limit: int = MAX_SUGGESTIONS,
-    threshold: float | None = None, exclude: Sequence[int] = (),
+    threshold: float | None = None, exclude: Sequence[int] = (), for_reporter: Person | None = None,
 ) -> list[Match]:
     """The suggestible tickets most like ``text``, best first, scoring at least ``threshold``
     (the chat's ``similar_threshold`` unless given; pass 0 to see the nearest whatever their
-    score)."""
+    score). ``for_reporter``: leave out that reporter's and their organisation's own tickets."""
     cut = deps.settings.similar_threshold if threshold is None else threshold
     words, found = canonical_words(text), anchors(text)
     if not words:
         return []
     since = deps.clock.now() - timedelta(days=deps.settings.similar_resolved_days)
     ids = await index.candidates(uow.session, _query_terms(words, found), since,
-                                 limit=CANDIDATES, exclude=exclude)
+                                 limit=CANDIDATES, exclude=exclude,
+                                 not_reporter=for_reporter.id if for_reporter else None,
+                                 not_organisation=for_reporter.organisation_id if for_reporter else None)
     docs = await index.documents(uow.session, ids)
     ids = [i for i in ids if i in docs]
     query = profile_of(words, found)
