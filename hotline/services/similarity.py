@@ -82,6 +82,14 @@ async def search(
     return [Match(by_id[i], round(s, 3)) for s, i in best if i in by_id]
 
 
+async def likely_duplicates(uow: UnitOfWork, deps: Deps, ticket: Ticket,
+                            limit: int = MAX_SUGGESTIONS) -> list[Match]:
+    """Tickets ``ticket`` may duplicate, for coordinators (triage and ``/dup``): any reporter's,
+    filed before it, scoring at least the chat's threshold."""
+    found = await search(uow, deps, ticket.description, limit=limit + 3, exclude=[ticket.id])
+    return [m for m in found if m.ticket.created_at <= ticket.created_at][:limit]
+
+
 async def reindex(uow: UnitOfWork, deps: Deps, *, batch: int = 500) -> int:
     """Index every ticket not yet indexed (after upgrading a database that predates the index);
     commits per batch, returns how many were written."""

@@ -168,3 +168,25 @@ async def test_linked_duplicate_counts_its_reporter_as_affected(app: App, engine
     assert digest.kinds.affected_count("locality") == 1
     headline = str(kinds_headline(digest.kinds, "vi", app.settings.timezone))
     assert "còn 1 loại" in headline
+
+
+async def test_coordinators_see_likely_duplicates_with_scores(app: App, engine: Engine) -> None:
+    first = await reporter(app, engine, "Công ty Alpha")
+    ref_a = await file_report(first, FIRST)
+    # A second organisation that does not want to follow files anyway, unsure of the category.
+    app._classifier = ScriptedClassifier(default=("legal", 0.2))  # type: ignore[assignment]
+    second = await reporter(app, engine, "Công ty Beta")
+    await second.say(SAME_IN_ENGLISH)
+    await second.press(second.payload(P.SIMILAR_FILE))
+    await second.press(second.payload(P.DRAFT_UNSURE))
+    async with app.uow() as uow:
+        ref_b = (await uow.session.execute(select(Ticket.ref).where(Ticket.ref != ref_a))).scalar_one()
+    person, contact = await make_staff(app, Role.COORDINATOR, None, language="en")
+    coordinator = ScriptedUser(engine, contact.external_id)
+    await coordinator.say("/triage")
+    assert f"{ref_b} ≈ {ref_a}" in coordinator.text
+    await coordinator.say(f"/dup {ref_b}")
+    assert ref_a in coordinator.text and "%" in coordinator.text and f"/dup {ref_b} {ref_a}" in coordinator.text
+    await coordinator.say(f"/dup {ref_b} {ref_a}")
+    digest = await build_digest(app, week_of(app.clock.now() + timedelta(seconds=1)))
+    assert digest.kinds.received == 1 and digest.kinds.affected == 2
