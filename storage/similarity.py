@@ -11,11 +11,12 @@ import zlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select
+from sqlalchemy import ColumnElement, Float, TextClause, and_, bindparam, delete, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotline.domain.enums import OPEN_STATES, TicketState
 from storage.models import SimilarityDoc, SimilarityTerm, Ticket
+from storage.types import UTCDateTime
 
 _OPEN = sorted(s.value for s in OPEN_STATES)
 _DONE = [TicketState.RESOLVED.value, TicketState.CLOSED.value]
@@ -47,32 +48,78 @@ async def write_document(session: AsyncSession, ticket_id: int, words: Sequence[
     session.add_all([SimilarityTerm(term=k, ticket_id=ticket_id) for k in keys])
 
 
+#: Most recent suggestible tickets read per query term: bounds the work of a search however
+#: common a term is (a rewording shares some rare terms, which find older tickets too).
+PER_TERM = 200
+
+
+def _candidates_sql(terms: int, *, exclude: int, not_reporter: bool, not_organisation: bool) -> str:
+    """The candidate query as text: built as SQLAlchemy Core, a union of fourteen limited
+    subqueries took ~60 ms to compile per search (measured), ten times its execution. One
+    string per shape is cached; every value is a bound parameter."""
+    where = [
+        "t.duplicate_of_id IS NULL",
+        "(t.state IN (" + ", ".join(f"'{s}'" for s in _OPEN) + ") OR (t.state IN ("
+        + ", ".join(f"'{s}'" for s in _DONE) + ") AND t.resolved_at >= :since))",
+    ]
+    if exclude:
+        where.append("t.id NOT IN (" + ", ".join(f":x{i}" for i in range(exclude)) + ")")
+    if not_reporter:
+        where.append("t.reporter_id <> :not_reporter")
+    if not_organisation:
+        where.append("(t.organisation_id IS NULL OR t.organisation_id <> :not_organisation)")
+    condition = " AND ".join(where)
+    parts = [
+        f"SELECT * FROM (SELECT st.ticket_id AS ticket_id, :w{i} AS w FROM similarity_terms st "
+        f"JOIN tickets t ON t.id = st.ticket_id WHERE st.term = :t{i} AND {condition} "
+        f"ORDER BY st.ticket_id DESC LIMIT {PER_TERM}) AS p{i}"
+        for i in range(terms)
+    ]
+    return ("SELECT ticket_id, SUM(w) AS score FROM (" + " UNION ALL ".join(parts) + ") AS hits "
+            "GROUP BY ticket_id ORDER BY score DESC, ticket_id DESC LIMIT :limit")
+
+
+_SQL_CACHE: dict[tuple[int, int, bool, bool], TextClause] = {}
+
+
+def _candidates_statement(terms: int, exclude: int, not_reporter: bool,
+                          not_organisation: bool) -> TextClause:
+    key = (terms, exclude, not_reporter, not_organisation)
+    stmt = _SQL_CACHE.get(key)
+    if stmt is None:
+        stmt = text(_candidates_sql(terms, exclude=exclude, not_reporter=not_reporter,
+                                    not_organisation=not_organisation)).bindparams(
+            bindparam("since", type_=UTCDateTime()),
+            *(bindparam(f"w{i}", type_=Float()) for i in range(terms)))
+        _SQL_CACHE[key] = stmt
+    return stmt
+
+
 async def candidates(session: AsyncSession, weighted_terms: Sequence[tuple[str, float]],
                      resolved_since: datetime, *, limit: int,
                      exclude: Sequence[int] = (), not_reporter: int | None = None,
                      not_organisation: int | None = None) -> list[int]:
     """Suggestible tickets sharing the most weight of ``weighted_terms``, best first; not those
-    of ``not_reporter`` or ``not_organisation`` (a reporter is not offered their own)."""
+    of ``not_reporter`` or ``not_organisation`` (a reporter is not offered their own).
+
+    Each term contributes its ``PER_TERM`` most recent suggestible tickets (a backward walk of
+    the ``(term, ticket_id)`` primary key), so a search reads a bounded number of postings on
+    both databases, whatever the size of the index."""
     if not weighted_terms:
         return []
-    keys = {term_key(t): w for t, w in weighted_terms}
-    weight = case({k: w for k, w in keys.items()}, value=SimilarityTerm.term, else_=0.0)
-    stmt = (
-        select(SimilarityTerm.ticket_id, func.sum(weight).label("w"))
-        .join(Ticket, Ticket.id == SimilarityTerm.ticket_id)
-        .where(SimilarityTerm.term.in_(list(keys)), suggestible(resolved_since))
-        .group_by(SimilarityTerm.ticket_id)
-        .order_by(func.sum(weight).desc(), SimilarityTerm.ticket_id.desc())
-        .limit(limit)
-    )
-    if exclude:
-        stmt = stmt.where(SimilarityTerm.ticket_id.not_in(list(exclude)))
+    stmt = _candidates_statement(len(weighted_terms), len(exclude), not_reporter is not None,
+                                 not_organisation is not None)
+    params: dict[str, object] = {"since": resolved_since, "limit": limit}
+    for i, (term, weight) in enumerate(weighted_terms):
+        params[f"t{i}"] = term_key(term)
+        params[f"w{i}"] = float(weight)
+    for i, ticket_id in enumerate(exclude):
+        params[f"x{i}"] = ticket_id
     if not_reporter is not None:
-        stmt = stmt.where(Ticket.reporter_id != not_reporter)
+        params["not_reporter"] = not_reporter
     if not_organisation is not None:
-        stmt = stmt.where(or_(Ticket.organisation_id.is_(None),
-                              Ticket.organisation_id != not_organisation))
-    return [int(tid) for tid, _ in await session.execute(stmt)]
+        params["not_organisation"] = not_organisation
+    return [int(tid) for tid, _ in await session.execute(stmt, params)]
 
 
 async def documents(session: AsyncSession, ticket_ids: Sequence[int]) -> dict[int, tuple[str, str]]:

@@ -15,7 +15,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from hotline.app import Deps
-from hotline.similarity.score import profile_of, similarity, stored_profiles, term_weight
+from hotline.similarity.score import profile_of, similarity, term_weight
 from hotline.similarity.text import anchors, canonical_words, terms_of
 from storage import similarity as index
 from storage.models import Person, Ticket
@@ -25,7 +25,7 @@ from storage.uow import UnitOfWork
 #: enough that a query reads a bounded number of postings.
 QUERY_TERMS = 14
 #: Candidates re-scored per search.
-CANDIDATES = 40
+CANDIDATES = 24
 #: Weight of a shared decree/law number when choosing candidates (rarer than any word).
 ANCHOR_TERM_WEIGHT = 12.0
 #: Suggestions shown to a reporter at intake (SPEC: "up to 3").
@@ -71,7 +71,7 @@ async def search(
     docs = await index.documents(uow.session, ids)
     ids = [i for i in ids if i in docs]
     query = profile_of(words, found)
-    stored = stored_profiles([(docs[i][0].split(), frozenset(docs[i][1].split())) for i in ids])
+    stored = [profile_of(docs[i][0].split(), frozenset(docs[i][1].split())) for i in ids]
     scored = sorted(((similarity(query, p), i) for p, i in zip(stored, ids, strict=True)),
                     key=lambda si: (-si[0], -si[1]))
     best = [(s, i) for s, i in scored if s >= cut][:limit]
