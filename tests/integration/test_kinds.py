@@ -88,6 +88,10 @@ async def test_second_enterprise_follows_the_first_ticket_and_is_counted_once(
     assert [f.source for f in followers] == ["intake"]
     assert len(followed) == 1 and followed[0].data["org_kind"] == "enterprise"
 
+    # Their view of the ticket shows its category, never the other organisation's words.
+    await second.say(f"/status {ref}")
+    assert ref in second.text and "Alpha" not in second.text and "hợp đồng" not in second.text
+
     # The follower may add their own details, and hears about the kind's progress.
     await second.say(f"/add {ref} We have 40 contracts waiting.")
     assert "40 contracts" not in second.text and ref in second.text
