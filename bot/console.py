@@ -14,7 +14,7 @@ from typing import TextIO
 
 from bot import numbered
 from handlers.engine import Engine
-from handlers.events import InboundEvent, OutboundMessage
+from handlers.events import InboundEvent, OutboundMessage, clean_text, sanitised
 from hotline.app import App
 from hotline.i18n import t
 
@@ -30,7 +30,7 @@ class ConsoleChat:
     def __init__(self, app: App, user: str, out: TextIO, *, lang: str | None = None,
                  engine: Engine | None = None) -> None:
         self.app = app
-        self.user = user
+        self.user = clean_text(user)  # a name from argv may carry undecodable bytes
         self.lang = lang
         self.out = out
         self.engine = engine or Engine(app, intake=[numbered.intake])
@@ -41,10 +41,10 @@ class ConsoleChat:
 
     async def send(self, line: str) -> list[OutboundMessage]:
         """One typed line through the engine, then everything now due for this chat."""
-        event = InboundEvent(
+        event = sanitised(InboundEvent(
             channel=CHANNEL, update_id=uuid.uuid4().hex, user_id=self.user, chat_id=self.user,
             text=line, language=self.lang, display_name=self.user,
-        )
+        ))
         replies = await self.engine.handle(event)
         await self.deliver()
         return replies
@@ -58,12 +58,14 @@ class ConsoleChat:
             if not rows:
                 return 0
             payloads: list[str] = []
+            labels: list[str] = []
             for row in rows:
                 message = OutboundMessage.from_json(row.payload)
                 rendered = numbered.render(message, start=len(payloads) + 1)
                 payloads += rendered.payloads
+                labels += rendered.labels
                 self._print(rendered.text)
-            await numbered.remember(uow, CHANNEL, self.user, payloads, now)
+            await numbered.remember(uow, CHANNEL, self.user, payloads, now, labels)
             await uow.outbox.mark_sent([row.id for row in rows], now)
             await uow.commit()
             return len(rows)

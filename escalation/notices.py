@@ -105,23 +105,34 @@ class Audience:
     def role(self, role: Role) -> list[int]:
         return self.by_role.get(role.value, [])
 
-    def recipients(self, level: EscalationLevel, ticket: Ticket) -> list[Recipient]:
-        """SPEC §6 audiences, falling back one level up when nobody holds the role, so a step
-        is never silently lost because a group has no lead yet."""
+    def _rungs(self, level: EscalationLevel, ticket: Ticket) -> list[list[int]]:
+        """SPEC §6 audiences of a step, then whoever the ladder names next."""
+        leads = self.leads.get(ticket.group_id, [])
+        coordinators = self.role(Role.COORDINATOR)
         if level is EscalationLevel.REMINDER:
-            ids = [ticket.assignee_id] if ticket.assignee_id else self.leads.get(ticket.group_id, [])
-        elif level is EscalationLevel.L1:
-            ids = self.leads.get(ticket.group_id) or self.role(Role.COORDINATOR)
-        elif level is EscalationLevel.L2:
-            ids = self.role(Role.COORDINATOR) or self.role(Role.ADMIN)
-        else:
-            ids = self.role(Role.LEADER) or self.role(Role.COORDINATOR)
-        out: dict[int, Recipient] = {}
-        for pid in ids:
-            person = self.people.get(pid)
-            if person is not None:
-                out.setdefault(pid, person)
-        return list(out.values())
+            return [[ticket.assignee_id] if ticket.assignee_id else [], leads, coordinators]
+        if level is EscalationLevel.L1:
+            return [leads, coordinators]
+        if level is EscalationLevel.L2:
+            return [coordinators, self.role(Role.ADMIN)]
+        return [self.role(Role.LEADER), coordinators]
+
+    def recipients(self, level: EscalationLevel, ticket: Ticket) -> list[Recipient]:
+        """The people a step is sent to: the first rung of its audience with someone who can
+        be reached (active, with a contact). A reminder for a ticket nobody is assigned to (or
+        whose assignee cannot be reached) goes to the group lead, as the ladder's next step
+        would; a group without a reachable lead falls to the coordinators. Empty when nobody
+        at all can be told: the step is then recorded as having no recipient, never as sent.
+        """
+        for ids in self._rungs(level, ticket):
+            out: dict[int, Recipient] = {}
+            for pid in ids:
+                person = self.people.get(pid)
+                if person is not None and person.reachable:
+                    out.setdefault(pid, person)
+            if out:
+                return list(out.values())
+        return []
 
 
 async def pending_extensions(session: AsyncSession, ticket_ids: Sequence[int]) -> dict[int, int]:
@@ -202,7 +213,8 @@ class Notices:
         self, ticket: Ticket, step: Step, *, pending_extension: int | None,
         held_until: datetime | None,
     ) -> list[dict[str, Any]]:
-        """The step's outbox rows, one per reachable recipient (none if nobody holds the role).
+        """The step's outbox rows, one per recipient (``Audience.recipients``; none if nobody
+        can be told).
 
         Rows rather than ORM objects: a catch-up writes tens of thousands in one executemany.
         """
@@ -214,21 +226,28 @@ class Notices:
         key = f"escalation.{step.level.value}"
         rows: list[dict[str, Any]] = []
         for person in self.audience.recipients(step.level, ticket):
-            if not person.reachable:
-                continue
             lang = person.language
+            text_key, actions = None, buttons
+            if step.level is EscalationLevel.REMINDER and person.person_id != ticket.assignee_id:
+                # Reminding the lead in the assignee's stead: the ticket needs an owner.
+                text_key = ("escalation.reminder_unassigned" if ticket.assignee_id is None
+                            else "escalation.reminder_lead")
+                actions = [[("escalation.buttons.reassign", P.build(P.REASSIGN, ticket.ref)),
+                            ("escalation.buttons.open", P.build(P.OPEN, ticket.ref))]]
             message = OutboundMessage(
                 channel=person.channel,  # type: ignore[arg-type]
                 chat_id=person.chat_id,  # type: ignore[arg-type]
-                text=self.text(step, ticket, lang, assignee.name if assignee else "", used),
-                buttons=localise_buttons(buttons, lang),
+                text=self.text(step, ticket, lang, assignee.name if assignee else "", used,
+                               key=text_key),
+                buttons=localise_buttons(actions, lang),
                 meta={"key": key, "ticket": ticket.ref, "level": step.level.value},
             )
             rows.append(outbox_values(message, now=self.now, contact_id=person.contact_id,
                                       person_id=person.person_id, not_before=held_until))
         return rows
 
-    def text(self, step: Step, ticket: Ticket, lang: str, assignee: str, used_pct: int) -> str:
+    def text(self, step: Step, ticket: Ticket, lang: str, assignee: str, used_pct: int,
+             key: str | None = None) -> str:
         group = self.audience.groups.get(ticket.group_id)
         params: dict[str, Any] = {
             "ref": ticket.ref,
@@ -248,7 +267,7 @@ class Notices:
         }
         if step.level is EscalationLevel.L3:
             params["red"] = self._cached(("red", lang), lambda: self._red_line(lang))
-        return str(t(f"escalation.{step.level.value}", lang, **params))
+        return str(t(key or f"escalation.{step.level.value}", lang, **params))
 
     def _red_line(self, lang: str) -> Markup:
         names = [g.name(lang) for g in self.red]

@@ -36,7 +36,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -55,6 +55,7 @@ from hotline.domain.enums import (
     Priority,
     TicketState,
 )
+from hotline.errors import HotlineError
 from storage.db import upsert_insert
 from storage.models import (
     Escalation,
@@ -97,6 +98,8 @@ class SweepReport:
     #: Steps that another sweep fired between this one's decision and its insert.
     already_fired: int = 0
     auto_closed: list[str] = field(default_factory=list)
+    #: Tickets whose reporter got the one reminder to rate them in this pass.
+    rating_reminded: list[str] = field(default_factory=list)
     alerts_raised: list[str] = field(default_factory=list)
     alerts_cleared: list[str] = field(default_factory=list)
     red_groups: list[str] = field(default_factory=list)
@@ -130,6 +133,7 @@ class SweepReport:
                 for s in self.fired
             ],
             "auto_closed": self.auto_closed,
+            "rating_reminded": self.rating_reminded,
             "alerts_raised": self.alerts_raised,
             "alerts_cleared": self.alerts_cleared,
             "red_groups": self.red_groups,
@@ -154,6 +158,33 @@ def parse_at(text: str, timezone: str = "Asia/Ho_Chi_Minh") -> datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=ZoneInfo(timezone))
     return value
+
+
+#: A pass "as of now" read from the clock a moment before this check (the scheduler's) is not
+#: refused for the clock having been stepped back by a few milliseconds meanwhile.
+CLOCK_SLACK = timedelta(seconds=1)
+
+
+class FutureSweep(HotlineError):
+    """A sweep "as of" an instant still to come would write history that has not happened."""
+
+    key = "escalation.error.future_sweep"
+
+
+def written_at(app: Deps, at: datetime, *, dry_run: bool) -> datetime:
+    """The instant a pass as of ``at`` records what it does: the clock's now, never later.
+
+    A pass as of a later instant is refused unless it only looks (``dry_run``): it would
+    date events and messages in the future and use up steps that must fire at their real time.
+    """
+    now = ensure_utc(app.clock.now())
+    if at > now + CLOCK_SLACK and not dry_run:
+        raise FutureSweep(
+            f"--at {at.isoformat()} is later than now ({now.isoformat()}): a sweep cannot act "
+            "in the future; add --dry-run to see what would fire then",
+            at=at.isoformat(), now=now.isoformat(),
+        )
+    return now
 
 
 def pinned_deps(app: App, now: datetime) -> Deps:
@@ -232,7 +263,10 @@ async def _plan(app: App, now: datetime, thresholds: Thresholds) -> _Plan:
 @dataclass
 class _Context:
     app: App
+    #: When the pass writes (events, escalation rows, messages): the clock's now.
     now: datetime
+    #: The instant the pass decides as of (``--at``): what is due by then fires.
+    at: datetime
     thresholds: Thresholds
     hold: datetime | None
     audience: Audience
@@ -268,7 +302,7 @@ async def _fire_batch(
         decided: list[tuple[Ticket, Step]] = []
         for ticket in tickets:
             for step in ladder.due_steps(
-                ticket, app.calendar, ctx.thresholds, now, fired=fired.get(ticket.id, set()),
+                ticket, app.calendar, ctx.thresholds, ctx.at, fired=fired.get(ticket.id, set()),
                 extras=extras.get(ticket.id, NO_EXTRAS),
             ):
                 decided.append((ticket, step))
@@ -348,7 +382,11 @@ async def write_steps(
                     "reason": step.reason.value,
                     "cycle": step.cycle,
                     "due_at": step.due_at.isoformat(),
+                    # Messages queued to people; 0 means nobody could be told (no
+                    # recipient): the step is recorded so it is not retried, never counted
+                    # as sent (digests count ``messages``).
                     "messages": sent,
+                    "no_recipient": sent == 0,
                     "held_until": held.isoformat() if held else None,
                 },
             }
@@ -468,10 +506,15 @@ async def sweep(
     after a batch is written and before its commit -- a seam for crash tests.
     """
     started = time.perf_counter()
-    now = ensure_utc(now)
+    at = ensure_utc(now)
+    # No future history: what is written is dated when it is written (the clock's now), and a
+    # pass "as of" a later instant may only look (dry run). A pass as of an earlier instant
+    # (catching up by hand) decides what was due by then on the tickets as they are now, and
+    # records it now.
+    now = written_at(app, at, dry_run=dry_run)
     thresholds = Thresholds.from_settings(app.settings)
-    report = SweepReport(at=now, dry_run=dry_run)
-    plan = await _plan(app, now, thresholds)
+    report = SweepReport(at=at, dry_run=dry_run)
+    plan = await _plan(app, at, thresholds)
     report.scanned = plan.scanned
     hold = hold_until(app, now)
 
@@ -502,7 +545,7 @@ async def sweep(
     else:
         audience = Audience()
         ctx = _Context(
-            app=app, now=now, thresholds=thresholds, hold=hold, audience=audience,
+            app=app, now=now, at=at, thresholds=thresholds, hold=hold, audience=audience,
             notices=Notices(app.settings, app.calendar, thresholds, now, changes.red, audience),
             report=report, before_commit=before_commit,
         )
@@ -511,11 +554,24 @@ async def sweep(
             report.batches += 1
 
     report.auto_closed = await _auto_close(
-        app, pinned_deps(app, now), now, thresholds, dry_run=dry_run, batch_size=batch_size,
+        app, pinned_deps(app, now), at, thresholds, dry_run=dry_run, batch_size=batch_size,
         hold=hold,
     )
+    report.rating_reminded = await _rating_reminders(app, now, dry_run=dry_run, hold=hold)
     report.seconds = time.perf_counter() - started
     return report
+
+
+async def _rating_reminders(app: App, now: datetime, *, dry_run: bool,
+                            hold: datetime | None) -> list[str]:
+    """The one reminder to rate, held to working hours like the other notices."""
+    from hotline.services.rating import remind_unrated
+
+    async with app.uow() as uow:
+        reminded = await remind_unrated(uow, pinned_deps(app, now), now, not_before=hold)
+        if not dry_run:
+            await uow.commit()
+    return reminded
 
 
 # ------------------------------------------------------------------------------------------
@@ -529,6 +585,10 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--database-url", help="overrides HOTLINE_DATABASE_URL")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     parser.add_argument("--dry-run", action="store_true")
+    parser.add_argument(
+        "--clock", default=None, metavar="TIME",
+        help="testing: the wall clock's reading (default: the system clock); --at may not pass it",
+    )
     parser.add_argument(
         "--hang-before-commit", type=int, default=None, metavar="BATCH",
         help="testing: print READY and wait before committing batch BATCH (to be killed)",
@@ -545,7 +605,7 @@ async def _main(argv: Sequence[str]) -> int:
     import json
 
     from hotline.app import open_app
-    from hotline.clock import SystemClock
+    from hotline.clock import Clock, SystemClock
     from hotline.config import load_settings
 
     args = _parse_args(argv)
@@ -553,7 +613,9 @@ async def _main(argv: Sequence[str]) -> int:
     if args.database_url:
         overrides["database_url"] = args.database_url
     settings = load_settings(**overrides)
-    clock = SystemClock()
+    clock: Clock = SystemClock()
+    if args.clock:
+        clock = ManualClock(parse_at(args.clock, settings.timezone))
     now = parse_at(args.at, settings.timezone) if args.at else clock.now()
     app = await open_app(settings, clock, sync_groups=False)
     hang = args.hang_before_commit

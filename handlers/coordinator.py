@@ -16,12 +16,16 @@ from handlers.router import Router, Step
 from handlers.view import actions_for, ticket_for_action, visible_ticket
 from hotline.domain import payloads as P
 from hotline.domain.enums import OPEN_STATES, ExtensionStatus, Priority, TicketState
+from hotline.domain.ids import row_id
+from hotline.domain.reports import has_words
 from hotline.errors import HotlineError, InvalidInput
 from hotline.services import coordination, similarity
 from hotline.services import permissions as perm
 from storage.models import Extension, Ticket
 
 REJECT_REASON = "reject_reason"
+RECAT_PICK = "recat_pick"
+PRIORITY_PICK = "priority_pick"
 TRIAGE_LIMIT = 30
 
 
@@ -60,24 +64,28 @@ async def triage_button(ctx: Context, arg: str) -> None:
     if suggestions:
         card = card + Markup("\n\n") + suggestions
     if ticket.needs_triage:
-        ctx.say_markup(card + "\n\n" + ctx.text("engine.choose_category", ref=ticket.ref),
-                       buttons=_category_buttons(ctx, ticket))
+        ctx.say_markup(card)
+        ctx.set_step(RECAT_PICK, ref=ticket.ref)
+        await prompt_category(ctx)
     else:
         ctx.say_markup(card, buttons=action_buttons(ctx, ticket, await actions_for(ctx, ticket)))
 
 
-def _category_buttons(ctx: Context, ticket: Ticket) -> list[list[object]]:
-    buttons = [ctx.button("engine.btn.category",
-                          P.build_pair(P.RECATEGORISE_TO, ticket.ref, code),
+async def prompt_category(ctx: Context) -> None:
+    """The category list of a recategorisation (or a triage): a choice prompt."""
+    ref = ctx.data["ref"]
+    buttons = [ctx.button("engine.btn.category", P.build_pair(P.RECATEGORISE_TO, ref, code),
                           category=cat.name(ctx.lang),
                           group=ctx.app.taxonomy.group(cat.group).name(ctx.lang))
                for code, cat in ctx.app.taxonomy.categories.items()]
-    return rows(buttons, 1)  # type: ignore[return-value]
+    ctx.say("engine.choose_category", ref=ref,
+            buttons=[*rows(buttons, 1), registration.cancel_row(ctx)])
 
 
 async def recategorise_button(ctx: Context, arg: str) -> None:
     ticket = await ticket_for_action(ctx, arg, P.RECATEGORISE)
-    ctx.say("engine.choose_category", ref=ticket.ref, buttons=_category_buttons(ctx, ticket))
+    ctx.set_step(RECAT_PICK, ref=ticket.ref)
+    await prompt_category(ctx)
 
 
 async def recategorise_to_button(ctx: Context, arg: str) -> None:
@@ -85,6 +93,8 @@ async def recategorise_to_button(ctx: Context, arg: str) -> None:
     ticket = await ticket_for_action(ctx, ref, P.RECATEGORISE)
     if code not in ctx.app.taxonomy.categories:
         raise stale()
+    if ctx.step == RECAT_PICK:
+        ctx.clear_step()
     await _recategorise(ctx, ticket, code)
 
 
@@ -94,7 +104,11 @@ async def recategorise_command(ctx: Context, arg: str) -> None:
     if not ref or not code.strip():
         raise InvalidInput("usage", key="engine.usage_recat",
                            codes=", ".join(ctx.app.taxonomy.codes))
-    await _recategorise(ctx, await visible_ticket(ctx, ref), code.strip().lower())
+    code = code.strip().lower()
+    if code not in ctx.app.taxonomy.categories:
+        raise InvalidInput("unknown category", key="engine.unknown_category", code=code[:40],
+                           codes=", ".join(ctx.app.taxonomy.codes))
+    await _recategorise(ctx, await visible_ticket(ctx, ref), code)
 
 
 async def _recategorise(ctx: Context, ticket: Ticket, code: str) -> None:
@@ -142,16 +156,23 @@ async def priority_command(ctx: Context, arg: str) -> None:
     ref, _, value = arg.partition(" ")
     value = value.strip().lower()
     if not ref or value not in {p.value for p in Priority}:
-        raise InvalidInput("usage", key="engine.usage_priority")
+        raise InvalidInput("usage", key="engine.usage_priority",
+                           values=", ".join(p.value for p in Priority))
     await _set_priority(ctx, await visible_ticket(ctx, ref), Priority(value))
 
 
 async def priority_button(ctx: Context, arg: str) -> None:
     ticket = await ticket_for_action(ctx, arg, P.PRIORITY)
-    buttons = [ctx.button(f"priority.{p.value}", P.build_pair(P.PRIORITY_SET, ticket.ref, p.value))
-               for p in Priority if p.value != ticket.priority]
-    ctx.say("engine.choose_priority", ref=ticket.ref,
-            priority=ctx.text(f"priority.{ticket.priority}"), buttons=[buttons])
+    ctx.set_step(PRIORITY_PICK, ref=ticket.ref, priority=ticket.priority)
+    await prompt_priority(ctx)
+
+
+async def prompt_priority(ctx: Context) -> None:
+    ref, current = ctx.data["ref"], ctx.data["priority"]
+    buttons = [ctx.button(f"priority.{p.value}", P.build_pair(P.PRIORITY_SET, ref, p.value))
+               for p in Priority if p.value != current]
+    ctx.say("engine.choose_priority", ref=ref, priority=ctx.text(f"priority.{current}"),
+            buttons=[buttons, registration.cancel_row(ctx)])
 
 
 async def priority_set_button(ctx: Context, arg: str) -> None:
@@ -159,6 +180,8 @@ async def priority_set_button(ctx: Context, arg: str) -> None:
     ticket = await ticket_for_action(ctx, ref, P.PRIORITY)
     if value not in {p.value for p in Priority} or value == ticket.priority:
         raise stale()
+    if ctx.step == PRIORITY_PICK:
+        ctx.clear_step()
     await _set_priority(ctx, ticket, Priority(value))
 
 
@@ -193,6 +216,8 @@ async def prompt_reject(ctx: Context) -> None:
 
 
 async def handle_reject(ctx: Context, text: str) -> None:
+    if not has_words(text):
+        raise InvalidInput("no words", key="engine.reason_need_words")
     await _reject(ctx, await visible_ticket(ctx, ctx.data["ref"]), text)
 
 
@@ -204,9 +229,10 @@ async def _reject(ctx: Context, ticket: Ticket, reason: str) -> None:
 
 async def extension_button(ctx: Context, arg: str, approve: bool) -> None:
     person = ctx.person
-    if person is None or not perm.is_coordinator(person) or not arg.isdigit():
+    ext_id = row_id(arg)
+    if person is None or not perm.is_coordinator(person) or ext_id is None:
         raise stale()
-    ext = await ctx.uow.session.get(Extension, int(arg))
+    ext = await ctx.uow.session.get(Extension, ext_id)
     if ext is None or ext.status != ExtensionStatus.PENDING.value:
         raise stale()
     decided = await coordination.decide_extension(ctx.uow, ctx.app, ext.id, person, approve)
@@ -231,3 +257,5 @@ def register(router: Router) -> None:
     router.button(P.EXT_APPROVE, lambda ctx, arg: extension_button(ctx, arg, True))
     router.button(P.EXT_REFUSE, lambda ctx, arg: extension_button(ctx, arg, False))
     router.step(REJECT_REASON, Step(handle_reject, prompt_reject))
+    router.step(RECAT_PICK, Step.choice(prompt_category, frozenset({P.RECATEGORISE_TO})))
+    router.step(PRIORITY_PICK, Step.choice(prompt_priority, frozenset({P.PRIORITY_SET})))

@@ -13,6 +13,10 @@ Per event, in a single transaction:
 5. save the conversation step if it changed, write every reply to the outbox, commit, and
    return the replies (with their outbox ids).
 
+An event from a group chat takes none of these steps beyond the first: a group is a public
+place, so no handler runs and the sender's contact is not touched; ``handlers.group_chat``
+decides the one public note it may get.
+
 Anything unexpected rolls the whole transaction back, is logged without user text or secrets,
 and gets a generic apology written in a fresh transaction. ``handle`` never raises.
 """
@@ -27,9 +31,9 @@ from datetime import datetime
 
 from markupsafe import Markup
 
-from handlers import common, coordinator, registration, reporter, staff
+from handlers import common, coordinator, group_chat, registration, reporter, staff
 from handlers.context import Context
-from handlers.events import InboundEvent, OutboundMessage
+from handlers.events import InboundEvent, OutboundMessage, sanitised
 from handlers.router import Router
 from hotline.app import App
 from hotline.clock import local_midnight
@@ -63,7 +67,7 @@ class Engine:
         self._intake = tuple(intake)
 
     async def handle(self, event: InboundEvent) -> list[OutboundMessage]:
-        event = without_nul(event)
+        event = sanitised(event)  # NUL and lone surrogates, whichever channel forgot
         try:
             return await self._process(event)
         except Exception as exc:  # the chat adapter must keep running whatever happens
@@ -78,6 +82,8 @@ class Engine:
 
     async def _process(self, event: InboundEvent) -> list[OutboundMessage]:
         app = self.app
+        if event.is_group_chat:
+            return await self._in_group(event)
         async with app.uow() as uow:
             now = app.clock.now()
             ctx = await self._open(uow, event, now)
@@ -104,6 +110,19 @@ class Engine:
         return [replace(reply, meta={**reply.meta, "outbox_id": row.id})
                 for reply, row in zip(replies, rows, strict=True)]
 
+    async def _in_group(self, event: InboundEvent) -> list[OutboundMessage]:
+        """A group chat is a public place: no handler runs and the sender's contact is not
+        touched; at most one public note goes back (``handlers.group_chat``)."""
+        async with self.app.uow() as uow:
+            now = self.app.clock.now()
+            if not await uow.conversations.claim_update(event.channel, event.update_id, now):
+                return []
+            replies = await group_chat.answer_in_group(self.app, uow, event, now)
+            rows = [enqueue(uow, reply, now=now) for reply in replies]
+            await uow.commit()
+        return [replace(reply, meta={**reply.meta, "outbox_id": row.id})
+                for reply, row in zip(replies, rows, strict=True)]
+
     async def _open(self, uow: UnitOfWork, event: InboundEvent, now: datetime) -> Context | None:
         """Claim the update and load the caller; None for a redelivered update."""
         if not await uow.conversations.claim_update(event.channel, event.update_id, now):
@@ -119,6 +138,8 @@ class Engine:
             )
         else:
             people.refresh_contact(contact, event.chat_id, event.display_name, now)
+        if person is not None:
+            event = group_chat.resume_deep_link(event)
         lang = self._language(event, person, conv)
         return Context(app=self.app, uow=uow, event=event, contact=contact, person=person,
                        conv=conv, lang=lang, now=now,
@@ -162,7 +183,10 @@ class Engine:
                 now = self.app.clock.now()
                 if not await uow.conversations.claim_update(event.channel, event.update_id, now):
                     return []
-                contact = await uow.people.contact(event.channel, event.user_id)
+                # A group's apology is nobody's message: no contact (a 403 from the group must
+                # not mark the sender's private contact inactive), no personal language.
+                contact = (None if event.is_group_chat
+                           else await uow.people.contact(event.channel, event.user_id))
                 person = (await uow.people.get(contact.person_id)
                           if contact is not None and contact.person_id else None)
                 if person is not None:
@@ -202,13 +226,6 @@ def database_unreachable(exc: BaseException) -> bool:
     return False
 
 
-def without_nul(event: InboundEvent) -> InboundEvent:
-    """NUL characters removed from what the user typed: PostgreSQL refuses them in text
-    columns, so one pasted NUL would make a report impossible to file (SQLite would keep it)."""
-    fields = {name: value.replace("\x00", "")
-              for name in ("text", "payload", "display_name")
-              if isinstance(value := getattr(event, name), str) and "\x00" in value}
-    return replace(event, **fields) if fields else event
 
 
 def _log_failure(what: str, event: InboundEvent, exc: BaseException) -> None:

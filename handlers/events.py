@@ -6,7 +6,8 @@ their updates and turn ``OutboundMessage`` into API calls; the engine never know
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 AttachmentKind = Literal["photo", "document"]
@@ -35,6 +36,46 @@ class InboundEvent:
     display_name: str | None = None
     message_id: str | None = None  # message that carried the pressed button (to retire it)
     is_group_chat: bool = False
+    #: Where the sender can write to the bot privately (Telegram: ``https://t.me/<bot>``), for
+    #: the note a group gets instead of an answer; None when the channel has no such link.
+    private_chat_url: str | None = None
+    #: Channels without buttons (console, Zalo): how many numbered choices the menu on screen
+    #: has, set at intake for a typed number that names none of them (None: no such number).
+    menu_size: int | None = None
+
+
+#: A UTF-16 surrogate code point: never a character on its own. JSON can smuggle one in
+#: (``"\ud800"``), and no database, log file or chat API can encode it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def without_surrogates(value: str) -> str:
+    """Lone surrogates replaced by U+FFFD; everything else exactly as it was."""
+    return _SURROGATE.sub("\ufffd", value)
+
+
+def clean_text(value: str) -> str:
+    """Text as every later step can store and send it: lone surrogates become U+FFFD and NUL
+    characters go (PostgreSQL refuses them in text columns; one pasted NUL would make a report
+    impossible to file)."""
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    return without_surrogates(value)
+
+
+def sanitised(event: InboundEvent) -> InboundEvent:
+    """``event`` with every text a user controls passed through ``clean_text``; channels call it
+    where they build the event, and the engine once more on entry."""
+    fields: dict[str, Any] = {}
+    for name in ("user_id", "chat_id", "text", "payload", "language", "display_name", "message_id"):
+        value = getattr(event, name)
+        if isinstance(value, str) and (cleaned := clean_text(value)) != value:
+            fields[name] = cleaned
+    if any(a.file_name and clean_text(a.file_name) != a.file_name for a in event.attachments):
+        fields["attachments"] = tuple(
+            replace(a, file_name=clean_text(a.file_name) if a.file_name else a.file_name)
+            for a in event.attachments)
+    return replace(event, **fields) if fields else event
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from handlers.context import Context, stale
 from handlers.router import Router, Step
 from hotline.domain import payloads as P
 from hotline.domain.enums import OrgKind
+from hotline.domain.reports import has_words
 from hotline.errors import InvalidInput
 from hotline.i18n import LANGUAGES
 from hotline.services import people
@@ -35,6 +36,19 @@ _KIND_WORDS = {
 }
 
 
+def _lang_alias(text: str) -> str | None:
+    lang = _LANG_WORDS.get(" ".join(text.lower().split()))
+    return P.build(P.LANG, lang) if lang else None
+
+
+def _kind_alias(text: str) -> str | None:
+    lowered = " ".join(text.lower().split())
+    for kind, words in _KIND_WORDS.items():
+        if lowered == kind.value or lowered in words:
+            return P.build(P.ORG_KIND, kind.value)
+    return None
+
+
 def _carry(ctx: Context) -> dict[str, Any]:
     """What the registration steps pass along: answers so far and the pending report."""
     keep = ("org", "kind", "tax", "pending", "then")
@@ -47,7 +61,8 @@ def cancel_row(ctx: Context) -> list[Any]:
 
 def set_language(ctx: Context, lang: str) -> None:
     if lang not in LANGUAGES:
-        raise InvalidInput("unsupported language", key="error.bad_language")
+        raise InvalidInput("unsupported language", key="error.bad_language",
+                           languages=", ".join(LANGUAGES))
     if ctx.person is not None:
         ctx.person.language = people.set_language_value(lang)
     data = ctx.data
@@ -89,17 +104,6 @@ async def prompt_lang(ctx: Context) -> None:
     ctx.say("engine.welcome", buttons=language_buttons(ctx))
 
 
-async def handle_lang_text(ctx: Context, text: str) -> None:
-    lang = _LANG_WORDS.get(text.lower())
-    if lang is None:
-        ctx.say("engine.choose_button")
-        await prompt_lang(ctx)
-        return
-    set_language(ctx, lang)
-    ctx.set_step(REG_ORG, **_carry(ctx))
-    await prompt_org(ctx)
-
-
 async def lang_button(ctx: Context, arg: str) -> None:
     if arg not in LANGUAGES:
         raise stale()
@@ -133,6 +137,8 @@ async def prompt_org(ctx: Context) -> None:
 async def handle_org(ctx: Context, text: str) -> None:
     if not text:
         raise InvalidInput("empty", key="error.empty_text")
+    if not has_words(text):
+        raise InvalidInput("no words", key="engine.org_need_words")
     name = people.clean_name(text, "organisation name")
     ctx.set_step(REG_KIND, **(_carry(ctx) | {"org": name}))
     await prompt_kind(ctx)
@@ -142,16 +148,6 @@ async def prompt_kind(ctx: Context) -> None:
     kinds = [ctx.button(f"org_kind.{k.value}", P.build(P.ORG_KIND, k.value)) for k in OrgKind]
     ctx.say("engine.ask_kind", org=ctx.data.get("org", ""),
             buttons=[kinds[:2], kinds[2:], cancel_row(ctx)])
-
-
-async def handle_kind_text(ctx: Context, text: str) -> None:
-    lowered = text.lower()
-    for kind, words in _KIND_WORDS.items():
-        if lowered == kind.value or lowered in words:
-            await _kind_chosen(ctx, kind)
-            return
-    ctx.say("engine.choose_button")
-    await prompt_kind(ctx)
 
 
 async def kind_button(ctx: Context, arg: str) -> None:
@@ -188,7 +184,9 @@ async def prompt_name(ctx: Context) -> None:
 
 
 async def handle_name(ctx: Context, text: str) -> None:
-    await _finish(ctx, text)
+    if not has_words(text):
+        raise InvalidInput("no words", key="engine.name_need_words")
+    await _finish(ctx, people.clean_name(text, "name"))
 
 
 async def skip_button(ctx: Context, arg: str) -> None:
@@ -202,6 +200,10 @@ async def skip_button(ctx: Context, arg: str) -> None:
         from handlers.reporter import skip_comment
 
         await skip_comment(ctx)
+    elif arg == "rating":
+        from handlers.reporter import later_rating
+
+        await later_rating(ctx)
     else:
         raise stale()
 
@@ -234,8 +236,8 @@ def register(router: Router) -> None:
     router.button(P.LANG, lang_button)
     router.button(P.ORG_KIND, kind_button)
     router.button(P.SKIP, skip_button)
-    router.step(REG_LANG, Step(handle_lang_text, prompt_lang, frozenset({P.LANG})))
+    router.step(REG_LANG, Step.choice(prompt_lang, frozenset({P.LANG}), alias=_lang_alias))
     router.step(REG_ORG, Step(handle_org, prompt_org))
-    router.step(REG_KIND, Step(handle_kind_text, prompt_kind, frozenset({P.ORG_KIND})))
+    router.step(REG_KIND, Step.choice(prompt_kind, frozenset({P.ORG_KIND}), alias=_kind_alias))
     router.step(REG_TAX, Step(handle_tax, prompt_tax, frozenset({P.SKIP})))
     router.step(REG_NAME, Step(handle_name, prompt_name, frozenset({P.SKIP})))

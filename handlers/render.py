@@ -40,6 +40,7 @@ ACTION_LABELS = {
     P.ANSWER: "engine.btn.answer",
     P.CONFIRM: "engine.btn.confirm",
     P.REOPEN: "engine.btn.reopen",
+    P.RATE_OPEN: "engine.btn.rate",
 }
 
 

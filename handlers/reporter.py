@@ -24,6 +24,8 @@ from handlers.view import ticket_for_action, visible_ticket
 from hotline.clock import local_midnight
 from hotline.domain import payloads as P
 from hotline.domain.enums import OPEN_STATES, Role, TicketState
+from hotline.domain.rating import RATEABLE_STATES, STARS, finished_at, rating_open
+from hotline.domain.reports import EXAMPLE_EN, EXAMPLE_VI, has_words, is_report
 from hotline.errors import HotlineError, InvalidInput
 from hotline.services import kinds, similarity, tickets
 from hotline.services import permissions as perm
@@ -34,11 +36,16 @@ REPORT_DESC = "report_desc"
 REPORT_CONFIRM = "report_confirm"
 REPORT_PICK = "report_pick"
 REPORT_SIMILAR = "report_similar"
+REPORT_ADD = "report_add"
+REPORT_ADD_CONFIRM = "report_add_confirm"
+RATE_STARS = "rate_stars"
 ANSWER = "answer"
 RATE_COMMENT = "rate_comment"
 REOPEN_REASON = "reopen_reason"
 
-DRAFT_VERBS = frozenset({P.DRAFT_FILE, P.DRAFT_PICK, P.DRAFT_UNSURE, P.DRAFT_CHANGE})
+DRAFT_VERBS = frozenset({P.DRAFT_FILE, P.DRAFT_PICK, P.DRAFT_UNSURE, P.DRAFT_CHANGE,
+                         P.DRAFT_ADD})
+ADD_VERBS = frozenset({P.DRAFT_ADD_YES, P.DRAFT_ADD_NO})
 SIMILAR_VERBS = frozenset({P.SIMILAR_FOLLOW, P.SIMILAR_FILE})
 TOP_CANDIDATES = 3
 MINE_LIMIT = 30
@@ -59,20 +66,38 @@ def _cancel_row(ctx: Context) -> list[Any]:
 async def idle(ctx: Context, text: str) -> None:
     """A message outside any flow: a reporter is describing a problem."""
     person = ctx.person
+    attachments = event_attachments(ctx)
+    reported = is_report(text)
     if person is None:
-        await registration.begin(ctx, pending={"text": text, "att": event_attachments(ctx)})
+        # Only a real description rides along to become the first report after the profile.
+        pending = {"text": text if reported else "", "att": attachments}
+        await registration.begin(ctx, pending=pending if reported or attachments else None)
         return
     if person.role != Role.REPORTER.value:
         ctx.say("engine.staff_idle")
         return
-    await start_draft(ctx, text, event_attachments(ctx))
+    if not reported and not attachments:
+        explain_not_report(ctx)
+        return
+    await start_draft(ctx, text if reported else "", attachments)
+
+
+def explain_not_report(ctx: Context) -> None:
+    """What a report is, with an example, to somebody whose message is not one."""
+    ctx.say("engine.not_a_report", example=EXAMPLE_VI if ctx.lang == "vi" else EXAMPLE_EN)
+
+
+def not_a_report() -> InvalidInput:
+    return InvalidInput("not a description", key="engine.not_a_report_short")
 
 
 async def report(ctx: Context, arg: str) -> None:
     if ctx.person is None:
-        pending = {"text": arg, "att": []} if arg else None
+        pending = {"text": arg, "att": []} if is_report(arg) else None
         await registration.begin(ctx, pending=pending, then="report")
         return
+    if arg and not is_report(arg):
+        raise not_a_report()
     await start_draft(ctx, arg, [])
 
 
@@ -80,7 +105,9 @@ async def start_draft(ctx: Context, text: str, attachments: list[dict[str, Any]]
     ctx.require_reporter()
     await _check_daily_limit(ctx)
     draft = {"draft": secrets.token_hex(3), "text": "", "att": attachments}
-    if not text:
+    if not is_report(text):
+        if text:
+            explain_not_report(ctx)
         ctx.set_step(REPORT_DESC, **draft)
         if attachments:
             ctx.say("engine.attachment_kept", count=len(attachments))
@@ -114,10 +141,13 @@ async def prompt_description(ctx: Context) -> None:
 
 
 async def more_description(ctx: Context, text: str) -> None:
-    """Another message while drafting: it is part of the same report."""
+    """The description asked for (after /report, or after photos sent first): a real report,
+    else the question again with what a report is."""
     data = ctx.data
     if "draft" not in data:
         raise stale()
+    if text and not is_report(text):
+        raise not_a_report()
     combined = "\n".join(part for part in (data.get("text", ""), text) if part)
     data["text"] = _check_length(ctx, combined)
     data["att"] = [*data.get("att", []), *event_attachments(ctx)]
@@ -129,9 +159,74 @@ async def more_description(ctx: Context, text: str) -> None:
     await _classify_and_present(ctx, data)
 
 
+async def more_attachments(ctx: Context) -> None:
+    """Photos or documents sent at the draft's question belong to the report (nothing typed)."""
+    data = ctx.data
+    data["att"] = [*data.get("att", []), *event_attachments(ctx)]
+    ctx.set_step(ctx.step, **_draft_of(data) | ({"choices": data["choices"]}
+                                                 if "choices" in data else {}))
+    await prompt_draft(ctx)
+
+
 def _draft_of(data: dict[str, Any]) -> dict[str, Any]:
     return {k: data[k] for k in ("draft", "text", "att", "cat", "conf", "cands", "seen")
             if k in data}
+
+
+# --- adding details to a draft: chosen, typed, then confirmed ------------------------------------
+
+
+async def add_button(ctx: Context, arg: str) -> None:
+    data = _draft_button(ctx, arg)
+    ctx.set_step(REPORT_ADD, **_draft_of(data), back=ctx.step)
+    await prompt_add(ctx)
+
+
+async def prompt_add(ctx: Context) -> None:
+    ctx.say("engine.ask_details", buttons=[[ctx.button("engine.btn.back",
+                                                       P.build(P.DRAFT_ADD_NO, ctx.data["draft"]))]])
+
+
+async def handle_add(ctx: Context, text: str) -> None:
+    data = ctx.data
+    if "draft" not in data:
+        raise stale()
+    if not has_words(text):
+        raise InvalidInput("no words", key="engine.details_need_words")
+    _check_length(ctx, data["text"] + "\n" + text)
+    ctx.set_step(REPORT_ADD_CONFIRM, **_draft_of(data), back=data.get("back"), more=text)
+    await prompt_add_confirm(ctx)
+
+
+async def prompt_add_confirm(ctx: Context) -> None:
+    data = ctx.data
+    nonce = data["draft"]
+    ctx.say("engine.confirm_details", details=data.get("more", ""),
+            buttons=[[ctx.button("engine.btn.add_yes", P.build(P.DRAFT_ADD_YES, nonce)),
+                      ctx.button("engine.btn.add_no", P.build(P.DRAFT_ADD_NO, nonce))]])
+
+
+def _adding(ctx: Context, nonce: str) -> dict[str, Any]:
+    data = ctx.data
+    if ctx.step not in (REPORT_ADD, REPORT_ADD_CONFIRM) or data.get("draft") != nonce:
+        raise stale()
+    return data
+
+
+async def add_yes_button(ctx: Context, arg: str) -> None:
+    data = _adding(ctx, arg)
+    if ctx.step != REPORT_ADD_CONFIRM or not data.get("more"):
+        raise stale()
+    data["text"] = _check_length(ctx, data["text"] + "\n" + data["more"])
+    await _classify_and_present(ctx, _draft_of(data))
+
+
+async def add_no_button(ctx: Context, arg: str) -> None:
+    """Back to the draft as it was: nothing typed is added."""
+    data = _adding(ctx, arg)
+    back = data.get("back") if data.get("back") in (REPORT_CONFIRM, REPORT_PICK) else REPORT_PICK
+    ctx.set_step(back, **_draft_of(data))
+    await prompt_draft(ctx)
 
 
 def _candidate_codes(candidates: Sequence[Any]) -> list[str]:
@@ -163,7 +258,7 @@ async def _classify_and_present(ctx: Context, draft: dict[str, Any]) -> None:
 async def prompt_draft(ctx: Context) -> None:
     data = ctx.data
     nonce = data["draft"]
-    summary = ctx.text("engine.draft_summary", title=tickets.make_title(data["text"]))
+    summary = ctx.text("engine.draft_summary", text=data["text"])
     if data.get("att"):
         summary += Markup("\n") + ctx.text("engine.draft_attachments", count=len(data["att"]))
     if ctx.step == REPORT_CONFIRM:
@@ -176,7 +271,8 @@ async def prompt_draft(ctx: Context) -> None:
         buttons = [
             [ctx.button("engine.btn.send", P.build(P.DRAFT_FILE, nonce))],
             [ctx.button("engine.btn.change_category", P.build(P.DRAFT_CHANGE, nonce)),
-             ctx.button("engine.btn.cancel", P.build(P.CANCEL))],
+             ctx.button("engine.btn.add_details", P.build(P.DRAFT_ADD, nonce))],
+            [ctx.button("engine.btn.cancel", P.build(P.CANCEL))],
         ]
     else:
         codes = data.get("choices") or data.get("cands") or []
@@ -186,7 +282,8 @@ async def prompt_draft(ctx: Context) -> None:
                  for code in codes]
         buttons = [*rows(picks, 1 if len(picks) <= TOP_CANDIDATES else 2),
                    [ctx.button("engine.btn.not_sure", P.build(P.DRAFT_UNSURE, nonce)),
-                    ctx.button("engine.btn.cancel", P.build(P.CANCEL))]]
+                    ctx.button("engine.btn.add_details", P.build(P.DRAFT_ADD, nonce))],
+                   [ctx.button("engine.btn.cancel", P.build(P.CANCEL))]]
     ctx.say_markup(summary + Markup("\n\n") + body, buttons=buttons)
 
 
@@ -220,10 +317,10 @@ async def prompt_similar(ctx: Context) -> None:
             category=_category(ctx, ticket.category), group=groups.get(ticket.group_id, ""),
             deadline=ctx.date(ticket.deadline_at), state=ctx.text(f"state.{ticket.state}")))
     lines.append(ctx.text("engine.similar_question", count=len(found)))
+    # Buttons in the order of the numbered lines above, so "2" picks the second ticket.
     buttons = [[ctx.button("engine.btn.follow", P.build_pair(P.SIMILAR_FOLLOW, nonce, t.ref),
-                           n=n, ref=t.ref)] for n, t in enumerate(found, 1)]
-    buttons.append([ctx.button("engine.btn.file_mine", P.build(P.SIMILAR_FILE, nonce),
-                               n=len(found) + 1)])
+                           ref=t.ref)] for t in found]
+    buttons.append([ctx.button("engine.btn.file_mine", P.build(P.SIMILAR_FILE, nonce))])
     ctx.say_markup(Markup("\n").join(lines), buttons=buttons)
 
 
@@ -255,22 +352,6 @@ async def _follow(ctx: Context, ref: str) -> None:
 async def file_mine_button(ctx: Context, arg: str) -> None:
     data = _similar_step(ctx, arg)
     await _classify_and_present(ctx, _draft_of(data) | {"seen": True})
-
-
-async def similar_answer(ctx: Context, text: str) -> None:
-    """A typed answer to the "same problem?" question: the number of a choice; anything else
-    asks again (nothing typed here becomes part of the report)."""
-    data = ctx.data
-    refs = [r for r, _ in data.get("similar", [])]
-    choice = text.strip().rstrip(".)")
-    if choice.isdigit() and 1 <= int(choice) <= len(refs):
-        await _follow(ctx, refs[int(choice) - 1])
-        return
-    if choice.isdigit() and int(choice) == len(refs) + 1:
-        await _classify_and_present(ctx, _draft_of(data) | {"seen": True})
-        return
-    ctx.say("engine.similar_choose", last=len(refs) + 1)
-    await prompt_similar(ctx)
 
 
 def _category(ctx: Context, code: str) -> str:
@@ -401,6 +482,8 @@ async def prompt_answer(ctx: Context) -> None:
 
 
 async def handle_answer(ctx: Context, text: str) -> None:
+    if not has_words(text) and not ctx.event.attachments:
+        raise InvalidInput("no words", key="engine.answer_need_words")
     ticket = await visible_ticket(ctx, ctx.data["ref"])
     await _add(ctx, ticket, text)
 
@@ -418,22 +501,73 @@ async def _add(ctx: Context, ticket: Ticket, text: str) -> None:
 async def confirm_button(ctx: Context, arg: str) -> None:
     ticket = await ticket_for_action(ctx, arg, P.CONFIRM)
     await tickets.confirm(ctx.uow, ctx.app, ticket, ctx.require_reporter())
-    stars = [ctx.button("engine.btn.stars", P.build_pair(P.RATE, ticket.ref, n), stars=n)
-             for n in range(1, 6)]
-    ctx.say("engine.confirmed", ref=ticket.ref, buttons=[stars])
+    ctx.set_step(RATE_STARS, ref=ticket.ref)
+    ctx.say("engine.confirmed", ref=ticket.ref)
+    await prompt_stars(ctx)
+
+
+def can_rate(ctx: Context, ticket: Ticket) -> bool:
+    """The reporter's side may rate (or change the rating) within the configured window."""
+    person = ctx.person
+    return person is not None and perm.is_reporter_side(person, ticket) and rating_open(
+        ticket.state, finished_at(ticket.resolved_at, ticket.closed_at), ctx.now,
+        ctx.app.settings.rating_window_days)
+
+
+async def _rateable(ctx: Context, ref: str) -> Ticket:
+    """The ticket behind ``/rate REF`` or a rate button, or why it cannot be rated."""
+    ctx.require_reporter()
+    ticket = await visible_ticket(ctx, ref)
+    if ticket.state not in RATEABLE_STATES:
+        raise InvalidInput("not resolved", key="error.rate_not_resolved", ref=ticket.ref)
+    if not can_rate(ctx, ticket):
+        raise InvalidInput("window passed", key="error.rate_window", ref=ticket.ref,
+                           days=ctx.app.settings.rating_window_days)
+    return ticket
+
+
+async def rate_command(ctx: Context, arg: str) -> None:
+    """``/rate HL-...`` asks for the stars; ``/rate HL-... 4 comment`` rates at once."""
+    parts = arg.split(None, 2)
+    if not parts:
+        raise InvalidInput("usage", key="engine.usage_rate")
+    ticket = await _rateable(ctx, parts[0])
+    if len(parts) == 1:
+        ctx.set_step(RATE_STARS, ref=ticket.ref)
+        await prompt_stars(ctx)
+        return
+    if parts[1] not in {str(n) for n in STARS}:
+        raise InvalidInput("stars", key="error.bad_rating")
+    ctx.set_step(RATE_COMMENT, ref=ticket.ref, stars=int(parts[1]))
+    if len(parts) == 3:
+        await handle_comment(ctx, parts[2])
+    else:
+        await prompt_comment(ctx)
+
+
+async def rate_open_button(ctx: Context, arg: str) -> None:
+    """The "rate" button of a ticket card (/status): the stars."""
+    ticket = await ticket_for_action(ctx, arg, P.RATE_OPEN)
+    ctx.set_step(RATE_STARS, ref=ticket.ref)
+    await prompt_stars(ctx)
+
+
+async def prompt_stars(ctx: Context) -> None:
+    ref = ctx.data.get("ref", "")
+    stars = [ctx.button(f"engine.btn.star_{n}", P.build_pair(P.RATE, ref, n)) for n in STARS]
+    ctx.say("engine.ask_stars", ref=ref, days=ctx.app.settings.rating_window_days,
+            buttons=[stars, [ctx.button("engine.btn.later", P.build(P.SKIP, "rating"))]])
 
 
 async def rate_button(ctx: Context, arg: str) -> None:
     ref, raw = P.split_pair(arg)
-    if raw not in {"1", "2", "3", "4", "5"}:
+    if raw not in {str(n) for n in STARS}:
         raise stale()
     try:
         ticket = await visible_ticket(ctx, ref)
     except HotlineError:
         raise stale() from None
-    person = ctx.require_person()
-    rateable = ticket.state in (TicketState.RESOLVED.value, TicketState.CLOSED.value)
-    if not rateable or ticket.rating is not None or not perm.is_reporter_side(person, ticket):
+    if ctx.person is None or not can_rate(ctx, ticket):
         raise stale()
     ctx.set_step(RATE_COMMENT, ref=ticket.ref, stars=int(raw))
     await prompt_comment(ctx)
@@ -445,7 +579,9 @@ async def prompt_comment(ctx: Context) -> None:
 
 
 async def handle_comment(ctx: Context, text: str) -> None:
-    await _save_rating(ctx, text or None)
+    if not has_words(text):
+        raise InvalidInput("no words", key="engine.comment_need_words")
+    await _save_rating(ctx, text)
 
 
 async def skip_comment(ctx: Context) -> None:
@@ -454,13 +590,24 @@ async def skip_comment(ctx: Context) -> None:
     await _save_rating(ctx, None)
 
 
+async def later_rating(ctx: Context) -> None:
+    """"Later" at the stars: nothing is lost, /rate or /status asks again within the window."""
+    if ctx.step != RATE_STARS:
+        raise stale()
+    ref = ctx.data.get("ref", "")
+    ctx.clear_step()
+    ctx.say("engine.rate_later", ref=ref, days=ctx.app.settings.rating_window_days)
+
+
 async def _save_rating(ctx: Context, comment: str | None) -> None:
     data = ctx.data
     ticket = await visible_ticket(ctx, data["ref"])
+    changed = ticket.rating is not None
     await tickets.rate(ctx.uow, ctx.app, ticket, ctx.require_reporter(), int(data["stars"]),
                        comment)
     ctx.clear_step()
-    ctx.say("engine.rated", ref=ticket.ref, stars=data["stars"])
+    ctx.say("engine.rating_changed" if changed else "engine.rated", ref=ticket.ref,
+            stars=data["stars"], days=ctx.app.settings.rating_window_days)
 
 
 async def leave_rating(ctx: Context) -> None:
@@ -497,6 +644,8 @@ async def prompt_reopen(ctx: Context) -> None:
 
 
 async def handle_reopen(ctx: Context, text: str) -> None:
+    if not has_words(text):
+        raise InvalidInput("no words", key="engine.reason_need_words")
     await _reopen(ctx, await visible_ticket(ctx, ctx.data["ref"]), text)
 
 
@@ -532,6 +681,7 @@ def register(router: Router) -> None:
     router.command("mine", mine)
     router.command("add", add_command)
     router.command("reopen", reopen_command)
+    router.command("rate", rate_command)
     router.button(P.DRAFT_FILE, file_button)
     router.button(P.DRAFT_PICK, pick_button)
     router.button(P.DRAFT_UNSURE, unsure_button)
@@ -541,11 +691,18 @@ def register(router: Router) -> None:
     router.button(P.ANSWER, answer_button)
     router.button(P.CONFIRM, confirm_button)
     router.button(P.RATE, rate_button)
+    router.button(P.RATE_OPEN, rate_open_button)
+    router.button(P.DRAFT_ADD, add_button)
+    router.button(P.DRAFT_ADD_YES, add_yes_button)
+    router.button(P.DRAFT_ADD_NO, add_no_button)
     router.button(P.REOPEN, reopen_button)
     router.step(REPORT_DESC, Step(more_description, prompt_description))
-    router.step(REPORT_CONFIRM, Step(more_description, prompt_draft, DRAFT_VERBS))
-    router.step(REPORT_PICK, Step(more_description, prompt_draft, DRAFT_VERBS))
-    router.step(REPORT_SIMILAR, Step(similar_answer, prompt_similar, SIMILAR_VERBS))
+    router.step(REPORT_SIMILAR, Step.choice(prompt_similar, SIMILAR_VERBS))
+    router.step(REPORT_CONFIRM, Step.choice(prompt_draft, DRAFT_VERBS, attach=more_attachments))
+    router.step(REPORT_PICK, Step.choice(prompt_draft, DRAFT_VERBS, attach=more_attachments))
+    router.step(REPORT_ADD, Step(handle_add, prompt_add, frozenset({P.DRAFT_ADD_NO})))
+    router.step(REPORT_ADD_CONFIRM, Step.choice(prompt_add_confirm, ADD_VERBS))
+    router.step(RATE_STARS, Step.choice(prompt_stars, frozenset({P.RATE, P.SKIP})))
     router.step(ANSWER, Step(handle_answer, prompt_answer))
     router.step(RATE_COMMENT, Step(handle_comment, prompt_comment, frozenset({P.SKIP, P.RATE}),
                                    leave=leave_rating))

@@ -8,9 +8,11 @@ stays a short function that reads like the conversation it implements.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from handlers import choices
 from handlers.context import IDLE, Context, stale
+from handlers.events import Button
 from hotline.domain import payloads as P
 from hotline.errors import HotlineError, InvalidInput
 
@@ -27,14 +29,30 @@ class Command:
 
 @dataclass(frozen=True)
 class Step:
-    """One question of a multi-message flow, stored in ``conversations.step``."""
+    """One question of a multi-message flow, stored in ``conversations.step``.
 
-    handle: Handler
+    ``handle`` takes a typed answer; a step without one is a choice prompt (``Step.choice``):
+    typed text must name one of the buttons its prompt offers (see ``handlers.choices``).
+    """
+
+    handle: Handler | None
     prompt: Prompt
     #: Button verbs that answer this step (any other button first leaves the step).
     buttons: frozenset[str] = frozenset()
     #: Run when the user moves on without answering (e.g. keep a rating given without comment).
     leave: Prompt | None = None
+    #: A choice step's answer to photos or documents sent without a caption (else refused).
+    attach: Prompt | None = None
+    #: A choice step's other words for its choices (typed text -> payload, or None).
+    alias: Callable[[str], str | None] | None = None
+
+    @classmethod
+    def choice(cls, prompt: Prompt, buttons: frozenset[str], *, leave: Prompt | None = None,
+               attach: Prompt | None = None,
+               alias: Callable[[str], str | None] | None = None) -> Step:
+        """A question answered only by one of its buttons (tapped, numbered or named) or a
+        command; anything else re-asks it with the valid range."""
+        return cls(None, prompt, buttons, leave, attach, alias)
 
 
 @dataclass
@@ -75,11 +93,41 @@ class Router:
         if not text and not event.attachments:
             raise InvalidInput("empty message", key="error.empty_text")
         step = self.current_step(ctx)
-        if step is not None:
+        if step is not None and step.handle is None:
+            await self._choose(ctx, step, text)
+        elif step is not None:
             await step.handle(ctx, text)
         else:
+            number = choices.number_of(text)
+            if number is not None and event.menu_size:  # a numbered menu is on screen
+                raise choices.refuse_number(number, event.menu_size)
             assert self.idle is not None
             await self.idle(ctx, text)
+
+    async def offered(self, ctx: Context, step: Step) -> list[Button]:
+        """The buttons ``step``'s prompt shows now (asked of the prompt itself, so the choices
+        accepted are always exactly the choices shown)."""
+        scratch = replace(ctx, replies=[])
+        await step.prompt(scratch)
+        return choices.offered(scratch.replies)
+
+    async def _choose(self, ctx: Context, step: Step, text: str) -> None:
+        """A typed answer at a choice prompt: a button press by number or label, or refused."""
+        if not text and ctx.event.attachments and step.attach is not None:
+            await step.attach(ctx)
+            return
+        buttons = await self.offered(ctx, step)
+        # On a numbered channel a number in range was already turned into its press at intake
+        # (the menu may number several messages); one that reaches here named no line of it.
+        button = choices.pick(text, buttons, by_number=not ctx.event.menu_size)
+        payload = button.payload if button is not None else None
+        if payload is None and step.alias is not None:
+            payload = step.alias(text)
+        if payload is None or payload not in {b.payload for b in buttons}:
+            raise choices.refuse(len(buttons))
+        ctx.event = replace(ctx.event, kind="button", payload=payload, text=None,
+                            attachments=())
+        await self._button(ctx)
 
     def current_step(self, ctx: Context) -> Step | None:
         """The step the caller is in; an unknown name (older release) counts as idle."""

@@ -19,6 +19,8 @@ from handlers.router import Router, Step
 from handlers.view import ticket_for_action, visible_ticket
 from hotline.domain import payloads as P
 from hotline.domain.enums import Role
+from hotline.domain.ids import row_id
+from hotline.domain.reports import has_words
 from hotline.errors import InvalidInput
 from hotline.services import coordination, people, tickets
 from hotline.services import permissions as perm
@@ -27,6 +29,8 @@ from storage.models import Person, Ticket
 STAFF_TEXT = "staff_text"
 EXT_DATE = "ext_date"
 EXT_REASON = "ext_reason"
+REASSIGN_GROUP_PICK = "reassign_group"
+REASSIGN_PERSON_PICK = "reassign_person"
 QUEUE_LIMIT = 30
 
 #: Text actions: verb -> (prompt key, reply key).
@@ -142,6 +146,8 @@ async def prompt_text(ctx: Context) -> None:
 
 
 async def handle_text(ctx: Context, text: str) -> None:
+    if not has_words(text):
+        raise InvalidInput("no words", key="engine.reason_need_words")
     data = ctx.data
     ticket = await visible_ticket(ctx, data["ref"])
     await _text_action(ctx, ticket, data["verb"], text)
@@ -233,6 +239,8 @@ async def prompt_reason(ctx: Context) -> None:
 
 
 async def handle_reason(ctx: Context, text: str) -> None:
+    if not has_words(text):
+        raise InvalidInput("no words", key="engine.reason_need_words")
     data = ctx.data
     ticket = await visible_ticket(ctx, data["ref"])
     new_deadline = end_of_local_day(ctx, date.fromisoformat(data["date"]))
@@ -249,13 +257,20 @@ async def reassign_button(ctx: Context, arg: str) -> None:
     ticket = await ticket_for_action(ctx, arg, P.REASSIGN)
     actor = ctx.require_staff()
     if perm.is_coordinator(actor):
-        groups = [g for g in await ctx.uow.people.groups() if g.active]
-        buttons = [ctx.button("engine.btn.group", P.build_pair(P.REASSIGN_GROUP, ticket.ref,
-                                                                g.code), group=g.name(ctx.lang))
-                   for g in groups]
-        ctx.say("engine.choose_group", ref=ticket.ref, buttons=rows(buttons, 2))
+        ctx.set_step(REASSIGN_GROUP_PICK, ref=ticket.ref)
+        await prompt_group(ctx)
         return
     await _member_menu(ctx, ticket, ticket.group_id)
+
+
+async def prompt_group(ctx: Context) -> None:
+    ref = ctx.data["ref"]
+    groups = [g for g in await ctx.uow.people.groups() if g.active]
+    buttons = [ctx.button("engine.btn.group", P.build_pair(P.REASSIGN_GROUP, ref, g.code),
+                          group=g.name(ctx.lang))
+               for g in groups]
+    ctx.say("engine.choose_group", ref=ref,
+            buttons=[*rows(buttons, 2), registration.cancel_row(ctx)])
 
 
 async def reassign_group_button(ctx: Context, arg: str) -> None:
@@ -268,27 +283,42 @@ async def reassign_group_button(ctx: Context, arg: str) -> None:
 
 
 async def _member_menu(ctx: Context, ticket: Ticket, group_id: int) -> None:
-    members = await ctx.uow.tickets.with_open_load([Role.MEMBER.value, Role.LEAD.value], group_id)
-    candidates = [(m, load) for m, load in members if m.id != ticket.assignee_id]
-    if not candidates:
+    ctx.set_step(REASSIGN_PERSON_PICK, ref=ticket.ref, group=group_id)
+    if not await _candidates(ctx, ticket, group_id):
+        ctx.clear_step()
         ctx.say("engine.group_has_nobody", ref=ticket.ref)
         return
+    await prompt_person(ctx)
+
+
+async def _candidates(ctx: Context, ticket: Ticket, group_id: int) -> list[tuple[Person, int]]:
+    members = await ctx.uow.tickets.with_open_load([Role.MEMBER.value, Role.LEAD.value], group_id)
+    return [(m, load) for m, load in members if m.id != ticket.assignee_id][:20]
+
+
+async def prompt_person(ctx: Context) -> None:
+    ticket = await visible_ticket(ctx, ctx.data["ref"], for_update=False)
+    candidates = await _candidates(ctx, ticket, int(ctx.data["group"]))
     buttons = [ctx.button("engine.btn.person", P.build_pair(P.REASSIGN_TO, ticket.ref, m.id),
                           name=m.display_name, load=load)
-               for m, load in candidates[:20]]
-    ctx.say("engine.choose_person", ref=ticket.ref, buttons=rows(buttons, 2))
+               for m, load in candidates]
+    ctx.say("engine.choose_person", ref=ticket.ref,
+            buttons=[*rows(buttons, 2), registration.cancel_row(ctx)])
 
 
 async def reassign_to_button(ctx: Context, arg: str) -> None:
     ref, raw_id = P.split_pair(arg)
     ticket = await ticket_for_action(ctx, ref, P.REASSIGN)
     actor = ctx.require_staff()
-    target = await ctx.uow.people.get(int(raw_id)) if raw_id.isdigit() else None
+    target_id = row_id(raw_id)
+    target = await ctx.uow.people.get(target_id) if target_id is not None else None
     if not isinstance(target, Person) or target.id == ticket.assignee_id or not (
         perm.can_reassign(actor, ticket, target)
     ):
         raise stale()
     await tickets.reassign(ctx.uow, ctx.app, ticket, actor, target)
+    if ctx.step == REASSIGN_PERSON_PICK:
+        ctx.clear_step()
     ctx.say("engine.reassigned", ref=ticket.ref, name=target.display_name)
 
 
@@ -311,4 +341,6 @@ def register(router: Router) -> None:
     router.step(STAFF_TEXT, Step(handle_text, prompt_text))
     router.step(EXT_DATE, Step(handle_date, prompt_date))
     router.step(EXT_REASON, Step(handle_reason, prompt_reason))
+    router.step(REASSIGN_GROUP_PICK, Step.choice(prompt_group, frozenset({P.REASSIGN_GROUP})))
+    router.step(REASSIGN_PERSON_PICK, Step.choice(prompt_person, frozenset({P.REASSIGN_TO})))
 

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from handlers.context import Context, stale
 from hotline.domain import payloads as P
 from hotline.domain.enums import OPEN_STATES, ExtensionStatus, Role, TicketState
+from hotline.domain.rating import finished_at, rating_open
 from hotline.errors import HotlineError, NotFound
 from hotline.services import permissions as perm
 from hotline.services.common import get_ticket
@@ -79,7 +80,8 @@ def staff_actions(person: Person, ticket: Ticket, *, extension_pending: bool) ->
     return verbs
 
 
-def reporter_actions(person: Person, ticket: Ticket) -> list[str]:
+def reporter_actions(person: Person, ticket: Ticket, *, can_rate: bool = False) -> list[str]:
+    """``can_rate``: the rating window is open (``hotline.domain.rating``)."""
     if not perm.is_reporter_side(person, ticket):
         return []
     state = TicketState(ticket.state)
@@ -90,13 +92,18 @@ def reporter_actions(person: Person, ticket: Ticket) -> list[str]:
         verbs.append(P.CONFIRM)
     if state in (TicketState.RESOLVED, TicketState.CLOSED):
         verbs.append(P.REOPEN)
+    if can_rate:
+        verbs.append(P.RATE_OPEN)
     return verbs
 
 
 async def actions_for(ctx: Context, ticket: Ticket) -> list[str]:
     person = ctx.require_person()
     if person.role == Role.REPORTER.value:
-        return reporter_actions(person, ticket)
+        window = ctx.app.settings.rating_window_days
+        finished = finished_at(ticket.resolved_at, ticket.closed_at)
+        return reporter_actions(person, ticket,
+                                can_rate=rating_open(ticket.state, finished, ctx.now, window))
     if not perm.is_staff(person):
         return []
     pending = await pending_extension(ctx, ticket) is not None

@@ -69,9 +69,14 @@ class Settings(BaseSettings):
     critical_sla_days: int = Field(3, ge=1)
     auto_close_business_days: int = Field(5, ge=1)
     reopen_window_business_days: int = Field(10, ge=0)
+    #: Days after a ticket is resolved (or closed) during which its reporter may rate it or
+    #: change the rating, from /rate, /status or the reminder.
+    rating_window_days: int = Field(30, ge=1, le=365)
+    #: Days after resolution without a rating before the one reminder asks for it.
+    rating_reminder_days: int = Field(3, ge=1, le=365)
     daily_report_limit: int = Field(10, ge=1)
     max_message_chars: int = Field(4000, ge=100)
-    invite_ttl_hours: int = Field(72, ge=1)
+    invite_ttl_hours: int = Field(72, ge=1, le=720)
 
     # --- escalation ----------------------------------------------------------------------------
     reminder_fraction: float = Field(0.5, gt=0, lt=1)

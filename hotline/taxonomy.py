@@ -53,13 +53,17 @@ class Taxonomy:
         try:
             return self.categories[code]
         except KeyError:
-            raise ConfigError(f"unknown category '{code}'", key="error.unknown_category") from None
+            valid = ", ".join(self.categories)
+            raise ConfigError(f"unknown category '{code}'; categories: {valid}",
+                              key="error.unknown_category_of", code=code, codes=valid) from None
 
     def group(self, code: str) -> OwnerGroup:
         try:
             return self.groups[code]
         except KeyError:
-            raise ConfigError(f"unknown owner group '{code}'", key="error.unknown_group") from None
+            valid = ", ".join(self.groups)
+            raise ConfigError(f"unknown owner group '{code}'; groups: {valid}",
+                              key="error.unknown_group_of", code=code, codes=valid) from None
 
     def group_of(self, category_code: str) -> OwnerGroup:
         return self.group(self.category(category_code).group)

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -114,3 +115,15 @@ async def app(settings: Settings, clock: ManualClock, pg_url: str | None) -> Asy
         yield application
     finally:
         await application.close()
+
+
+@pytest.fixture
+def clock_running(app: App) -> Any:
+    """For whole conversations through a real runtime: the app's clock runs with real time
+    (dispatcher and polling wait on it) and classification is scripted (no training).
+    Modules testing the dispatcher alone define their own, without the classifier."""
+    from handlers.harness import ScriptedClassifier
+    from tests.integration.test_dispatcher import running_clock
+
+    app._classifier = ScriptedClassifier()  # type: ignore[assignment]
+    return running_clock(app)

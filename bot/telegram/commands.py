@@ -18,6 +18,7 @@ COMMANDS: tuple[str, ...] = (
     "report",
     "mine",
     "status",
+    "rate",
     "queue",
     "join",
     "cancel",

@@ -20,7 +20,7 @@ from typing import Any
 
 from aiogram.types import CallbackQuery, Message, Update
 
-from handlers.events import Attachment, InboundEvent
+from handlers.events import Attachment, InboundEvent, sanitised
 
 CHANNEL = "telegram"
 
@@ -57,7 +57,7 @@ def event_from_update(update: Update, *, bot_username: str | None = None) -> Inb
     if update.message is not None:
         return event_from_message(update.message, update.update_id, bot_username=bot_username)
     if update.callback_query is not None:
-        return event_from_callback(update.callback_query, update.update_id)
+        return event_from_callback(update.callback_query, update.update_id, bot_username=bot_username)
     return None  # edited_message, channel_post, my_chat_member, inline_query, ...
 
 
@@ -79,6 +79,15 @@ def _command_text(text: str, bot_username: str | None) -> str | None:
 def event_from_message(
     message: Message, update_id: int, *, bot_username: str | None = None
 ) -> InboundEvent | None:
+    """The event for a message; its texts cleaned of what no later step can store
+    (``handlers.events.sanitised``: lone surrogates, NUL)."""
+    event = _event_from_message(message, update_id, bot_username=bot_username)
+    return sanitised(event) if event is not None else None
+
+
+def _event_from_message(
+    message: Message, update_id: int, *, bot_username: str | None = None
+) -> InboundEvent | None:
     user = message.from_user
     chat = message.chat
     if user is None or user.is_bot or message.sender_chat is not None:
@@ -93,6 +102,7 @@ def event_from_message(
         "language": user.language_code,
         "display_name": user.full_name or None,
         "is_group_chat": chat.type in GROUP_TYPES,
+        "private_chat_url": private_chat_url(bot_username) if chat.type in GROUP_TYPES else None,
     }
     content = message.content_type
     if content == "text" and message.text is not None:
@@ -120,7 +130,15 @@ def event_from_message(
     return None  # service message: members joined/left, pinned, title changed, ...
 
 
-def event_from_callback(query: CallbackQuery, update_id: int) -> InboundEvent | None:
+def private_chat_url(bot_username: str | None) -> str | None:
+    """The bot's private chat (``t.me/<username>``), where a group's note sends people (set on
+    group events only: a private event needs no way to the private chat)."""
+    return f"https://t.me/{bot_username}" if bot_username else None
+
+
+def event_from_callback(
+    query: CallbackQuery, update_id: int, *, bot_username: str | None = None
+) -> InboundEvent | None:
     """A button press. ``message_id`` is the message carrying the keyboard, so the engine can
     retire it; presses on messages we cannot see (inline mode) have no chat and are dropped."""
     message = query.message
@@ -128,7 +146,7 @@ def event_from_callback(query: CallbackQuery, update_id: int) -> InboundEvent | 
         return None
     chat = message.chat
     user = query.from_user
-    return InboundEvent(
+    return sanitised(InboundEvent(
         channel=CHANNEL,
         update_id=str(update_id),
         user_id=str(user.id),
@@ -139,4 +157,5 @@ def event_from_callback(query: CallbackQuery, update_id: int) -> InboundEvent | 
         display_name=user.full_name or None,
         message_id=str(message.message_id),
         is_group_chat=chat.type in GROUP_TYPES,
-    )
+        private_chat_url=private_chat_url(bot_username) if chat.type in GROUP_TYPES else None,
+    ))

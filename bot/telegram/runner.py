@@ -39,6 +39,7 @@ from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_applicati
 from aiohttp import web
 from pydantic import ValidationError
 
+from bot import jsonbody
 from bot.telegram.mapping import event_from_callback, event_from_message
 from handlers.events import InboundEvent
 from hotline.config import Settings
@@ -153,7 +154,7 @@ class TelegramBridge:
     async def _handle_callback(self, query: CallbackQuery, update_id: int, bot: Bot) -> None:
         try:
             try:
-                event = event_from_callback(query, update_id)
+                event = event_from_callback(query, update_id, bot_username=await self._username(bot))
             except Exception:
                 log.exception("could not map Telegram update %s; skipped", update_id)
                 event = None
@@ -268,7 +269,8 @@ class WebhookRunner:
 
     The secret token is mandatory. A request without the right
     ``X-Telegram-Bot-Api-Secret-Token`` gets 403 and is not parsed; aiogram's own check
-    (which answers 401) stays behind ours as a second line. Malformed bodies get 400.
+    (which answers 401) stays behind ours as a second line. Malformed bodies, and bodies nested
+    deeper than ``bot.jsonbody.MAX_DEPTH``, get 400 without a traceback.
     Requests are handled inline (``handle_in_background=False``): Telegram gets its 200 only
     after the engine stored the event, and a shutdown waits for it.
     """
@@ -390,6 +392,16 @@ class WebhookRunner:
         if not secrets.compare_digest(given, self.secret_token.encode("ascii")):
             log.warning("webhook request without the right secret token from %s", request.remote)
             return web.Response(status=403, text="Forbidden")
+        try:
+            # Size and depth first (aiogram's own parse would recurse once per level: 100,000
+            # "[" are a RecursionError and a 500); aiohttp keeps the bytes for aiogram's read.
+            jsonbody.parse(await request.read(), max_bytes=request.client_max_size)
+        except web.HTTPRequestEntityTooLarge:
+            log.warning("webhook update refused: larger than %d bytes", request.client_max_size)
+            return web.Response(status=413, text="Payload Too Large")
+        except jsonbody.BadBody as bad:
+            log.warning("malformed webhook update refused: %s", bad.reason)
+            return web.Response(status=400, text="Bad Request")
         try:
             return await handler(request)
         except (json.JSONDecodeError, UnicodeDecodeError, ValidationError) as error:

@@ -12,11 +12,11 @@ so every message built here is redacted before it can reach a log or the outbox.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import ClientError, ClientSession, ClientTimeout
 
+from bot import jsonbody
 from bot.zalo.common import ZaloTransportError, redact
 
 DEFAULT_TIMEOUT = 30.0
@@ -90,7 +90,7 @@ class ZaloBotClient:
             # aiohttp quotes the URL (and so the token) in some messages.
             raise ZaloTransportError(redact(f"{type(error).__name__}: {error}", self.token)) from None
         try:
-            body = json.loads(raw)
+            body = jsonbody.parse(raw)
         except ValueError:
             snippet = raw[:200].decode("utf-8", "replace")
             raise ZaloBotError(status, redact(f"non-JSON answer: {snippet}", self.token)) from None

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from bot import jsonbody
 from bot.zalo.bot_api import NO_UPDATE, ZaloBotClient, ZaloBotError
 from bot.zalo.bot_mapping import update_to_event
 from bot.zalo.common import EventHandler, ZaloTransportError
@@ -182,8 +182,9 @@ def add_bot_webhook_route(
         if len(raw) > MAX_BODY:
             return web.json_response({"ok": False, "description": "too large"}, status=413)
         try:
-            payload = json.loads(raw)
-        except ValueError:
+            payload = jsonbody.parse(raw, max_bytes=MAX_BODY)
+        except jsonbody.BadBody as bad:
+            log.warning("zalo bot webhook: body refused (%s)", bad.reason)
             return web.json_response({"ok": False, "description": "invalid JSON"}, status=400)
         event = update_to_event(payload)
         if event is None:

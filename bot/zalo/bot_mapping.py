@@ -16,8 +16,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from bot.zalo.common import as_str
-from handlers.events import Attachment, InboundEvent
+from bot.zalo.common import as_id
+from handlers.events import Attachment, InboundEvent, sanitised
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,13 @@ def _first(mapping: dict[str, Any], *keys: str) -> Any:
 
 
 def update_to_event(payload: Any) -> InboundEvent | None:
-    """Map one update (bare or wrapped); ``None`` for anything we cannot attribute to a chat."""
+    """Map one update (bare or wrapped); ``None`` for anything we cannot attribute to a chat.
+    Texts are cleaned of what no later step can store (``handlers.events.sanitised``)."""
+    event = _update_to_event(payload)
+    return sanitised(event) if event is not None else None
+
+
+def _update_to_event(payload: Any) -> InboundEvent | None:
     update = unwrap(payload)
     if update is None:
         return None
@@ -59,9 +65,9 @@ def update_to_event(payload: Any) -> InboundEvent | None:
         return None
     chat = message.get("chat") if isinstance(message.get("chat"), dict) else {}
     sender = message.get("from") if isinstance(message.get("from"), dict) else {}
-    message_id = as_str(message.get("message_id"))
-    chat_id = as_str(chat.get("id"))
-    user_id = as_str(sender.get("id")) or chat_id
+    message_id = as_id(message.get("message_id"))
+    chat_id = as_id(chat.get("id"))
+    user_id = as_id(sender.get("id")) or chat_id
     if not message_id or not chat_id or not user_id:
         log.info("zalo bot update without message/chat/sender id dropped")
         return None

@@ -39,6 +39,6 @@ class NumberedMenus:
         choices = numbered.render(replace(message, text=""))
         async with self.app.uow() as uow:
             await numbered.remember(uow, message.channel, message.chat_id, choices.payloads,
-                                    self.app.clock.now())
+                                    self.app.clock.now(), choices.labels)
             await uow.commit()
         return (text + choices.text) if text else choices.text.lstrip("\n")

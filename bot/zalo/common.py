@@ -57,6 +57,17 @@ def redact(text: str, *secrets: str | None) -> str:
     return text
 
 
+#: Longest id we store (contacts, inbound update ids, outbox chats are 64-character columns).
+MAX_ID_CHARS = 64
+
+
+def as_id(value: Any) -> str | None:
+    """An id from an update, or None when it is missing or longer than any real Zalo id (a
+    longer one would fail the database insert instead of being dropped as malformed)."""
+    text = as_str(value)
+    return text if text is not None and len(text) <= MAX_ID_CHARS else None
+
+
 def as_str(value: Any) -> str | None:
     """Zalo sends ids as strings in one place and numbers in another; compare them as text."""
     if value is None or isinstance(value, bool):

@@ -16,12 +16,12 @@ No token or secret ever appears in an exception message.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import ClientError, ClientSession, ClientTimeout
 
+from bot import jsonbody
 from bot.zalo.common import ZaloTransportError, redact
 
 SEND_PATH = "/v3.0/oa/message/cs"
@@ -87,7 +87,7 @@ class _JsonClient:
         except ClientError as error:
             raise ZaloTransportError(redact(f"{type(error).__name__}: {error}", *secrets)) from None
         try:
-            body = json.loads(raw)
+            body = jsonbody.parse(raw)
         except ValueError:
             snippet = redact(raw[:200].decode("utf-8", "replace"), *secrets)
             raise ZaloHTTPError(status, snippet) from None

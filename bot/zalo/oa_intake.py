@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from aiohttp import web
 
+from bot import jsonbody
 from bot.zalo.common import EventHandler, as_str
 from bot.zalo.inbound import InboundWorker
 from bot.zalo.oa_mapping import FollowChange, event_to_inbound
@@ -66,6 +67,22 @@ def verify_signature(presented: str | None, raw: bytes, *, app_id: str, secret: 
         # No early exit: every candidate is compared, in constant time.
         matched = hmac.compare_digest(value, expected) | matched
     return matched
+
+
+#: ``"timestamp": "1700000000000"`` (or a bare number) in the raw body; the first few only.
+_TIMESTAMP = re.compile(rb'"timestamp"\s*:\s*"?(\d{1,20})"?')
+_MAX_TIMESTAMPS = 4
+
+
+def raw_timestamps(raw: bytes) -> list[str]:
+    """Candidate event timestamps read from the raw body without parsing it (the signature
+    covers one of them); a handful at most, so a body full of them costs nothing."""
+    found: list[str] = []
+    for match in _TIMESTAMP.finditer(raw):
+        found.append(match.group(1).decode("ascii"))
+        if len(found) == _MAX_TIMESTAMPS:
+            break
+    return found
 
 
 def _millis(value: str | None) -> float | None:
@@ -113,22 +130,26 @@ class OAWebhook:
         raw = await request.content.read(MAX_BODY + 1)
         if len(raw) > MAX_BODY:
             return web.json_response({"error": -1, "message": "too large"}, status=413)
-        try:
-            payload = json.loads(raw)
-        except ValueError:
-            return self._refuse("body is not JSON", request)
-        if not isinstance(payload, dict):
-            return self._refuse("body is not an object", request)
-        candidates = (as_str(payload.get("timestamp")), request.headers.get(TIMESTAMP_HEADER))
-        timestamps = [t for t in candidates if t]
+        # The signature is checked before the body is parsed: the timestamp it covers is read
+        # from the raw bytes, so nobody without the OA secret key gets the parser to work.
+        timestamps = [*raw_timestamps(raw), request.headers.get(TIMESTAMP_HEADER) or ""]
+        timestamps = [t for t in dict.fromkeys(timestamps) if t]
         if not verify_signature(
             presented, raw, app_id=self.app_id, secret=self.secret, timestamps=timestamps
         ):
             return self._refuse("bad signature", request)
+        try:
+            payload = jsonbody.parse(raw, max_bytes=MAX_BODY)
+        except jsonbody.BadBody as bad:
+            log.warning("zalo oa webhook: signed body refused (%s)", bad.reason)
+            return web.json_response({"error": -1, "message": "bad request"}, status=400)
+        if not isinstance(payload, dict):
+            log.warning("zalo oa webhook: signed body is not an object")
+            return web.json_response({"error": -1, "message": "bad request"}, status=400)
         if as_str(payload.get("app_id")) not in (None, self.app_id):
             return self._refuse("event for another app", request)
         if self.max_age is not None and self.clock is not None:
-            sent_ms = _millis(timestamps[0] if timestamps else None)
+            sent_ms = _millis(as_str(payload.get("timestamp")) or request.headers.get(TIMESTAMP_HEADER))
             age_ms = self.clock.now().timestamp() * 1000 - sent_ms if sent_ms is not None else None
             if age_ms is None or age_ms > self.max_age.total_seconds() * 1000:
                 return self._refuse("event too old or undated", request)

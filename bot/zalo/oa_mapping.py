@@ -21,8 +21,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bot.zalo.common import as_str
-from handlers.events import Attachment, InboundEvent
+from bot.zalo.common import as_id
+from handlers.events import Attachment, InboundEvent, sanitised
 from hotline.domain import payloads
 from hotline.errors import InvalidInput
 
@@ -64,19 +64,25 @@ def looks_like_button(text: str) -> bool:
 
 
 def event_to_inbound(event: Any) -> InboundEvent | FollowChange | None:
+    """The engine event (texts cleaned by ``handlers.events.sanitised``) or follow change."""
+    mapped = _event_to_inbound(event)
+    return sanitised(mapped) if isinstance(mapped, InboundEvent) else mapped
+
+
+def _event_to_inbound(event: Any) -> InboundEvent | FollowChange | None:
     if not isinstance(event, dict):
         return None
     name = event.get("event_name")
     if name in ("follow", "unfollow"):
         follower = event.get("follower") if isinstance(event.get("follower"), dict) else {}
-        user_id = as_str(follower.get("id")) or as_str((event.get("sender") or {}).get("id"))
+        user_id = as_id(follower.get("id")) or as_id((event.get("sender") or {}).get("id"))
         return FollowChange(user_id, name == "follow") if user_id else None
     if not isinstance(name, str) or not name.startswith("user_send_"):
         return None
     sender = event.get("sender") if isinstance(event.get("sender"), dict) else {}
     message = event.get("message") if isinstance(event.get("message"), dict) else {}
-    user_id = as_str(sender.get("id"))
-    msg_id = as_str(message.get("msg_id"))
+    user_id = as_id(sender.get("id"))
+    msg_id = as_id(message.get("msg_id"))
     if not user_id or not msg_id:
         log.info("zalo oa %s without sender or msg_id dropped", name)
         return None

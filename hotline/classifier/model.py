@@ -23,12 +23,14 @@ from sklearn.linear_model import LogisticRegression
 
 from hotline.classifier.corpus import Example, load_corpus, load_vague
 from hotline.classifier.features import Featurizer
+from hotline.classifier.focus import features_text
 from hotline.classifier.fold import fold, has_content
+from hotline.classifier.memory import CorrectionMemory
 from hotline.classifier.rules import DEFAULT_RULES, Rule, RuleSet
 from hotline.taxonomy import FALLBACK_CATEGORY, Taxonomy, load_taxonomy
 
 #: Bump when features, model or rules change: part of the cache key, so old caches are not used.
-MODEL_VERSION = "2"
+MODEL_VERSION = "3"
 #: Inverse regularisation of the logistic regression (chosen by grouped cross-validation on the
 #: corpus; accuracy is flat from 5 to 50).
 C = 10.0
@@ -44,7 +46,13 @@ EMPTY_CONFIDENCE = 0.2
 #: Used when there are too few examples to fit a temperature (a tiny operator taxonomy); the
 #: value the shipped corpus gives.
 DEFAULT_TEMPERATURE = 0.4
+#: Repeat a long report's main ask in its features (see ``focus``).
+MAIN_ASK = True
 _FOLDS = 3
+
+
+def _features_text(text: str | None, folded: str) -> str:
+    return features_text(text, folded) if MAIN_ASK else folded
 _SEED = 0
 
 
@@ -95,12 +103,13 @@ def settings_signature(rules: Sequence[Rule] = DEFAULT_RULES) -> str:
     constant, rule or abbreviation can then never be served a model trained before the change."""
     import sklearn
 
-    from hotline.classifier import features
+    from hotline.classifier import features, memory
     from hotline.classifier.fold import ABBREVIATIONS, MAX_CHARS
 
     return repr((MODEL_VERSION, sklearn.__version__, C, GROUP_SIMILARITY, EXTRA_WEIGHT,
-                 EMPTY_CONFIDENCE, _FOLDS, _SEED, MAX_CHARS, sorted(ABBREVIATIONS.items()),
-                 tuple(rules), features.CHAR_MIN_N, features.CHAR_MAX_N, features.CHAR_MIN_DF))
+                 EMPTY_CONFIDENCE, MAIN_ASK, _FOLDS, _SEED, MAX_CHARS, sorted(ABBREVIATIONS.items()),
+                 tuple(rules), features.CHAR_MIN_N, features.CHAR_MAX_N, features.CHAR_MIN_DF,
+                 memory.MIN_SIMILARITY, memory.BOOST))
 
 
 class Classifier:
@@ -120,6 +129,7 @@ class Classifier:
         rules: Sequence[Rule],
         fingerprint: str = "",
         n_examples: int = 0,
+        memory: CorrectionMemory | None = None,
     ) -> None:
         self.codes = tuple(codes)
         self.fingerprint = fingerprint
@@ -132,6 +142,7 @@ class Classifier:
         self._rules = RuleSet(rules, self._labels)
         self._to_codes = np.array([self.codes.index(label) for label in self._labels])
         self._empty = _empty_distribution(self.codes)
+        self._memory = memory if memory is not None and len(memory) else None
 
     # pickling (the model cache) keeps the rule spec, not compiled regexes
     def __getstate__(self) -> dict[str, object]:
@@ -150,11 +161,19 @@ class Classifier:
         return self._labels
 
     def _logits(self, folded: Sequence[str]) -> np.ndarray:
+        """Temperature-scaled model scores, plus the correction memory's boosts."""
         if len(folded) == 1:  # the chat path: gather a few weight rows, no sparse matrix
             indices, values = self._featurizer.row(folded[0])
-            scores = values @ self._coef_t[indices]
-            return (scores + self._intercept)[np.newaxis, :]
-        return np.asarray(self._featurizer.transform(folded) @ self._coef_t) + self._intercept
+            scores = ((values @ self._coef_t[indices]) + self._intercept)[np.newaxis, :]
+            scores = scores / self.temperature
+            if self._memory is not None:
+                scores = scores + self._memory.boosts_one(indices, values)
+            return scores
+        features = self._featurizer.transform(folded)
+        scores = (np.asarray(features @ self._coef_t) + self._intercept) / self.temperature
+        if self._memory is not None:
+            scores = scores + self._memory.boosts(features)
+        return scores
 
     def probabilities(self, texts: Sequence[str | None]) -> np.ndarray:
         """Rows of probabilities over ``codes`` (columns in taxonomy order)."""
@@ -163,7 +182,8 @@ class Classifier:
         live = [i for i, text in enumerate(folded) if has_content(text)]
         if live:
             live_folded = [folded[i] for i in live]
-            logits = self._logits(live_folded) / self.temperature + self._rules.boosts(live_folded)
+            read = [_features_text(texts[i], folded[i]) for i in live]
+            logits = self._logits(read) + self._rules.boosts(live_folded)
             out[np.ix_(live, self._to_codes)] = _softmax(logits)
         if len(live) < len(folded):
             out[[i for i, text in enumerate(folded) if not has_content(text)]] = self._empty
@@ -195,16 +215,19 @@ def _empty_distribution(codes: Sequence[str]) -> np.ndarray:
 
 
 def training_examples(
-    extra_examples: Sequence[Example] = (), taxonomy: Taxonomy | None = None
+    extra_examples: Sequence[Example] = (), taxonomy: Taxonomy | None = None,
+    corpus: Sequence[Example] | None = None,
 ) -> tuple[list[Example], list[float]]:
     """Corpus + extras restricted to the taxonomy's categories, with sample weights.
 
     A correction replaces a corpus example with the same folded text: the coordinator's label is
     the newer truth. Unknown labels (a category an operator removed) are dropped, not fatal.
+    ``corpus`` replaces the shipped corpus (cross-validation and learning curves train on parts).
     """
     codes = set((taxonomy or load_taxonomy()).codes)
+    base = load_corpus() if corpus is None else corpus
     merged: dict[str, tuple[str, str, float]] = {}
-    for text, label, weight in [*((t, lab, 1.0) for t, lab in load_corpus()),
+    for text, label, weight in [*((t, lab, 1.0) for t, lab in base),
                                 *((t, lab, EXTRA_WEIGHT) for t, lab in extra_examples)]:
         folded = fold(text)
         if label in codes and has_content(folded):
@@ -261,24 +284,26 @@ def train_classifier(
     *,
     rules: Sequence[Rule] = DEFAULT_RULES,
     fingerprint: str = "",
+    corpus: Sequence[Example] | None = None,
 ) -> Classifier:
     """Train on the shipped corpus plus ``extra_examples`` (coordinator corrections).
 
     Deterministic: the same data gives the same model (seeded folds, deterministic solver).
     """
     taxonomy = taxonomy or load_taxonomy()
-    examples, weights = training_examples(extra_examples, taxonomy)
+    examples, weights = training_examples(extra_examples, taxonomy, corpus)
     labels = sorted({label for _, label in examples})
     if len(labels) < 2:
         raise ValueError("the classifier needs examples of at least two categories")
     folded = [fold(text) for text, _ in examples]
-    vague = [text for text in (fold(v) for v in load_vague()) if has_content(text)]
+    read = [_features_text(text, f) for (text, _), f in zip(examples, folded, strict=True)]
+    vague = [_features_text(v, f) for v, f in ((v, fold(v)) for v in load_vague()) if has_content(f)]
     n = len(folded)
     y = np.searchsorted(labels, [label for _, label in examples])
     # Each vague text once per label, the weight shared: its target is the uniform distribution.
     all_y = np.concatenate([y, np.tile(np.arange(len(labels)), len(vague))])
     all_weights = np.concatenate([weights, np.full(len(vague) * len(labels), 1.0 / len(labels))])
-    all_folded = folded + [text for text in vague for _ in labels]
+    all_folded = read + [text for text in vague for _ in labels]
 
     featurizer = Featurizer.fit(all_folded)
     # float32: the solver runs several times faster on it, to the same optimum for our purposes.
@@ -307,6 +332,20 @@ def train_classifier(
         temperature = fit_temperature(held_out[usable], y[usable], boosts)
 
     model = _logistic().fit(features, np.array(labels)[all_y], sample_weight=all_weights)
+    memory = _memory(extra_examples, featurizer, labels)
     return Classifier(codes=taxonomy.codes, featurizer=featurizer, model=model,
-                      temperature=temperature, rules=rules, fingerprint=fingerprint,
+                      temperature=temperature, rules=rules, fingerprint=fingerprint, memory=memory,
                       n_examples=n)
+
+
+def _memory(
+    corrections: Sequence[Example], featurizer: Featurizer, labels: Sequence[str]
+) -> CorrectionMemory | None:
+    """The corrections (usable ones: a known label, some letters) as a correction memory."""
+    column = {label: i for i, label in enumerate(labels)}
+    kept = [(fold(text), text, label) for text, label in corrections if label in column]
+    kept = [(folded, text, label) for folded, text, label in kept if has_content(folded)]
+    if not kept:
+        return None
+    rows = featurizer.transform([_features_text(text, folded) for folded, text, _ in kept])
+    return CorrectionMemory(rows, [column[label] for _, _, label in kept], len(labels))

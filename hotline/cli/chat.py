@@ -2,6 +2,11 @@
 
 Works interactively (line editing through ``input``) and piped
 (``printf '/start\\n2\\n' | hotline chat --as alice``); ends on end of input or /quit.
+
+Interactively, lines are read through GNU readline: the terminal's own line discipline cuts a
+line at 4,096 bytes (about 2,900 Vietnamese characters) without a sign, while readline takes a
+line of any length and a multi-line paste (bracketed paste) as one message. The engine then
+applies the same 4,000-character rule, with the same answer, as on Telegram.
 """
 
 from __future__ import annotations
@@ -41,10 +46,22 @@ def chat(
     run_async(lambda: _chat(user, lang))
 
 
+def use_readline() -> bool:
+    """Whole lines and pastes in a terminal (see the module's docstring); False without it."""
+    try:
+        import readline
+    except ImportError:  # a Python built without it: the terminal's limit applies
+        return False
+    readline.parse_and_bind("set enable-bracketed-paste on")
+    return True
+
+
 async def _chat(user: str, lang: str | None) -> None:
     from bot.console import ConsoleChat
 
     interactive = sys.stdin.isatty()
+    if interactive:
+        use_readline()
 
     async def read_line() -> str | None:
         if interactive:

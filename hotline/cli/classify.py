@@ -46,6 +46,7 @@ def classify(
 def _run(text: str | None, eval_file: Path | None, as_json: bool, retrain: bool) -> None:
     from hotline.classifier import evaluate, load_classifier
     from hotline.classifier.corpus import read_labelled_file
+    from hotline.classifier.evaluate import routing
     from hotline.config import load_settings
     from hotline.errors import InvalidInput
     from hotline.taxonomy import load_taxonomy
@@ -71,8 +72,14 @@ def _run(text: str | None, eval_file: Path | None, as_json: bool, retrain: bool)
     if examples is not None:
         report = evaluate(classifier, examples)
         output.update(report.as_dict())
+        # What the chat would do with these reports at its threshold (an added key: the rest of
+        # the output is unchanged for scripts that read it).
+        output["routing"] = routing(
+            report.predictions, [label for _, label in examples],
+            {code: taxonomy.category(code).group for code in taxonomy.codes},
+            settings.classifier_threshold).as_dict()
         if not as_json:
-            _print_report(report.as_dict())
+            _print_report(output)
     elif text is not None:
         result = classifier.classify(text)
         category = taxonomy.category(result.category)
@@ -160,3 +167,9 @@ def _print_report(report: dict[str, Any]) -> None:
         row = report["confusion"][gold]
         confusion.add_row(f"{number} {gold}", *(str(row[p]) if row[p] else "." for p in codes))
     _out.print(confusion)
+    if "routing" in report:
+        r = report["routing"]
+        _out.print(f"routing at threshold {r['threshold']:.2f}: {r['routed_right']:.1%} reach the right "
+                   f"owner group without a coordinator ({r['confident_right']:.1%} confident, "
+                   f"{r['picked_right']:.1%} picked from the top three); {r['confident_wrong']:.1%} "
+                   f"confidently misrouted; {r['triage']:.1%} to triage")

@@ -52,3 +52,22 @@ async def opened_app(
         yield app
     finally:
         await app.close()
+
+
+def flags_take_no_value() -> None:
+    """Show flags in ``--help`` as flags: Typer 0.29's rich help prints a ``<bool>`` type after
+    every on/off option (even ``--help``), as if ``--dry-run`` took a value. Options with a
+    value keep their type; only flags, which have none to show, lose it."""
+    from typer.core import TyperOption
+
+    if getattr(TyperOption.display_type_rich, "_hotline_flags", False):
+        return
+    original = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: object) -> str | None:
+        if self.is_flag and self.metavar is None:
+            return None
+        return original(self, ctx)  # type: ignore[arg-type]
+
+    display_type_rich._hotline_flags = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]

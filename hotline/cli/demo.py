@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from hotline.cli.common import console
+
+if TYPE_CHECKING:
+    from hotline.demo.run import DemoSummary
 
 
 def demo(
@@ -32,15 +37,22 @@ def demo(
         summary = asyncio.run(run_demo(out, seed=seed, weeks=weeks, on_progress=on_progress))
         progress.update(task, completed=1.0, description="done")
 
+    print_summary(console, summary)
+
+
+def print_summary(out: Console, summary: DemoSummary) -> None:
+    """What happened, where the files are, and the command to look around (to copy whole)."""
     table = Table(title="What happened", show_header=False)
     table.add_column("", style="bold")
     table.add_column("", justify="right")
     for label, value in summary.rows:
         table.add_row(label, value)
-    console.print(table)
-    console.print(f"database: {summary.database}")
+    out.print(table)
+    # Paths and the command to copy are never wrapped: a terminal narrower than them folds
+    # them visually, and piped output (80 columns for Rich) keeps them on one line to copy.
+    out.print(f"database: {summary.database}", soft_wrap=True, highlight=False)
     for path in summary.files:
-        console.print(f"  {path}", highlight=False)
-    console.print(f"finished in {summary.seconds:.1f} s. Look around with "
-                  f"'HOTLINE_DATABASE_URL=sqlite+aiosqlite:///{summary.database} hotline tickets list'",
-                  highlight=False)
+        out.print(f"  {path}", soft_wrap=True, highlight=False)
+    out.print(f"finished in {summary.seconds:.1f} s. Look around with:", highlight=False)
+    out.print(f"  HOTLINE_DATABASE_URL=sqlite+aiosqlite:///{summary.database} hotline tickets list",
+              soft_wrap=True, highlight=False)

@@ -43,7 +43,11 @@ def digest(
     out: Path | None = typer.Option(None, "--out", help="folder for the files (default: output_dir)"),
     lang: str | None = typer.Option(None, "--lang", help="vi or en for a dry run (default: both)"),
 ) -> None:
-    """Build a digest; with neither --week nor --month, the last complete ISO week."""
+    """Build a digest; with neither --week nor --month, the last complete ISO week.
+
+    A week or month still running is reported as of now ("2026-W49, to Thursday 03/12 14:35"):
+    overdue and late are judged now, nothing is projected; it can be previewed, not sent.
+    """
     from hotline.config import load_settings
     from hotline.digests import period as P
     from hotline.digests.send import check_group, parse_audience
@@ -64,7 +68,8 @@ def digest(
         async with opened_app(settings) as hotline:
             await check_group(hotline, target)
             now = hotline.clock.now()
-            period = chosen or P.last_complete_week(now, tz)
+            # The one "as of" rule: a period still running is reported to now, and says so.
+            period = P.as_of(chosen or P.last_complete_week(now, tz), now)
             digest, inputs = await build_digest_with_inputs(hotline, period)
             lines = [plain_summary(digest)]
             if dry_run:
@@ -102,7 +107,10 @@ def digest(
 def export(
     from_: str = typer.Option(..., "--from", help="first day, e.g. 2026-11-01"),
     to: str = typer.Option(..., "--to", help="last day, included, e.g. 2026-11-30"),
-    format: str = typer.Option("xlsx", "--format", help="xlsx or csv"),
+    format: str = typer.Option(
+        "xlsx", "--format",
+        help="xlsx or csv (for people: words, local times) or json (for programs: codes, UTC)",
+    ),
     out: Path | None = typer.Option(None, "--out", help="folder or .xlsx file (default: output_dir)"),
     lang: str = typer.Option("vi", "--lang", help="vi or en (column headings, names)"),
 ) -> None:
@@ -112,20 +120,27 @@ def export(
 
     settings = load_settings()
     fmt = format.lower().strip()
-    if fmt not in ("xlsx", "csv"):
-        raise InvalidInput(f"unknown format {format!r}: use xlsx or csv", key="digest.error.bad_format")
+    if fmt not in ("xlsx", "csv", "json"):
+        raise InvalidInput(
+            f"unknown format {format!r}: use xlsx, csv or json", key="digest.error.bad_format"
+        )
     if lang not in ("vi", "en"):
         raise InvalidInput(f"unknown language {lang!r}: use vi or en")
     period = P.date_range(P.parse_date(from_), P.parse_date(to), settings.timezone)
     target = out or settings.output_dir
 
     async def _go() -> tuple[list[Path], int, int]:
-        from hotline.digests.export import load_export, write_csv, write_xlsx
+        from hotline.digests.export import load_export, write_csv, write_json, write_xlsx
 
         async with opened_app(settings) as hotline:
-            data = await load_export(hotline, period)
+            # A range reaching past today is exported as of now, like every period.
+            data = await load_export(hotline, P.as_of(period, hotline.clock.now()))
             stem = f"hotline-{period.first_day:%Y%m%d}-{period.last_day:%Y%m%d}"
-            if fmt == "csv":
+            if fmt == "json":
+                folder = target.parent if target.suffix.lower() == ".json" else target
+                path = target if target.suffix.lower() == ".json" else folder / f"{stem}-raw.json"
+                paths = [write_json(path, data)]
+            elif fmt == "csv":
                 folder = target.parent if target.suffix.lower() == ".csv" else target
                 paths = write_csv(folder, stem, data, hotline, lang)
             else:

@@ -9,11 +9,13 @@ from datetime import datetime
 import typer
 from rich.table import Table
 
-from hotline.cli.common import console, opened_app, run_async
+from hotline.cli.common import console, flags_take_no_value, opened_app, run_async
 from hotline.config import load_settings
 from hotline.domain.enums import Role
 from hotline.errors import HotlineError
+from hotline.services.people import MAX_INVITE_HOURS, MIN_INVITE_HOURS
 
+flags_take_no_value()
 app = typer.Typer(
     name="hotline",
     help="Blocker hotline: chat intake, deadlines, escalation and digests.",
@@ -28,7 +30,8 @@ app.add_typer(tickets_app, name="tickets")
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: str = typer.Argument("head")) -> None:
+def db_upgrade(revision: str = typer.Argument(
+        "head", help="Alembic revision to upgrade to (default: the newest)")) -> None:
     """Create or upgrade the schema (Alembic)."""
     from storage import migrate
 
@@ -85,41 +88,47 @@ def db_prune(
 def invite(
     role: str = typer.Argument(..., help="member, lead, coordinator, leader or admin"),
     group: str | None = typer.Argument(None, help="owner group code (member and lead)"),
-    hours: int | None = typer.Option(None, help="validity in hours"),
+    hours: int | None = typer.Option(
+        None, "--hours", min=MIN_INVITE_HOURS, max=MAX_INVITE_HOURS, metavar="HOURS",
+        help=f"how long the code is valid, {MIN_INVITE_HOURS} to {MAX_INVITE_HOURS} hours "
+        "(default: HOTLINE_INVITE_TTL_HOURS, 72)"),
 ) -> None:
     """Create a single-use invite code; the person sends '/join CODE' to the bot."""
+    from hotline.i18n import format_local_datetime
     from hotline.services import people
 
     try:
         parsed = Role(role)
     except ValueError:
-        raise HotlineError(
-            f"unknown role {role!r}: use member, lead, coordinator, leader or admin"
-        ) from None
+        valid = ", ".join(r.value for r in Role if r != Role.REPORTER)
+        raise HotlineError(f"unknown role {role!r}: use one of {valid}") from None
 
     async def _go() -> tuple[str, str]:
         async with opened_app() as hotline:
             async with hotline.uow() as uow:
                 issued = await people.create_invite(uow, hotline, parsed, group, ttl_hours=hours)
                 await uow.commit()
-                return issued.code, issued.invite.expires_at.isoformat(timespec="minutes")
+                tz = hotline.settings.timezone
+                local = format_local_datetime(issued.invite.expires_at, "en", tz)
+                return issued.code, f"{local} ({tz})"
 
     code, expires = run_async(_go)
     console.print(f"invite code for {parsed.value}{' of ' + group if group else ''}: [bold]{code}[/]")
-    console.print(f"valid until {expires} UTC; send '/join {code}' to the bot")
+    console.print(f"valid until {expires}; send '/join {code}' to the bot", soft_wrap=True)
 
 
 @tickets_app.command("list")
 def tickets_list(
     state: list[str] = typer.Option([], "--state", help="filter by state (repeatable)"),
     group: str | None = typer.Option(None, help="owner group code"),
-    category: str | None = typer.Option(None),
+    category: str | None = typer.Option(
+        None, help="category code, e.g. data or legal (an unknown code lists them all)"),
     open_only: bool = typer.Option(False, "--open", help="open tickets only"),
     overdue: bool = typer.Option(False, "--overdue", help="open tickets past their deadline"),
     rag: str | None = typer.Option(None, "--rag", help="green, amber or red (open tickets)"),
     triage: bool = typer.Option(False, "--triage", help="waiting for triage"),
-    limit: int = typer.Option(50, min=1, max=10000),
-    as_json: bool = typer.Option(False, "--json"),
+    limit: int = typer.Option(50, min=1, max=10000, metavar="N", help="at most N tickets"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """List tickets with filters, soonest deadline first."""
     from hotline.domain.enums import Rag, TicketState
@@ -157,7 +166,10 @@ def tickets_list(
 
 
 @tickets_app.command("show")
-def tickets_show(ref: str, as_json: bool = typer.Option(False, "--json")) -> None:
+def tickets_show(
+    ref: str = typer.Argument(..., help="ticket code, e.g. HL-2026-000123"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
     """One ticket with its full event history."""
     from hotline.services.queries import ticket_detail
 

@@ -59,7 +59,7 @@ def _print(result: dict[str, object], tz: str) -> None:
             str(step["level"]),
             str(step["reason"]),
             format_local_datetime(datetime.fromisoformat(str(step["due_at"])), "en", tz),
-            "-" if result["dry_run"] else str(step["messages"]),
+            "-" if result["dry_run"] else (str(step["messages"]) if step["messages"] else "0 (no recipient)"),
             format_local_datetime(datetime.fromisoformat(str(held)), "en", tz) if held else "",
         )
     console.print(table)
@@ -69,6 +69,7 @@ def _print(result: dict[str, object], tz: str) -> None:
     )
     for label, key in (
         ("auto-closed", "auto_closed"),
+        ("reminded to rate", "rating_reminded"),
         ("red alert raised", "alerts_raised"),
         ("red alert cleared", "alerts_cleared"),
         ("red groups", "red_groups"),

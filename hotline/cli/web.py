@@ -57,11 +57,13 @@ def web(
 
 
 async def _print_link(person_id: int) -> None:
+    from hotline.domain.ids import MAX_ROW_ID
     from hotline.web.signin import create_signin_link
 
     async with opened_app() as hotline:
         async with hotline.uow() as uow:
-            person = await uow.people.get(person_id)
+            in_range = 1 <= person_id <= MAX_ROW_ID  # a bigger number would overflow the driver
+            person = await uow.people.get(person_id) if in_range else None
             if person is None or not person.active:
                 raise HotlineError(f"no active person with id {person_id}")
             url = await create_signin_link(uow, hotline, person)

@@ -19,6 +19,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from hotline.digests.model import Digest
+from hotline.digests.period import display_label
 from hotline.i18n import normalise_language, plain, t
 
 OPENED = "#3b6fb6"
@@ -83,7 +84,9 @@ def chart_png(digest: Digest, lang: str, *, dpi: int = 110) -> bytes:
     right.set_yticks(ys, names, fontsize=8)
     right.xaxis.set_major_locator(MaxNLocator(integer=True))
     right.set_title(
-        _label("digest.chart.overdue", lang, label=digest.period.label), fontsize=10.5, loc="left"
+        _label("digest.chart.overdue", lang, label=display_label(digest.period, lang)),
+        fontsize=10.5,
+        loc="left",
     )
     right.spines[["top", "right"]].set_visible(False)
     right.grid(axis="x", alpha=0.3)

@@ -23,6 +23,8 @@ Definitions (the report's footnotes say the same):
   escalation messages are not progress.
 * satisfaction: the latest rating of each ticket rated in the period.
 * extensions: requests, approvals and refusals made in the period (events, not tickets).
+* escalation messages: reminders and escalations actually queued to a person in the period
+  (a step that found nobody to tell is recorded, but sends and counts nothing).
 """
 
 from __future__ import annotations
@@ -105,7 +107,16 @@ class Rules:
 # ---------------------------------------------------------------------------------------------
 
 
-def _parse_time(value: object) -> datetime | None:
+def escalation_messages(data: Mapping[str, object] | None) -> int:
+    """Messages an ``escalated`` event queued to people (``write_steps`` records how many).
+
+    Events from before the count was recorded say nothing; they count as one message, which
+    is what the sweep then always sent."""
+    value = (data or {}).get("messages", 1)
+    return value if isinstance(value, int) and value >= 0 else 1
+
+
+def parse_time(value: object) -> datetime | None:
     if isinstance(value, datetime):
         return value
     if isinstance(value, str) and value:
@@ -250,10 +261,10 @@ def apply(r: Replay, e: EventRow, rules: Rules, group_ids: Mapping[str, int]) ->
         code = data.get("group")
         if code in group_ids:
             r.group_id = group_ids[code]  # type: ignore[index]
-        r.deadline = _parse_time(data.get("deadline"))
+        r.deadline = parse_time(data.get("deadline"))
         if r.deadline is None and rules.initial_deadline is not None:
             r.deadline = rules.initial_deadline(at, r.sla_days)
-        r.first_response_due = _parse_time(data.get("first_response_due")) or (
+        r.first_response_due = parse_time(data.get("first_response_due")) or (
             rules.calendar.add_business_days(at, rules.first_response_business_days)
         )
     elif kind == "assigned":
@@ -270,7 +281,7 @@ def apply(r: Replay, e: EventRow, rules: Rules, group_ids: Mapping[str, int]) ->
             r.paused_since = at
     elif kind == "resumed":
         _close_pause(r, at, rules)
-        r.deadline = _parse_time(data.get("deadline")) or r.deadline
+        r.deadline = parse_time(data.get("deadline")) or r.deadline
         r.last_resumed = at
     elif kind == "resolved":
         _close_pause(r, at, rules)
@@ -289,7 +300,7 @@ def apply(r: Replay, e: EventRow, rules: Rules, group_ids: Mapping[str, int]) ->
     elif kind in _CLOSED:
         r.closed_at = at
     elif kind == "deadline_changed":
-        r.deadline = _parse_time(data.get("deadline")) or r.deadline
+        r.deadline = parse_time(data.get("deadline")) or r.deadline
     elif kind == "recategorised":
         r.category = str(data.get("new") or r.category)
         code = data.get("group")
@@ -458,7 +469,7 @@ def replay_tickets(
             elif kind == "extension_refused":
                 act.refused += 1
             elif kind == "escalated":
-                act.escalations += 1
+                act.escalations += escalation_messages(e.data)
         if r.created_at is not None:
             replays[ticket_id] = r
     return replays, activity
@@ -538,6 +549,9 @@ def compute_digest(
     """
     start, end = period.start, period.end
     events = events if isinstance(events, list) else list(events)
+    # Open, overdue, RAG, late first responses: judged at the period's moment -- its end, or
+    # for a running period the instant it is computed as of (``period.as_of``), never later.
+    at = period.moment
     names = names or {}
     group_ids = {g.code: g.id for g in groups}
     group_codes = {g.id: g.code for g in groups}
@@ -582,10 +596,10 @@ def compute_digest(
                 if days is not None:
                     s.resolve_days.append(days)
             if act.created:
-                first[_first_response(r, end)] += 1
+                first[_first_response(r, at)] += 1
         if r.is_open:
-            overdue = r.overdue(rules, end)
-            rag = r.rag(rules, end)
+            overdue = r.overdue(rules, at)
+            rag = r.rag(rules, at)
             waiting = r.paused_since is not None
             for s in slices:
                 s.open += 1
@@ -598,7 +612,7 @@ def compute_digest(
                 else:
                     s.green += 1
         if r.is_open or r.state == "resolved":
-            lines.append(_line(r, info, rules, end, group_codes, names))
+            lines.append(_line(r, info, rules, at, group_codes, names))
 
     # Red alerts: periods overlapping [start, end), as stored by the escalation sweep.
     group_by_id = {g.id: g for g in groups}

@@ -103,6 +103,7 @@ DATA_KINDS = (
     "priority_changed",
     "rated",
     "followed",
+    "escalated",
 )
 
 
@@ -188,14 +189,31 @@ async def load_staff_names(session: AsyncSession) -> dict[int, str]:
     return {int(pid): name for pid, name in await session.execute(stmt)}
 
 
-async def load_inputs(session: AsyncSession, period: Period, trend_count: int = 12) -> DigestInputs:
+async def consistent_reads(session: AsyncSession) -> None:
+    """Make the session's reads one version of the data: call before its first query.
+
+    A page or digest reads several tables in several queries; under PostgreSQL's default
+    (read committed) each query sees the data as of its own start, so a ticket filed
+    between two of them would be in one figure and not the next. Repeatable read gives the
+    whole transaction the snapshot of its first query. SQLite's read transactions (WAL) are
+    already one snapshot.
+    """
+    if session.bind.dialect.name == "postgresql":
+        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
+async def load_inputs(
+    session: AsyncSession, period: Period, trend_count: int | None = 12
+) -> DigestInputs:
+    """The rows of ``period`` (``trend_count=None``: no trend, for a caller that counts the
+    trend of several periods over rows loaded once)."""
     ids = await relevant_ticket_ids(session, period)
     return DigestInputs(
         events=await load_events(session, ids, period.end),
         tickets=await load_tickets(session, ids),
         groups=await load_groups(session),
         alerts=await load_alerts(session, period),
-        trend=await load_trend(session, period, trend_count),
+        trend=[] if trend_count is None else await load_trend(session, period, trend_count),
         names=await load_staff_names(session),
     )
 
@@ -219,6 +237,7 @@ def digest_from_inputs(
 async def build_digest_with_inputs(app: Any, period: Period) -> tuple[Digest, DigestInputs]:
     """The digest and the rows it came from (the monthly workbook reuses them)."""
     async with app.sessions() as session:
+        await consistent_reads(session)
         inputs = await load_inputs(session, period)
     return digest_from_inputs(app, period, inputs), inputs
 

@@ -9,7 +9,7 @@ project. The label (``2026-W48``, ``2026-11``) is what people type on the comman
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -35,6 +35,18 @@ class Period:
     start: datetime
     end: datetime
     tz: str = DEFAULT_TZ
+    #: Set on a period that has not ended: the instant its figures are computed as of (``end``
+    #: is then just after it, ``last_day`` that instant's local day). See ``as_of``.
+    as_of: datetime | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.as_of is None
+
+    @property
+    def moment(self) -> datetime:
+        """The instant every "at the end" figure (open, overdue, RAG) is judged at."""
+        return self.as_of if self.as_of is not None else self.end
 
     @property
     def days(self) -> int:
@@ -50,6 +62,47 @@ def _midnight(day: date, tz: str) -> datetime:
 
 def _make(kind: PeriodKind, label: str, first: date, last: date, tz: str) -> Period:
     return Period(kind, label, first, last, _midnight(first, tz), _midnight(last + timedelta(days=1), tz), tz)
+
+
+def as_of(period: Period, now: datetime) -> Period:
+    """The one "as of" rule: a period's figures are computed as of ``min(period end, now)``.
+
+    A finished period is returned unchanged (so the scheduled digests, which run after the
+    period, are what they always were). A running one is cut at ``now``: its end becomes the
+    microsecond after ``now`` (half-open, so an event written at ``now`` is in), its last day
+    today, and ``as_of`` says so -- every surface titles it "2026-W49, to Thursday 03/12 14:35"
+    (``display_label``) and judges overdue, late and RAG at ``now``, never at a future end.
+    A period that has not started has no figures yet.
+    """
+    now = now.astimezone(UTC)
+    if period.as_of is not None or period.end <= now:
+        return period
+    if period.start > now:
+        raise InvalidInput(
+            f"{period.label} has not started yet", key="digest.error.future_period", label=period.label
+        )
+    today = now.astimezone(ZoneInfo(period.tz)).date()
+    return replace(period, last_day=today, end=now + timedelta(microseconds=1), as_of=now)
+
+
+def display_label(period: Period, lang: str) -> str:
+    """``2026-W49`` for a finished period; ``2026-W49, to Thursday 03/12 14:35`` (in ``lang``)
+    for one still running: the words every title, sheet and page puts on its figures."""
+    if period.as_of is None:
+        return period.label
+    from hotline.i18n import t
+
+    local = period.as_of.astimezone(ZoneInfo(period.tz))
+    return str(
+        t(
+            "digest.to_date",
+            lang,
+            label=period.label,
+            weekday=t(f"digest.weekday.{local.weekday()}", lang),
+            date=local.strftime("%d/%m"),
+            time=local.strftime("%H:%M"),
+        )
+    )
 
 
 def week(year: int, number: int, tz: str = DEFAULT_TZ) -> Period:

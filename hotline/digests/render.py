@@ -25,6 +25,7 @@ from markupsafe import Markup
 from bot.text import TELEGRAM_MESSAGE_LIMIT, split_message, utf16_length
 from hotline.digests.kinds import Kinds
 from hotline.digests.model import Digest, GroupDigest, ReporterDigest, TicketLine
+from hotline.digests.period import Period, display_label
 from hotline.i18n import format_local_date, format_local_datetime, normalise_language, t
 from hotline.taxonomy import Taxonomy
 from templates import TEMPLATES_DIR
@@ -147,8 +148,20 @@ class Helpers:
         return kinds_detail(self.digest.kinds, self.lang)
 
     def title(self) -> str:
+        """"Weekly digest 2026-W49", or for a running period "..., to Thursday 03/12 14:35"."""
+        return period_title(self.digest.period, self.lang)
+
+    def as_of_line(self) -> str:
+        """The footnote saying which instant the "at the end" figures are judged at."""
         p = self.digest.period
-        return str(t(f"digest.title_{p.kind}", self.lang, label=p.label))
+        if p.as_of is not None:
+            return str(t("digest.as_of_now", self.lang, date=self.datetime(p.as_of)))
+        return str(t("digest.as_of_end", self.lang, date=self.datetime(p.end)))
+
+
+def period_title(period: Period, lang: str) -> str:
+    """A period's title in ``lang`` with the one "as of" label (``period.display_label``)."""
+    return str(t(f"digest.title_{period.kind}", lang, label=display_label(period, lang)))
 
 
 def helpers(digest: Digest, lang: str, taxonomy: Taxonomy) -> Helpers:
@@ -277,7 +290,7 @@ def plain_summary(digest: Digest) -> str:
     """One line for the CLI: the headline numbers, in English."""
     f, s = digest.flow, digest.stock
     return (
-        f"{digest.period.label}: new {f.new}, resolved {f.resolved}, closed {f.closed}, "
+        f"{display_label(digest.period, 'en')}: new {f.new}, resolved {f.resolved}, closed {f.closed}, "
         f"reopened {f.reopened}, rejected {f.rejected}; open at end {s.open} "
         f"(overdue {s.overdue}); red alerts {sum(a.open_at_end for a in digest.red_alerts)}"
     )

@@ -178,8 +178,10 @@ def _render_files(
                     ReporterMessages(person.id, normalise_language(person.language), messages)
                 )
         for lang in languages:
-            path = folder / f"{stem}-{lang}-telegram.txt"
             texts = [MESSAGE_SEPARATOR.join(r.messages) for r in bundle.reporters if r.lang == lang]
+            if not texts:  # nobody to tell in this language: no file, rather than an empty one
+                continue
+            path = folder / f"{stem}-{lang}-telegram.txt"
             path.write_text(MESSAGE_SEPARATOR.join(texts) + "\n", "utf-8")
             bundle.by_lang[lang] = Rendered(lang, [], text_file=path)
         return bundle
@@ -271,7 +273,14 @@ async def send_digest(
     """Queue ``audience``'s digest of ``period`` in the outbox, once ever.
 
     A repeated call (same audience and period) returns ``already_sent`` and writes nothing.
+    A period that has not ended (``period.as_of``) is refused: its figures are provisional,
+    and sending them would use up the period's one send before the real digest is due.
     """
+    if period.as_of is not None:
+        raise InvalidInput(
+            f"{period.label} has not ended: preview it with --dry-run; its digest is sent after it ends",
+            key="digest.error.unfinished_send", label=period.label,
+        )
     if await already_sent(app, audience, period):
         return SendResult(audience.key, period.label, "already_sent")
     if digest is None:

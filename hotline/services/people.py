@@ -19,6 +19,9 @@ from storage.uow import UnitOfWork
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: codes are read aloud
 _TAX_CODE_RE = re.compile(r"^\d{10}(-\d{3})?$")
 MAX_NAME = 200
+#: How long an invite code may be valid: an hour to thirty days.
+MIN_INVITE_HOURS = 1
+MAX_INVITE_HOURS = 720
 
 
 def _hash(code: str) -> str:
@@ -50,9 +53,13 @@ def clean_tax_code(value: str | None) -> str | None:
 
 async def touch_contact(
     uow: UnitOfWork, deps: Deps, channel: str, external_id: str, chat_id: str,
-    display_name: str | None = None,
+    display_name: str | None = None, *, group: bool = False,
 ) -> Contact:
-    """The contact behind an inbound event, created on first sight (without a person yet)."""
+    """The contact behind an inbound event from a private chat, created on first sight
+    (without a person yet). A contact is a private chat only, so an event from a group
+    (``group=True``) never creates one."""
+    if group:
+        raise ValueError("a contact is a private chat; a group event cannot make one")
     now = deps.clock.now()
     contact = await uow.people.contact(channel, external_id)
     if contact is None:
@@ -71,9 +78,16 @@ async def touch_contact(
 LAST_SEEN_RESOLUTION = timedelta(minutes=1)
 
 
-def refresh_contact(contact: Contact, chat_id: str, display_name: str | None, now: datetime) -> None:
+def refresh_contact(contact: Contact, chat_id: str, display_name: str | None, now: datetime,
+                    *, group: bool = False) -> None:
     """What an inbound event tells about a known contact. Only real changes are assigned: an
-    assignment, even of the same value, makes the session flush the contact at commit."""
+    assignment, even of the same value, makes the session flush the contact at commit.
+
+    Group chats are public places: a message a person writes in a group (``group=True``)
+    changes nothing here -- their notices keep going to their private chat, never the group.
+    """
+    if group:
+        return
     if contact.chat_id != chat_id:
         contact.chat_id = chat_id
     if contact.last_seen_at is None or now - contact.last_seen_at >= LAST_SEEN_RESOLUTION:
@@ -115,7 +129,8 @@ async def register_reporter(
 
 def set_language_value(language: str) -> str:
     if language not in LANGUAGES:
-        raise InvalidInput("unsupported language", key="error.bad_language")
+        raise InvalidInput("unsupported language", key="error.bad_language",
+                           languages=", ".join(LANGUAGES))
     return language
 
 
@@ -150,17 +165,24 @@ async def create_invite(
             raise InvalidInput(f"a {role.value} invite needs a group", key="error.invite_group")
         group = await uow.people.group(group_code)
         if group is None or not group.active:
-            raise InvalidInput(f"unknown group {group_code!r}", key="error.unknown_group")
+            codes = ", ".join(sorted(g.code for g in await uow.people.groups() if g.active))
+            raise InvalidInput(f"unknown group {group_code!r}; groups: {codes}",
+                               key="error.unknown_group_of", code=group_code, codes=codes)
         group_id = group.id
     elif group_code:
         raise InvalidInput(f"a {role.value} has no group", key="error.invite_no_group")
+    if ttl_hours is not None and not MIN_INVITE_HOURS <= ttl_hours <= MAX_INVITE_HOURS:
+        raise InvalidInput(f"an invite is valid for {MIN_INVITE_HOURS} to {MAX_INVITE_HOURS} "
+                           "hours", key="error.invite_hours", low=MIN_INVITE_HOURS,
+                           high=MAX_INVITE_HOURS)
     now = deps.clock.now()
     raw = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(10))
     code = f"{raw[:5]}-{raw[5:]}"
     invite = Invite(
         code_hash=_hash(code), role=role.value, group_id=group_id,
         created_by_id=created_by.id if created_by else None, created_at=now,
-        expires_at=now + timedelta(hours=ttl_hours or deps.settings.invite_ttl_hours),
+        expires_at=now + timedelta(
+            hours=ttl_hours if ttl_hours is not None else deps.settings.invite_ttl_hours),
     )
     uow.session.add(invite)
     await uow.flush()
@@ -208,3 +230,23 @@ async def join(
 
 async def set_language(uow: UnitOfWork, person: Person, language: str) -> None:
     person.language = set_language_value(language)
+
+
+async def cancel_exposed_invite(uow: UnitOfWork, deps: Deps, code: str) -> bool:
+    """An invite code shown in a group chat is public: a live invite with that code expires now,
+    so nobody who read it can redeem it. True if one was cancelled; the caller answers the same
+    either way, so a group cannot be used to test codes."""
+    from sqlalchemy import select
+
+    if not code.strip() or len(code) > 64:
+        return False
+    now = deps.clock.now()
+    row = (
+        await uow.session.execute(
+            select(Invite).where(Invite.code_hash == _hash(code)).with_for_update()
+        )
+    ).scalar_one_or_none()
+    if row is None or row.used_at is not None or row.expires_at <= now:
+        return False
+    row.expires_at = now
+    return True

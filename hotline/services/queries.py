@@ -53,7 +53,9 @@ async def list_tickets(
         if row is None:
             from hotline.errors import NotFound
 
-            raise NotFound(f"unknown owner group {group!r}", key="error.unknown_group")
+            codes = ", ".join(sorted(g.code for g in await uow.people.groups()))
+            raise NotFound(f"unknown owner group {group!r}; groups: {codes}",
+                           key="error.unknown_group_of", code=group, codes=codes)
         group_id = row.id
     if category is not None:
         deps.taxonomy.category(category)

@@ -20,6 +20,7 @@ from hotline.domain import ids
 from hotline.domain import payloads as P
 from hotline.domain.enums import OPEN_STATES, EventKind, Priority, Role, TicketState
 from hotline.domain.lifecycle import Action, can
+from hotline.domain.rating import finished_at, rating_open
 from hotline.errors import InvalidInput
 from hotline.services import permissions as perm
 from hotline.services.common import (
@@ -453,6 +454,11 @@ async def rate(
     if ticket.state not in (TicketState.RESOLVED.value, TicketState.CLOSED.value):
         raise InvalidInput("only resolved tickets can be rated", key="error.rate_not_resolved",
                            ref=ticket.ref)
+    window = deps.settings.rating_window_days
+    if not rating_open(ticket.state, finished_at(ticket.resolved_at, ticket.closed_at),
+                       deps.clock.now(), window):
+        raise InvalidInput("rating window has passed", key="error.rate_window", ref=ticket.ref,
+                           days=window)
     if not isinstance(stars, int) or not 1 <= stars <= 5:
         raise InvalidInput("rating must be 1 to 5", key="error.bad_rating")
     note = _check_text(comment, deps, "comment") if comment and comment.strip() else None

@@ -63,7 +63,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
     get("/web/tickets", pages.tickets, name="web.tickets")
     get(r"/web/tickets/{ref}", pages.ticket, name="web.ticket")
     get("/web/chart.png", pages.chart, name="web.chart")
-    get(r"/web/export.{fmt:xlsx|csv}", pages.export, name="web.export")
+    get(r"/web/export.{fmt:xlsx|csv|json}", pages.export, name="web.export")
     get(r"/static/{name}", _static_handler(), name="web.static")
     get("/favicon.svg", _favicon, name="web.favicon")
     get("/favicon.ico", _favicon, name="web.favicon_ico")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from hotline.digests.export import ExportData, load_export, write_csv, write_xlsx
+from hotline.digests.export import ExportData, load_export, write_csv, write_json, write_xlsx
 from hotline.web.figures import Figures
 from hotline.web.params import Filters
 from hotline.web.state import WebState
@@ -20,13 +20,14 @@ from storage.models import Person
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV = "text/csv; charset=utf-8"
+JSON = "application/json; charset=utf-8"
 
 
 def narrow(data: ExportData, allowed: set[int]) -> ExportData:
     replays = {tid: r for tid, r in data.replays.items() if tid in allowed}
-    refs = {info.ref for tid, info in data.inputs.tickets.items() if tid in allowed}
-    events = [e for e in data.events if e.ref in refs]
-    return ExportData(data.period, data.inputs, replays, events, data.people)
+    events = [e for e in data.events if e.ticket_id in allowed]
+    descriptions = {tid: text for tid, text in data.descriptions.items() if tid in allowed}
+    return ExportData(data.period, data.inputs, replays, events, data.people, descriptions)
 
 
 def stem_for(figures: Figures) -> str:
@@ -48,6 +49,9 @@ async def export_file(state: WebState, person: Person, filters: Filters, fmt: st
             if fmt == "xlsx":
                 path = write_xlsx(Path(folder) / f"{stem}.xlsx", data, deps, lang)
                 return path.name, XLSX, path.read_bytes()
+            if fmt == "json":  # for programs: codes and UTC instants (``raw_records``)
+                path = write_json(Path(folder) / f"{stem}-raw.json", data)
+                return path.name, JSON, path.read_bytes()
             paths = write_csv(Path(folder), stem, data, deps, lang)
             chosen = paths[0] if sheet == "tickets" else paths[1]
             return chosen.name, CSV, chosen.read_bytes()

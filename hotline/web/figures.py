@@ -39,6 +39,7 @@ from hotline.digests.compute import (
 )
 from hotline.digests.data import (
     DigestInputs,
+    consistent_reads,
     digest_from_inputs,
     load_alerts,
     load_events,
@@ -111,6 +112,7 @@ def replay_rows(period: Period, inputs: DigestInputs, rules: Rules
                 ) -> tuple[dict[int, TicketRow], dict[int, GroupExtra]]:
     """Each ticket at the period's end, and the per-group figures the digest leaves out."""
     start, end = period.start, period.end
+    at = period.moment  # RAG and overdue are judged at the period's moment, as in the digest
     group_ids = {g.code: g.id for g in inputs.groups}
     group_codes = {g.id: g.code for g in inputs.groups}
     rows: dict[int, TicketRow] = {}
@@ -137,7 +139,7 @@ def replay_rows(period: Period, inputs: DigestInputs, rules: Rules
         rows[tid] = TicketRow(
             ticket_id=tid, ref=info.ref, title=info.title, state=r.state or "new", group_id=gid,
             group_code=group_codes.get(gid, ""), category=r.category, priority=r.priority,
-            rag=r.rag(rules, end), overdue=r.is_open and r.overdue(rules, end),
+            rag=r.rag(rules, at), overdue=r.is_open and r.overdue(rules, at),
             org_kind=info.org_kind if info.org_kind in REPORTER_KINDS else OrgKind.OTHER.value,
             organisation_id=info.organisation_id, reporter_id=info.reporter_id,
             assignee_id=r.assignee_id, created_at=r.created_at, deadline_at=r.deadline,
@@ -182,8 +184,48 @@ async def compute_figures(reader: Any, period: Period, trend_count: int = TREND_
     ``reader`` is a ``ReadApp`` (deps and sessions); runs on the web worker's loop.
     """
     async with reader.sessions() as session:
+        await consistent_reads(session)
         inputs = await load_inputs(session, period, trend_count)
     return figures_from_inputs(reader, period, inputs, trend_count)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Several periods' figures and a year's weekly trend from one read of the data at one
+    instant: what a page showing them side by side (the public board) is made of, so no two
+    of its parts can come from different moments."""
+
+    figures: tuple[Figures, ...]
+    trend: tuple[TrendWeek, ...]
+
+
+def _cover(periods: Sequence[Period]) -> Period:
+    """One period spanning them all (their rows are loaded once, for all of them)."""
+    first = min(periods, key=lambda p: p.start)
+    last = max(periods, key=lambda p: p.end)
+    return Period("range", "cover", first.first_day, last.last_day, first.start, last.end,
+                  first.tz, last.as_of)
+
+
+async def compute_snapshot(reader: Any, periods: Sequence[Period], trend_period: Period,
+                           trend_count: int = TREND_WEEKS) -> Snapshot:
+    """``periods``' figures and ``trend_period``'s week-by-week trend, from one session.
+
+    The rows of the period covering them all are read once (a superset for each: the
+    digest ignores tickets and events a period does not concern), each period's trend is
+    counted by the database, and the session reads one version of the data
+    (``consistent_reads``); ``periods`` are cut at the same instant by the caller.
+    """
+    async with reader.sessions() as session:
+        await consistent_reads(session)
+        shared = await load_inputs(session, _cover(periods), None)
+        trends = [await load_trend(session, p, trend_count) for p in periods]
+        year = await load_trend(session, trend_period, weeks_spanned(trend_period))
+    figures = tuple(
+        figures_from_inputs(reader, p, replace(shared, trend=trend), trend_count)
+        for p, trend in zip(periods, trends, strict=True)
+    )
+    return Snapshot(figures, tuple(year))
 
 
 async def filtered_digest(reader: Any, base: Figures, filters: Filters) -> Digest:
@@ -243,12 +285,6 @@ def weeks_spanned(period: Period) -> int:
     first = week_of(period.start, period.tz)
     last = week_of(period.end - timedelta(seconds=1), period.tz)
     return (last.first_day - first.first_day).days // 7 + 1
-
-
-async def year_trend(sessions: Any, period: Period) -> tuple[TrendWeek, ...]:
-    """Week by week over a whole (year-to-date) period, counted by the digest's trend loader."""
-    async with sessions() as session:
-        return tuple(await load_trend(session, period, weeks_spanned(period)))
 
 
 def visible_rows(rows: Sequence[TicketRow], allowed: Any) -> list[TicketRow]:

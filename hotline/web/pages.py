@@ -24,7 +24,7 @@ from hotline.web.http import (
     require_person,
     viewer,
 )
-from hotline.web.state import WebState, state_of
+from hotline.web.state import BOARD_SPECS, WebState, state_of
 from storage.uow import UnitOfWork
 
 HTML = "text/html"
@@ -91,18 +91,28 @@ async def board(request: web.Request) -> web.Response:
 
 
 async def board_chart(request: web.Request) -> web.Response:
+    """The board's chart, drawn from the snapshot its page was made of (``v``, the version
+    the page links with), so the chart and the numbers beside it are of one moment. Without
+    ``v``, the current snapshot; a version no longer kept is gone (the page is old)."""
     params.check_query_size(request.query_string)
     who = await viewer(request)
     state = state_of(request)
-    month, _ = await state.period_figures("month", allow_stale=True)
-    mark = await state.watermark()
-    key = ("board-chart", who.lang)
+    version = params.single(request.query, "v")
+    if version is None:
+        snapshot, version = await state.board_snapshot()
+    else:
+        found = state.snapshot_for(version)
+        if found is None:
+            raise WebError(404, "web.error.not_found")
+        snapshot = found
+    month = snapshot.figures[BOARD_SPECS.index("month")]
 
     async def draw() -> bytes:
         return await state.worker.call_sync(chart_png, month.digest, who.lang)
 
-    entry = await state.charts.get(key, mark, draw, allow_stale=True)
-    return _png(entry.value, "public, max-age=30")
+    entry = await state.charts.get(("board-chart", version, who.lang), version, draw, expires=False)
+    return _png(entry.value, "public, max-age=3600" if params.single(request.query, "v") else
+                "public, max-age=30")
 
 
 def _png(data: bytes, cache: str) -> web.Response:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, fields, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -191,8 +191,9 @@ def _year_bounds(*years: int) -> None:
 
 
 def resolve_period(spec: str, now: datetime, tz: str) -> P.Period:
-    """The period a spec names; one still running ends at ``now`` ("to date"), so its stock
-    (open, overdue, RAG) is the live one and nothing after ``now`` is ever counted."""
+    """The period a spec names, cut by the digests' one "as of" rule (``period.as_of``): one
+    still running ends at ``now`` ("to date"), so its stock (open, overdue, RAG) is the live
+    one, nothing after ``now`` is ever counted, and it is labelled as unfinished."""
     validate_period_spec(spec)
     today = now.astimezone(ZoneInfo(tz)).date()
     if spec == "week":
@@ -211,11 +212,7 @@ def resolve_period(spec: str, now: datetime, tz: str) -> P.Period:
         period = P.parse_month(spec, tz)
     if period.start >= now:
         raise _bad("period", "starts in the future")
-    if period.end > now:
-        # Half-open like every period; the microsecond takes in an event written at ``now``.
-        end = min(period.end, now.astimezone(UTC) + timedelta(microseconds=1))
-        period = P.Period(period.kind, period.label, period.first_day, today, period.start, end, period.tz)
-    return period
+    return P.as_of(period, now)
 
 
 def _year(year: int, tz: str) -> P.Period:

@@ -7,6 +7,7 @@ under ``STATE``; handlers read it from ``request.app``.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ipaddress
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
@@ -20,7 +21,7 @@ from hotline.app import App
 from hotline.digests.model import Digest
 from hotline.errors import ConfigError
 from hotline.web.cache import Entry, FigureCache
-from hotline.web.figures import Figures, Watermark, filtered_digest, watermark
+from hotline.web.figures import Figures, Snapshot, Watermark, filtered_digest, watermark
 from hotline.web.params import Filters, resolve_period
 from hotline.web.ratelimit import RateLimiter
 from hotline.web.readdb import ReadApp, ReadDatabase
@@ -34,6 +35,10 @@ _REQUEST_MARK: ContextVar[list[Watermark] | None] = ContextVar("hotline_web_mark
 #: Rendered pages kept: public ones (a few per language and version) and signed-in ones.
 PUBLIC_PAGES = 32
 PRIVATE_PAGES = 64
+#: The public board's periods, side by side on one page, all from one ``Snapshot``.
+BOARD_SPECS = ("week", "month", "year")
+#: Board snapshots kept by version, so a page's chart is drawn from that page's snapshot.
+BOARD_VERSIONS = 8
 
 
 class Lru:
@@ -81,6 +86,8 @@ class WebState:
     private_pages: Lru = field(default_factory=lambda: Lru(PRIVATE_PAGES))
     #: Sorted ticket rows per (figures, filter): see ``views.staff_rows``.
     row_lists: dict[Hashable, tuple[Figures, list[Any]]] = field(default_factory=dict)
+    #: Recent board snapshots by version token (``board_snapshot``).
+    boards: OrderedDict[str, Snapshot] = field(default_factory=OrderedDict)
     _mark_task: asyncio.Task[Watermark] | None = None
 
     @property
@@ -136,6 +143,33 @@ class WebState:
         """The figures and the moment they were computed."""
         entry = await self.period_entry(spec, allow_stale=allow_stale)
         return entry.value, entry.computed_at
+
+    async def board_snapshot(self, mark: Watermark | None = None) -> tuple[Snapshot, str]:
+        """The public board's figures (``BOARD_SPECS`` and the year's weekly trend) from one
+        read at one instant, and a version token naming them.
+
+        Served stale while a fresh one is computed, like the board always was; the token
+        goes into the board's chart link, so the chart is drawn from the very snapshot the
+        page's numbers come from (``snapshot_for``), however the cache has moved on since.
+        """
+        if mark is None:
+            mark = await self.watermark()
+
+        async def compute() -> Snapshot:
+            at = self.app.clock.now()
+            periods = tuple(resolve_period(spec, at, self.tz) for spec in BOARD_SPECS)
+            return await self.worker.snapshot(periods, periods[-1])
+
+        entry = await self.figures.get(("board",), mark, compute, allow_stale=True)
+        token = hashlib.sha256(repr((entry.computed_at, entry.watermark)).encode()).hexdigest()[:16]
+        if token not in self.boards:
+            self.boards[token] = entry.value
+            while len(self.boards) > BOARD_VERSIONS:
+                self.boards.popitem(last=False)
+        return entry.value, token
+
+    def snapshot_for(self, token: str) -> Snapshot | None:
+        return self.boards.get(token)
 
     def page(self, key: Hashable) -> bytes | None:
         return self.pages.get(key)

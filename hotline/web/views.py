@@ -14,16 +14,17 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
+from hotline.digests.compute import escalation_messages
 from hotline.digests.kinds import kinds_json
 from hotline.digests.model import Digest, GroupRow, TicketLine, TrendWeek
-from hotline.digests.period import Period
+from hotline.digests.period import Period, display_label
 from hotline.domain.enums import ExtensionStatus, Role
 from hotline.services import permissions as perm
 from hotline.services.common import get_ticket
 from hotline.services.tickets import rag_of
-from hotline.web.figures import Figures, GroupExtra, TicketRow, year_trend
+from hotline.web.figures import Figures, GroupExtra, TicketRow
 from hotline.web.params import Filters
-from hotline.web.state import WebState
+from hotline.web.state import BOARD_SPECS, WebState
 from storage.models import (
     Extension,
     Organisation,
@@ -47,9 +48,14 @@ PAGE_SIZE = 50
 
 
 def period_json(period: Period, spec: str) -> dict[str, Any]:
+    """The period and its "as of" state: ``as_of`` is the instant a running period's figures
+    are computed as of (null once it has ended), ``title_vi``/``title_en`` the label every
+    surface shows ("2026-W49, đến thứ Năm 03/12 14:35")."""
     return {"spec": spec, "label": period.label, "kind": period.kind,
             "first_day": period.first_day, "last_day": period.last_day,
-            "start": period.start, "end": period.end}
+            "start": period.start, "end": period.end, "finished": period.finished,
+            "as_of": period.as_of, "title_vi": display_label(period, "vi"),
+            "title_en": display_label(period, "en")}
 
 
 def _flow_stock(g: GroupRow | Digest) -> dict[str, int]:
@@ -98,6 +104,7 @@ def row_visible(person: Person, row: Any) -> bool:
 
 async def dashboard(state: WebState, person: Person, filters: Filters) -> dict[str, Any]:
     base, computed_at = await state.period_figures(filters.period)
+    computed_at = base.period.as_of or computed_at  # the instant the figures are judged at
     digest = await state.filtered(base, filters)
     visible_refs = {x.ref for x in digest.stalled
                     if x.ticket_id in base.rows and row_visible(person, base.rows[x.ticket_id])}
@@ -328,6 +335,8 @@ def _event_json(e: TicketEvent, names: dict[int, str], staff: bool) -> dict[str,
         out["note"] = e.note
         level = (e.data or {}).get("level") if e.kind == "escalated" else None
         out["level"] = level if level in ("reminder", "l1", "l2", "l3") else None
+        # How many people the step told (``escalation_messages``); 0: recorded, nobody told.
+        out["told"] = escalation_messages(e.data) if out["level"] else None
     else:
         out["note"] = e.note if e.kind in REPORTER_NOTES else None
     return out
@@ -368,24 +377,17 @@ def board_period(figures: Figures, spec: str) -> dict[str, Any]:
     }
 
 
-async def board(state: WebState) -> tuple[dict[str, Any], tuple[Any, ...]]:
-    """The board's data, and a version naming the cached figures it was made from (so a page
-    rendered from them can be cached under it)."""
-    mark = await state.watermark()
-    month = await state.period_entry("month", allow_stale=True, mark=mark)
-    year = await state.period_entry("year", allow_stale=True, mark=mark)
-    key = ("year-trend", year.value.period.start)
-
-    async def compute() -> Any:
-        return await state.worker.call(lambda reader: year_trend(reader.sessions, year.value.period))
-
-    trend = await state.figures.get(key, mark, compute, allow_stale=True)
-    version = tuple((e.computed_at, e.watermark) for e in (month, year, trend))
+async def board(state: WebState) -> tuple[dict[str, Any], str]:
+    """The board's data, all of it from one snapshot (one read, one instant: ``as_of``), and
+    that snapshot's version, which the page's chart link and the page cache carry."""
+    snapshot, version = await state.board_snapshot()
+    parts = dict(zip(BOARD_SPECS, snapshot.figures, strict=True))
+    as_of = snapshot.figures[0].period.moment
     return {
-        "as_of": min(month.computed_at, year.computed_at),
-        "month": board_period(month.value, "month"),
-        "year": board_period(year.value, "year"),
-        "trend": trend_json(trend.value),
+        "as_of": as_of,
+        "version": version,
+        **{spec: board_period(figures, spec) for spec, figures in parts.items()},
+        "trend": trend_json(snapshot.trend),
     }, version
 
 

@@ -39,7 +39,7 @@ from hotline.clock import SystemClock
 from hotline.config import Settings
 from hotline.digests.period import Period
 from hotline.taxonomy import Taxonomy
-from hotline.web.figures import TREND_WEEKS, Figures, compute_figures
+from hotline.web.figures import TREND_WEEKS, Figures, Snapshot, compute_figures, compute_snapshot
 from hotline.web.readdb import ReadApp, ReadDatabase, in_memory
 
 T = TypeVar("T")
@@ -93,11 +93,19 @@ class Worker:
 
     async def figures(self, period: Period, trend_count: int = TREND_WEEKS) -> Figures:
         """The whole programme's figures for ``period`` (``figures.compute_figures``)."""
+        return await self._heavy(child_figures, compute_figures, period, trend_count)
+
+    async def snapshot(self, periods: tuple[Period, ...], trend_period: Period) -> Snapshot:
+        """Several periods' figures from one read (``figures.compute_snapshot``)."""
+        return await self._heavy(child_snapshot, compute_snapshot, periods, trend_period)
+
+    async def _heavy(self, in_child: Callable[..., T], here: Callable[..., Awaitable[T]],
+                     *args: Any) -> T:
+        """``in_child(*args)`` in the figure process, or ``here(reader, *args)`` in the thread."""
         if self._processes and not self._closed:
             pool = self._start_pool()
             try:
-                return await asyncio.get_running_loop().run_in_executor(
-                    pool, child_figures, period, trend_count)
+                return await asyncio.get_running_loop().run_in_executor(pool, in_child, *args)
             except BrokenProcessPool:  # the child died (killed, out of memory): start afresh
                 self._broken += 1
                 if self._broken >= MAX_BROKEN:  # it cannot even start: stop trying
@@ -107,7 +115,7 @@ class Worker:
                 if self._pool is pool:  # not one a concurrent call has started since
                     self._pool = None
                 pool.shutdown(wait=False, cancel_futures=True)
-        return await self.call(lambda reader: compute_figures(reader, period, trend_count))
+        return await self.call(lambda reader: here(reader, *args))
 
     def child_pids(self) -> list[int]:
         """The figure process's id, if one runs (tests, diagnostics)."""
@@ -177,3 +185,9 @@ def child_figures(period: Period, trend_count: int) -> Figures:
     """Runs in the child process: the same ``compute_figures`` as the thread path."""
     child = _CHILD[0]
     return child.loop.run_until_complete(compute_figures(child.reader, period, trend_count))
+
+
+def child_snapshot(periods: tuple[Period, ...], trend_period: Period) -> Snapshot:
+    """Runs in the child process: the same ``compute_snapshot`` as the thread path."""
+    child = _CHILD[0]
+    return child.loop.run_until_complete(compute_snapshot(child.reader, periods, trend_period))

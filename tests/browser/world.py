@@ -91,8 +91,16 @@ async def build(app: App, *, start: datetime, end: datetime, seed: int = 7, per_
     assert isinstance(clock, ManualClock)
     clock.set(start)
     world = await people(app)
-    rng = random.Random(seed)
-    n = 0
+    await grow(world, random.Random(seed), end, per_day=per_day, work=work)
+    return world
+
+
+async def grow(world: World, rng: random.Random, end: datetime, *, per_day: int = 2,
+               work: int = 3) -> None:
+    """Carry the history on from the clock's time to ``end`` (clock left at ``end``), the
+    way ``build`` makes it: reports on working days, work, Thursday sweeps, a final sweep."""
+    app, clock = world.app, world.clock
+    n = len(world.refs)
     while clock.now() < end:
         local_now = clock.now().astimezone(VN)
         if local_now.weekday() < 5:
@@ -117,7 +125,6 @@ async def build(app: App, *, start: datetime, end: datetime, seed: int = 7, per_
     from escalation.sweep import sweep
 
     await sweep(app, clock.now())
-    return world
 
 
 async def _acknowledge(app: App, ref: str) -> None:

@@ -135,7 +135,8 @@ def test_hotline_chat_rejects_bad_options(args: list[str], message: str) -> None
 @pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
 def test_hotline_chat_piped_then_on_a_terminal(tmp_path: Path) -> None:
     """Piped stdin registers a reporter; a second run on a pseudo-terminal (the interactive
-    ``input()`` path) continues the same profile from the same database."""
+    ``input()`` path) continues the same profile from the same database, and takes a long line
+    and a multi-line paste whole."""
     script = "\n".join(["/start", "2", "Example Ltd", "1", "1", "Alice", "/mine", "/lang vi",
                         "/help", "/frobnicate"]) + "\n"
     done = subprocess.run([*_hotline(), "chat", "--as", "alice"], input=script, text=True,
@@ -176,6 +177,18 @@ def test_hotline_chat_piped_then_on_a_terminal(tmp_path: Path) -> None:
                 seen += chunk
         assert wanted in seen, f"missing {marker!r}; got {seen[-800:]!r}"
 
+    def read_prompt(deadline: float) -> None:
+        """Until the "> " prompt is on screen: readline reads the terminal from then on (text
+        written before it meets the kernel's line buffer)."""
+        nonlocal seen
+        while not seen.endswith(b"> "):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"timed out waiting for the prompt; got {seen[-300:]!r}")
+            ready, _, _ = select.select([primary], [], [], remaining)
+            if ready:
+                seen += os.read(primary, 4096)
+
     try:
         deadline = time.monotonic() + TIMEOUT
         read_until("> ", deadline)
@@ -183,6 +196,17 @@ def test_hotline_chat_piped_then_on_a_terminal(tmp_path: Path) -> None:
         read_until("Chào mừng Alice quay lại", deadline)  # her language is Vietnamese now
         os.write(primary, b"/report\n")
         read_until("Mô tả khó khăn", deadline)
+        read_prompt(deadline)
+        # A line longer than the terminal's 4,096-byte line buffer arrives whole (readline) and
+        # gets Telegram's answer, not a silent cut at about 2,900 characters.
+        long_line = ("Dữ liệu dân cư chưa được chia sẻ " * 200)[:5_499]
+        os.write(primary, long_line.encode() + b"\n")
+        read_until("tối đa 4000 ký tự", deadline)
+        read_prompt(deadline)
+        # A multi-line paste (bracketed paste) is one message: both lines in one draft.
+        os.write(primary, "\x1b[200~Chưa có nghị định hướng dẫn\nLuật Dữ liệu năm 2024"
+                          "\x1b[201~\n".encode())
+        read_until("sẽ gửi):\r\nChưa có nghị định hướng dẫn\r\nLuật Dữ liệu năm 2024", deadline)
         os.write(primary, b"/cancel\n")
         read_until("Đã hủy", deadline)
         os.write(primary, b"/quit\n")

@@ -28,6 +28,8 @@ async def test_short_demo_writes_digest_chart_and_workbook(tmp_path: Path, class
     assert {"2026-W47-leaders-vi.html", "2026-W47-leaders-vi.png", "2026-W47-leaders-en.html"} <= names
     for path in summary.files:
         assert path.exists() and path.stat().st_size > 0
+    written = [p for p in (tmp_path / "demo").rglob("*") if p.is_file()]
+    assert written and not [p.name for p in written if p.stat().st_size <= 1]  # nothing empty
     png = next(p for p in summary.files if p.suffix == ".png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     html = next(p for p in summary.files if p.name == "2026-W47-leaders-en.html").read_text("utf-8")

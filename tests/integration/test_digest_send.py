@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import json
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
+from openpyxl.utils import get_column_letter
 from sqlalchemy import func, select, update
 
 from hotline.app import App
@@ -201,7 +201,8 @@ async def test_monthly_workbook_and_csv(app: App, clock: ManualClock, tmp_path: 
     assert first["Ref"] == "HL-2026-000001" and first["State"] == "Closed" and first["Rating"] == 4
     assert first["Reporter"].startswith("Cty =HYPERLINK")  # text, not a formula
     assert first["Filed"] == local(2026, 11, 16, 9).replace(tzinfo=None)
-    assert book["Tickets"]["F2"].data_type == "s"
+    reporter_column = get_column_letter(header.index("Reporter") + 1)
+    assert book["Tickets"][f"{reporter_column}2"].data_type == "s"
     async with app.uow() as uow:
         n_events = (
             await uow.session.execute(
@@ -212,8 +213,9 @@ async def test_monthly_workbook_and_csv(app: App, clock: ManualClock, tmp_path: 
         ).scalar_one()
     events_rows = list(book["Events"].iter_rows(values_only=True))
     assert len(events_rows) - 1 == n_events
-    rated = next(r for r in events_rows if r[2] == "Rated")
-    assert rated[6] == EVIL and json.loads(rated[7]) == {"stars": 4}
+    events_header = events_rows[0]
+    rated = dict(zip(events_header, next(r for r in events_rows if r[3] == "Rated"), strict=True))
+    assert rated["Note"] == EVIL and rated["Details"] == "4/5"  # words, not {"stars": 4}
     assert all(cell.data_type != "f" for row in book["Events"].iter_rows() for cell in row)
 
     vi = load_workbook(write_xlsx(tmp_path / "vi.xlsx", data, app, "vi", digest))
@@ -227,5 +229,5 @@ async def test_monthly_workbook_and_csv(app: App, clock: ManualClock, tmp_path: 
     with paths[1].open(encoding="utf-8-sig", newline="") as handle:
         events = list(csv.reader(handle))
     assert len(events) - 1 == n_events
-    note = next(r for r in events if r[2] == "Rated")[6]
+    note = next(r for r in events if r[3] == "Rated")[-1]
     assert note.startswith("'=HYPERLINK")  # neutralised for spreadsheet programs

@@ -116,6 +116,7 @@ async def test_nul_characters_are_dropped_not_fatal(app: App, engine: Engine) ->
 async def test_too_long_in_total_over_several_messages(app: App, engine: Engine) -> None:
     rep = await reporter(app, engine, "vi")
     await rep.say(DATA_TEXT)
+    await rep.press(rep.payload(P.DRAFT_ADD))
     before = await snapshot(app)
     await rep.say("y" * 3_990)
     assert said("vi", "error.text_too_long", limit=4000) in rep.text

@@ -19,6 +19,7 @@ from hotline.app import App
 from hotline.clock import ManualClock
 from hotline.domain import payloads as P
 from hotline.domain.enums import ExtensionStatus, Role, TicketState
+from hotline.i18n import plain, t
 from hotline.services.common import get_ticket
 from storage.models import (
     Attachment,
@@ -166,7 +167,8 @@ async def test_report_ask_answer_resolve_confirm_rate(
 
     await rep.press(f"cfm:{ref}")
     assert words["closed"] in rep.text
-    assert [b.payload for b in rep.buttons()] == [f"rate:{ref}.{n}" for n in range(1, 6)]
+    assert [b.payload for b in rep.buttons()] == [*(f"rate:{ref}.{n}" for n in range(1, 6)),
+                                                  "skip:rating"]
     await rep.press(f"rate:{ref}.5")
     await rep.say("Nhanh, cảm ơn")
     assert words["rated"] in rep.text
@@ -400,11 +402,18 @@ async def test_attachments_and_several_messages_make_one_report(app: App,
     _, rep = await reporter(app, engine, "vi")
     await rep.say("/report")
     await rep.say("", [InAttachment("photo", "file-1")])
-    await rep.say("Dữ liệu hộ tịch không khớp", [InAttachment("document", "file-2", "a.pdf")])
+    await rep.say("Dữ liệu hộ tịch không khớp ở phường", [InAttachment("document", "file-2",
+                                                                        "a.pdf")])
+    # Typed at the draft's question, more text is refused; "add details" adds it once confirmed.
     await rep.say("Đã gửi công văn hai lần")
+    assert plain(str(t("error.choose_one", "vi", range="1–4"))) in rep.text
+    await rep.press(rep.payload(P.DRAFT_ADD))
+    await rep.say("Đã gửi công văn hai lần")
+    await rep.press(rep.payload(P.DRAFT_ADD_YES))
+    assert "Đã gửi công văn hai lần" in rep.text  # the summary shows the whole text
     await rep.press(rep.payload(P.DRAFT_FILE))
     filed = await ticket(app, "HL-2026-000001")
-    assert filed.description == "Dữ liệu hộ tịch không khớp\nĐã gửi công văn hai lần"
+    assert filed.description == "Dữ liệu hộ tịch không khớp ở phường\nĐã gửi công văn hai lần"
     async with app.uow() as uow:
         refs = (await uow.session.execute(select(Attachment.file_ref).where(
             Attachment.ticket_id == filed.id).order_by(Attachment.id))).scalars().all()

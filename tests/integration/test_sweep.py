@@ -640,3 +640,34 @@ async def test_approving_an_extension_the_deadline_already_passed_is_a_clear_ref
         await coordination.decide_extension(uow, app, ext.id, coordinator, approve=False)
         await uow.commit()
     assert (await reload(app, ticket.ref)).cycle == 1
+
+
+async def test_no_future_history_and_a_past_instant_judges_the_ticket_as_it_is(
+    app: App, clock: ManualClock
+) -> None:
+    """On 3 December nobody may sweep "as of" Christmas Eve (the steps would be dated then and
+    never fire at their real time); a catch-up "as of" an earlier instant looks at the
+    tickets as they are now -- one resolved since gets nothing -- and records at the real time."""
+    from escalation.sweep import FutureSweep
+
+    people = await cast(app)
+    clock.set(local(2026, 11, 16, 9, 0))
+    late = await file(app, people.reporter, people.reporter_contact, "Sẽ được xử lý muộn")
+    silent = await file(app, people.reporter, people.reporter_contact, "Không ai động đến")
+    now = local(2026, 12, 3, 14, 35)
+    assert late.deadline_at < now
+    clock.set(now)
+    await act(app, late.ref, tickets.acknowledge, people.member)
+    await act(app, late.ref, tickets.resolve, people.member, "đã xử lý (muộn)")
+
+    with pytest.raises(FutureSweep, match="later than now"):
+        await sweep(app, local(2026, 12, 24, 10, 0))
+    preview = await sweep(app, local(2026, 12, 24, 10, 0), dry_run=True)
+    assert {s.ref for s in preview.fired} == {silent.ref}  # the resolved one has nothing due
+    assert await escalations(app) == [] and await escalated_events(app) == []
+
+    catch_up = await sweep(app, late.deadline_at + timedelta(hours=1))
+    assert {s.ref for s in catch_up.fired} == {silent.ref}  # judged on the tickets as they are
+    events = await escalated_events(app)
+    assert events and {e.at for e in events} == {now}  # recorded when it ran, not back then
+    assert all(e.at <= clock.now() for e in events)

@@ -69,7 +69,7 @@ async def seed(app: App, n: int) -> None:
 async def spawn(url: str, *extra: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "escalation.sweep", "--database-url", url,
-        "--at", WHEN.isoformat(), *extra,
+        "--at", WHEN.isoformat(), "--clock", WHEN.isoformat(), *extra,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=str(REPO_ROOT),
     )
 
@@ -131,6 +131,7 @@ async def test_two_sweep_processes_fire_each_step_exactly_once(
     a, b = await asyncio.gather(finish(first), finish(second))
     assert a["fired"] + b["fired"] == len(expected)
     assert_exactly_once(expected, await state(app))
+    app.clock.set(WHEN + timedelta(minutes=1))  # type: ignore[attr-defined]
     again = await sweep(app, WHEN + timedelta(minutes=1))
     assert again.fired == []
 
@@ -152,6 +153,7 @@ async def test_sweep_killed_mid_batch_loses_only_that_batch_and_the_rerun_comple
     keys, *_ = await state(app)
     assert keys == {k for k in expected if k[0] in first_batch}  # batch 0 committed, 1 lost
 
+    app.clock.set(WHEN + timedelta(minutes=1))  # type: ignore[attr-defined]
     report = await sweep(app, WHEN + timedelta(minutes=1))
     assert {(s.ticket_id, s.level) for s in report.fired} == expected - keys
     assert_exactly_once(expected, await state(app))

@@ -24,25 +24,18 @@ from sqlalchemy import func, select
 from bot.ratelimit import ChatLimits
 from bot.runtime import BotRuntime
 from handlers.events import InboundEvent, OutboundMessage
-from handlers.harness import ScriptedClassifier
 from hotline.app import App
 from hotline.domain.enums import Role, TicketState
 from storage.models import InboundUpdate, OutboxMessage, Ticket
 from tests.factories import make_staff
 from tests.fakes.telegram_api import FakeTelegramServer, SentMessage, make_test_bot
-from tests.integration.test_dispatcher import RunningClock, running_clock, wait_until
+from tests.integration.test_dispatcher import RunningClock, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
 SECRET = "e2e-Webhook_secret-42"
 DATA_TEXT = "Dữ liệu dân cư của tỉnh chưa được chia sẻ cho doanh nghiệp"
 REPORTER_ID = 5001
-
-
-@pytest.fixture
-def clock_running(app: App) -> RunningClock:
-    app._classifier = ScriptedClassifier()  # type: ignore[assignment]
-    return running_clock(app)
 
 
 def free_port() -> int:

@@ -48,6 +48,9 @@ async def staff(site: Site) -> AsyncIterator[aiohttp.ClientSession]:
     ("/status/HL-2026-000001/" + "a" * 5000, 404), ("/status/%zz/abc", 404),
     ("/status/HL-2026-000001/%ff%fe", 404), ("/status/HL-2026-000001/ab%00cd", 404),
     ("/web/tickets/%00", 404), ("/web/tickets/" + "9" * 3000, 404),
+    # well formed, but no ticket can have them: "not found", like a missing ticket
+    ("/web/tickets/HL-2026-000000", 404), ("/api/v1/tickets/HL-2026-000000", 404),
+    ("/api/v1/tickets/hl-0000-0", 404), ("/web/tickets/HL-9999-000000", 404),
     ("/signin/" + "x" * 3000, 403), ("/signin/%ff%00", 403),
     ("/web/?period=%ff", 400), ("/web/?group=%zz", 400), ("/board?lang=%ff", 400),
     ("/web/tickets?page=99999999999", 400), ("/web/tickets?page=-1", 400),

@@ -101,7 +101,7 @@ async def test_two_requests_share_one_computation(site: tuple[W.World, Served]) 
                 return response.status
 
         assert await asyncio.gather(get(a), get(b)) == [200, 200]
-    assert state.figures.computations == 3  # month, year, year trend: once each
+    assert state.figures.computations == 1  # one board snapshot (week, month, year, trend)
 
 
 async def test_the_child_process_computes_dies_and_stops_with_the_server(app: App) -> None:

@@ -85,3 +85,17 @@ def test_web_serves_until_terminated(url: str, tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.mark.parametrize("args", [["tickets", "show", "HL-2026-000000"], ["web", "--link", "9" * 30]])
+def test_impossible_ids_on_the_command_line_are_one_error_line(url: str, args: list[str]) -> None:
+    """Refs and ids no row can have are "not found": exit 1, one ``error:`` line, no traceback."""
+    hotline = shutil.which("hotline", path=str(Path(sys.executable).parent))
+    if hotline is None:
+        pytest.skip("the hotline console script is not installed")
+    done = subprocess.run([hotline, *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "HOTLINE_DATABASE_URL": url})
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert "not found" in lines[0] or "no active person" in lines[0]

@@ -225,3 +225,31 @@ def test_an_empty_week_still_reads_well() -> None:
         SubsetChecker().check(lead)
         (mine,) = telegram_messages(reporter_view(empty, 1), lang, TAXONOMY)
         assert "no open report" in mine or "không có phản ánh" in mine
+
+
+def test_group_table_has_one_overdue_column(big: Digest) -> None:
+    """Red (RAG) is overdue by definition: the per-group table says "Quá hạn" once."""
+    page = html_report(big, "vi", TAXONOMY)
+    section = page[page.index("Theo nhóm xử lý"):]
+    head = section[section.index("<thead>"):section.index("</thead>")]
+    assert head.count("Quá hạn") == 1
+    row = section[section.index("<tbody>"):section.index("</tr>", section.index("<tbody>"))]
+    assert len(re.findall(r"<td[ >]", row)) == len(re.findall(r"<th[ >]", head))
+
+
+def test_a_running_period_is_titled_as_of_its_instant(big: Digest) -> None:
+    """A week still running is titled "..., đến thứ Năm 03/12 14:35" in chat and the report,
+    and the report says the figures are as of then, not the period's end."""
+    from dataclasses import replace
+
+    at = local(2026, 12, 3, 14, 35)
+    running = P.as_of(P.parse_week("2026-W49"), at)
+    d = replace(big, period=running)
+    assert P.display_label(running, "vi") == "2026-W49, đến thứ Năm 03/12 14:35"
+    assert P.display_label(running, "en") == "2026-W49, to Thursday 03/12 14:35"
+    assert "Bản tin tuần 2026-W49, đến thứ Năm 03/12 14:35" in telegram_messages(d, "vi", TAXONOMY)[0]
+    page = html_report(d, "vi", TAXONOMY)
+    assert "Kỳ chưa kết thúc: số liệu tính đến 14:35 03/12/2026" in page
+    assert "cuối kỳ" not in page.split("<footer>")[1]
+    finished = P.parse_week("2026-W48")
+    assert P.as_of(finished, at) is finished and P.display_label(finished, "vi") == "2026-W48"

@@ -18,7 +18,7 @@ from alembic import op
 import storage.types
 
 revision: str = "0021"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002_private_contacts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
