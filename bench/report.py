@@ -105,6 +105,7 @@ def parse_web_json(data: dict[str, object]) -> list[Result]:
 BENCHES = [
     Bench("filing", "bench_filing.py", ["10000"], ["300"]),
     Bench("classifier", "bench_classifier.py", ["5000"], ["1000"], sqlite_flag=False),
+    Bench("similarity", "bench_similarity.py", ["100000"], ["2000"]),
     Bench("calendar", "bench_calendar.py", ["100000"], ["20000"], sqlite_flag=False),
     Bench("engine", "bench_engine.py", ["2000"], ["100"]),
     Bench("sweep", "bench_sweep.py", ["--sizes", "10000,50000,100000"], ["--sizes", "2000"]),

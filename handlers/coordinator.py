@@ -7,6 +7,8 @@ status, so a request decided by another coordinator meanwhile gets "no longer va
 
 from __future__ import annotations
 
+from markupsafe import Markup
+
 from handlers import registration
 from handlers.context import Context, stale
 from handlers.render import action_buttons, group_names, open_buttons, rows, ticket_card, ticket_list
@@ -17,7 +19,7 @@ from hotline.domain.enums import OPEN_STATES, ExtensionStatus, Priority, TicketS
 from hotline.domain.ids import row_id
 from hotline.domain.reports import has_words
 from hotline.errors import HotlineError, InvalidInput
-from hotline.services import coordination
+from hotline.services import coordination, similarity
 from hotline.services import permissions as perm
 from storage.models import Extension, Ticket
 
@@ -34,8 +36,17 @@ async def triage(ctx: Context, _arg: str) -> None:
         ctx.say("engine.triage_empty")
         return
     header = ctx.text("engine.triage_header", count=len(found))
-    ctx.say_markup(ticket_list(ctx, header, found, await group_names(ctx)),
-                   buttons=open_buttons(ctx, found, P.TRIAGE))
+    text = ticket_list(ctx, header, found, await group_names(ctx))
+    pairs = []
+    for ticket in found:
+        best = await similarity.likely_duplicates(ctx.uow, ctx.app, ticket, limit=1)
+        if best:
+            pairs.append(ctx.text("engine.triage_dup_line", ref=ticket.ref, original=best[0].ticket.ref,
+                                  score=f"{round(best[0].score * 100)}%"))
+    if pairs:
+        text = Markup(text) + Markup("\n\n") + ctx.text("engine.triage_dup_header") + Markup("\n") \
+            + Markup("\n").join(pairs)
+    ctx.say_markup(text, buttons=open_buttons(ctx, found, P.TRIAGE))
 
 
 async def triage_button(ctx: Context, arg: str) -> None:
@@ -49,6 +60,9 @@ async def triage_button(ctx: Context, arg: str) -> None:
     if TicketState(ticket.state) not in OPEN_STATES:
         raise stale()
     card = await ticket_card(ctx, ticket, staff=True)
+    suggestions = await _suggestions(ctx, ticket)
+    if suggestions:
+        card = card + Markup("\n\n") + suggestions
     if ticket.needs_triage:
         ctx.say_markup(card)
         ctx.set_step(RECAT_PICK, ref=ticket.ref)
@@ -106,10 +120,28 @@ async def _recategorise(ctx: Context, ticket: Ticket, code: str) -> None:
             deadline=ctx.date(ticket.deadline_at))
 
 
+async def _suggestions(ctx: Context, ticket: Ticket) -> Markup:
+    """Likely originals of ``ticket`` with their scores, or nothing."""
+    found = await similarity.likely_duplicates(ctx.uow, ctx.app, ticket)
+    if not found:
+        return Markup("")
+    lines = [ctx.text("engine.dup_suggest_header", ref=ticket.ref)]
+    lines += [ctx.text("engine.dup_suggest_line", ref=m.ticket.ref, score=f"{round(m.score * 100)}%",
+                       title=m.ticket.title, state=ctx.text(f"state.{m.ticket.state}"),
+                       dup=ticket.ref) for m in found]
+    return Markup("\n").join(lines)
+
+
 async def duplicate(ctx: Context, arg: str) -> None:
-    """``/dup HL-A HL-B``: A duplicates B; A's reporter follows B from now on."""
+    """``/dup HL-A HL-B``: A duplicates B; A's reporter follows B from now on.
+    ``/dup HL-A``: the likely originals of A, with scores."""
     ctx.require_coordinator()
     parts = arg.split()
+    if len(parts) == 1:
+        ticket = await visible_ticket(ctx, parts[0], for_update=False)
+        found = await _suggestions(ctx, ticket)
+        ctx.say_markup(found or ctx.text("engine.dup_suggest_none", ref=ticket.ref))
+        return
     if len(parts) != 2:
         raise InvalidInput("usage", key="engine.usage_dup")
     ticket = await visible_ticket(ctx, parts[0])

@@ -15,7 +15,9 @@ from sqlalchemy import select
 from handlers.context import Context
 from handlers.events import Button
 from hotline.domain import payloads as P
+from hotline.domain.enums import Role
 from hotline.i18n import format_local_datetime
+from hotline.services import permissions as perm
 from hotline.services.tickets import rag_of
 from storage.models import Organisation, OwnerGroup, Person, Ticket, TicketEvent
 
@@ -64,6 +66,15 @@ async def group_names(ctx: Context) -> dict[int, str]:
     return {g.id: g.name(ctx.lang) for g in await ctx.uow.people.groups()}
 
 
+def shown_title(ctx: Context, ticket: Ticket) -> str:
+    """A ticket's title, except to a reporter of another organisation (one following the kind):
+    they see its category, never another organisation's words."""
+    person = ctx.person
+    if person is None or person.role != Role.REPORTER.value or perm.is_reporter_side(person, ticket):
+        return ticket.title
+    return category_name(ctx, ticket.category)
+
+
 def ticket_line(ctx: Context, ticket: Ticket, groups: dict[int, str]) -> Markup:
     return ctx.text(
         "engine.ticket_line",
@@ -72,7 +83,7 @@ def ticket_line(ctx: Context, ticket: Ticket, groups: dict[int, str]) -> Markup:
         state=ctx.text(f"state.{ticket.state}"),
         deadline=ctx.date(ticket.deadline_at),
         group=groups.get(ticket.group_id, ""),
-        title=ticket.title,
+        title=shown_title(ctx, ticket),
     )
 
 
@@ -94,7 +105,7 @@ async def ticket_card(ctx: Context, ticket: Ticket, *, staff: bool) -> Markup:
         ctx.text(
             "engine.card",
             ref=ticket.ref,
-            title=ticket.title,
+            title=shown_title(ctx, ticket),
             state=ctx.text(f"state.{ticket.state}"),
             rag=rag_text(ctx, ticket),
             category=category_name(ctx, ticket.category),

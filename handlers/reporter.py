@@ -27,14 +27,15 @@ from hotline.domain.enums import OPEN_STATES, Role, TicketState
 from hotline.domain.rating import RATEABLE_STATES, STARS, finished_at, rating_open
 from hotline.domain.reports import EXAMPLE_EN, EXAMPLE_VI, has_words, is_report
 from hotline.errors import HotlineError, InvalidInput
+from hotline.services import kinds, similarity, tickets
 from hotline.services import permissions as perm
-from hotline.services import tickets
 from hotline.services.tickets import AttachmentIn
 from storage.models import Ticket, TicketFollower
 
 REPORT_DESC = "report_desc"
 REPORT_CONFIRM = "report_confirm"
 REPORT_PICK = "report_pick"
+REPORT_SIMILAR = "report_similar"
 REPORT_ADD = "report_add"
 REPORT_ADD_CONFIRM = "report_add_confirm"
 RATE_STARS = "rate_stars"
@@ -45,6 +46,7 @@ REOPEN_REASON = "reopen_reason"
 DRAFT_VERBS = frozenset({P.DRAFT_FILE, P.DRAFT_PICK, P.DRAFT_UNSURE, P.DRAFT_CHANGE,
                          P.DRAFT_ADD})
 ADD_VERBS = frozenset({P.DRAFT_ADD_YES, P.DRAFT_ADD_NO})
+SIMILAR_VERBS = frozenset({P.SIMILAR_FOLLOW, P.SIMILAR_FILE})
 TOP_CANDIDATES = 3
 MINE_LIMIT = 30
 _MINE_STATES = [*(s.value for s in OPEN_STATES), TicketState.RESOLVED.value]
@@ -167,7 +169,8 @@ async def more_attachments(ctx: Context) -> None:
 
 
 def _draft_of(data: dict[str, Any]) -> dict[str, Any]:
-    return {k: data[k] for k in ("draft", "text", "att", "cat", "conf", "cands") if k in data}
+    return {k: data[k] for k in ("draft", "text", "att", "cat", "conf", "cands", "seen")
+            if k in data}
 
 
 # --- adding details to a draft: chosen, typed, then confirmed ------------------------------------
@@ -237,6 +240,8 @@ def _candidate_codes(candidates: Sequence[Any]) -> list[str]:
 
 
 async def _classify_and_present(ctx: Context, draft: dict[str, Any]) -> None:
+    if not draft.get("seen") and await _offer_similar(ctx, draft):
+        return
     result = ctx.app.classifier().classify(draft["text"])
     taxonomy = ctx.app.taxonomy
     codes = [c for c in _candidate_codes(result.candidates) if c in taxonomy.categories]
@@ -280,6 +285,73 @@ async def prompt_draft(ctx: Context) -> None:
                     ctx.button("engine.btn.add_details", P.build(P.DRAFT_ADD, nonce))],
                    [ctx.button("engine.btn.cancel", P.build(P.CANCEL))]]
     ctx.say_markup(summary + Markup("\n\n") + body, buttons=buttons)
+
+
+# --- the same problem, already reported -------------------------------------------------------
+
+
+async def _offer_similar(ctx: Context, draft: dict[str, Any]) -> bool:
+    """Before a report is filed: if open (or recently resolved) tickets describe the same
+    problem, show up to three -- reference, category, owner group, deadline and state only,
+    never another organisation's words or name -- and let the reporter follow one instead."""
+    found = await similarity.search(ctx.uow, ctx.app, draft["text"],
+                                    for_reporter=ctx.require_reporter())
+    if not found:
+        return False
+    ctx.set_step(REPORT_SIMILAR, **(_draft_of(draft) | {
+        "similar": [[m.ticket.ref, m.score] for m in found]}))
+    await prompt_similar(ctx)
+    return True
+
+
+async def prompt_similar(ctx: Context) -> None:
+    data = ctx.data
+    nonce = data["draft"]
+    refs = [ref for ref, _ in data.get("similar", [])]
+    found = [t for t in [await ctx.uow.tickets.by_ref(ref) for ref in refs] if t is not None]
+    groups = {g.id: g.name(ctx.lang) for g in await ctx.uow.people.groups()}
+    lines = [ctx.text("engine.similar_intro", count=len(found))]
+    for number, ticket in enumerate(found, 1):
+        lines.append(ctx.text(
+            "engine.similar_line", n=number, ref=ticket.ref,
+            category=_category(ctx, ticket.category), group=groups.get(ticket.group_id, ""),
+            deadline=ctx.date(ticket.deadline_at), state=ctx.text(f"state.{ticket.state}")))
+    lines.append(ctx.text("engine.similar_question", count=len(found)))
+    # Buttons in the order of the numbered lines above, so "2" picks the second ticket.
+    buttons = [[ctx.button("engine.btn.follow", P.build_pair(P.SIMILAR_FOLLOW, nonce, t.ref),
+                           ref=t.ref)] for t in found]
+    buttons.append([ctx.button("engine.btn.file_mine", P.build(P.SIMILAR_FILE, nonce))])
+    ctx.say_markup(Markup("\n").join(lines), buttons=buttons)
+
+
+def _similar_step(ctx: Context, nonce: str) -> dict[str, Any]:
+    data = ctx.data
+    if ctx.step != REPORT_SIMILAR or data.get("draft") != nonce:
+        raise stale()
+    return data
+
+
+async def follow_button(ctx: Context, arg: str) -> None:
+    nonce, ref = P.split_pair(arg)
+    data = _similar_step(ctx, nonce)
+    if ref not in [r for r, _ in data.get("similar", [])]:
+        raise stale()
+    await _follow(ctx, ref)
+
+
+async def _follow(ctx: Context, ref: str) -> None:
+    person = ctx.require_reporter()
+    found = await ctx.uow.tickets.by_ref(ref, for_update=True)
+    if found is None:
+        raise stale()
+    ticket = await kinds.follow(ctx.uow, ctx.app, found, person, ctx.contact)
+    ctx.clear_step()
+    ctx.say("engine.following", ref=ticket.ref, deadline=ctx.date(ticket.deadline_at))
+
+
+async def file_mine_button(ctx: Context, arg: str) -> None:
+    data = _similar_step(ctx, arg)
+    await _classify_and_present(ctx, _draft_of(data) | {"seen": True})
 
 
 def _category(ctx: Context, code: str) -> str:
@@ -614,6 +686,8 @@ def register(router: Router) -> None:
     router.button(P.DRAFT_PICK, pick_button)
     router.button(P.DRAFT_UNSURE, unsure_button)
     router.button(P.DRAFT_CHANGE, change_button)
+    router.button(P.SIMILAR_FOLLOW, follow_button)
+    router.button(P.SIMILAR_FILE, file_mine_button)
     router.button(P.ANSWER, answer_button)
     router.button(P.CONFIRM, confirm_button)
     router.button(P.RATE, rate_button)
@@ -623,6 +697,7 @@ def register(router: Router) -> None:
     router.button(P.DRAFT_ADD_NO, add_no_button)
     router.button(P.REOPEN, reopen_button)
     router.step(REPORT_DESC, Step(more_description, prompt_description))
+    router.step(REPORT_SIMILAR, Step.choice(prompt_similar, SIMILAR_VERBS))
     router.step(REPORT_CONFIRM, Step.choice(prompt_draft, DRAFT_VERBS, attach=more_attachments))
     router.step(REPORT_PICK, Step.choice(prompt_draft, DRAFT_VERBS, attach=more_attachments))
     router.step(REPORT_ADD, Step(handle_add, prompt_add, frozenset({P.DRAFT_ADD_NO})))

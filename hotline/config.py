@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     # --- taxonomy and classification -----------------------------------------------------------
     taxonomy_file: Path | None = None
     classifier_threshold: float = Field(0.55, ge=0.0, le=1.0)
+    #: Similar-report suggestions (``hotline similar``): the score from which an open ticket is
+    #: offered to a reporter at intake and to coordinators as a likely duplicate (chosen on the
+    #: tuning pairs, reported on the held-out ones: see bench/RESULTS.md), and how long a
+    #: resolved ticket is still offered.
+    similar_threshold: float = Field(0.34, gt=0.0, le=1.0)
+    similar_resolved_days: int = Field(30, ge=0, le=3650)
     #: Fitted classifier models (keyed by a hash of their training data, so never stale) and the
     #: corrections snapshot of the last ``classify --retrain``. Training takes seconds; loading a
     #: cached model milliseconds. Only the operator should be able to write here (pickles).

@@ -194,16 +194,45 @@ class TicketEvent(Base):
 
 
 class TicketFollower(Base):
-    """People told about a ticket besides its reporter (reporters of linked duplicates)."""
+    """Affected parties of a kind besides the original's reporter: people told about the ticket
+    and counted as affected -- reporters of linked duplicates (``source="duplicate"``) and
+    reporters who chose "this is my problem" at intake (``source="intake"``)."""
 
     __tablename__ = "ticket_followers"
     __table_args__ = (UniqueConstraint("ticket_id", "person_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
-    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), default=None)
+    #: The follower's organisation when they joined (affected parties are counted by it).
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), default=None)
+    source: Mapped[str] = mapped_column(String(16), default="duplicate")
     created_at: Mapped[datetime]
+
+
+class SimilarityDoc(Base):
+    """A ticket's canonical text (``hotline.similarity.text.canonical``), written when it is
+    filed, so suggestions re-score candidates without re-reading or re-normalising reports."""
+
+    __tablename__ = "similarity_docs"
+
+    ticket_id: Mapped[int] = mapped_column(BigId, ForeignKey("tickets.id"), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    #: Decree/law numbers and years named in the report, space-separated (``text.anchors``).
+    anchors: Mapped[str] = mapped_column(String(400), default="")
+    indexed_at: Mapped[datetime]
+
+
+class SimilarityTerm(Base):
+    """Inverted index: which tickets contain a canonical term (a 31-bit hash of it). Searching
+    reads the postings of a query's rarest terms only -- no process loads the whole index."""
+
+    __tablename__ = "similarity_terms"
+
+    term: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    ticket_id: Mapped[int] = mapped_column(BigId, ForeignKey("tickets.id"), primary_key=True,
+                                           index=True)
 
 
 class Attachment(Base):

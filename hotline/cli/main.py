@@ -200,6 +200,7 @@ def _register_optional_commands() -> None:
 
     for module_name, attr, name in (
         ("hotline.cli.classify", "classify", "classify"),
+        ("hotline.cli.similar", "similar", "similar"),
         ("hotline.cli.chat", "chat", "chat"),
         ("hotline.cli.run", "run_bot", "run"),
         ("hotline.cli.sweep", "sweep", "sweep"),

@@ -77,6 +77,24 @@ class DemoSummary:
     counts: dict[str, int] = field(default_factory=dict)
 
 
+#: Blockers several organisations hit, each first written by one enterprise, then by others in
+#: their own words; the later reporters follow the first ticket instead of filing.
+FOLLOW_STORIES: tuple[tuple[str, ...], ...] = (
+    ("Nghị định hướng dẫn Luật Giao dịch điện tử 2023 đến nay vẫn chưa được ban hành, doanh "
+     "nghiệp không biết áp dụng thế nào với hợp đồng điện tử.",
+     "The decree guiding the 2023 Electronic Transactions Law has still not been issued; we "
+     "cannot use e-contracts.",
+     "chua co nghi dinh huong dan luat giao dich dien tu 2023, hop dong dien tu bi vuong"),
+    ("Kho bạc nhà nước yêu cầu nộp bản giấy toàn bộ chứng từ thanh toán dù đã ký số, làm chậm "
+     "giải ngân kinh phí nhiệm vụ khoa học.",
+     "kho bac van doi chung tu giay du da ky so, cham giai ngan kinh phi khoa hoc"),
+    ("Cơ sở dữ liệu quốc gia về dân cư chưa chia sẻ thông tin cho hệ thống của ngân hàng, "
+     "khách hàng vẫn phải xuất trình bản sao căn cước.",
+     "The national population database does not share data with banks, customers still show "
+     "copies of their ID cards."),
+)
+
+
 @dataclass
 class _Case:
     """What will happen to one filed report."""
@@ -168,6 +186,9 @@ class DemoRun:
         text = item["text"]
         await reporter.say(text)
         verbs = {b.payload.split(":")[0] for b in reporter.buttons()}
+        if P.SIMILAR_FILE in verbs:  # offered a similar ticket: "no, file mine"
+            await reporter.press(reporter.payload(P.SIMILAR_FILE))
+            verbs = {b.payload.split(":")[0] for b in reporter.buttons()}
         if P.DRAFT_UNSURE in verbs and not self.triaged:
             # The first reporter offered the top three says "not sure": coordinators triage it.
             self.triaged = True
@@ -306,11 +327,49 @@ class DemoRun:
         other = next(r for r in self.reporters if r is not original.reporter)
         ticket = await self._ticket(original.ref)
         await other.say(ticket.description)
+        if P.SIMILAR_FILE in {b.payload.split(":")[0] for b in other.buttons()}:
+            # Shown the original, this reporter files anyway; a coordinator links it later.
+            await other.press(other.payload(P.SIMILAR_FILE))
         if P.DRAFT_FILE in {b.payload.split(":")[0] for b in other.buttons()}:
             await other.press(other.payload(P.DRAFT_FILE))
         ref = next((w.strip(".,:;") for w in other.text.split() if w.startswith("HL-")), None)
         if ref:
             self.later(0.2, lambda: self.coordinators[1].say(f"/dup {ref} {original.ref}"))
+
+    async def report_then_follow(self, story: int) -> None:
+        """An enterprise reports a blocker; days later others report the same problem in other
+        words (English, without diacritics), see the first ticket and follow it."""
+        first, *others = FOLLOW_STORIES[story % len(FOLLOW_STORIES)]
+        reporters = self.rng.sample(self.reporters, 1 + len(others))
+        await reporters[0].say(first)
+        verbs = {b.payload.split(":")[0] for b in reporters[0].buttons()}
+        if P.SIMILAR_FILE in verbs:
+            await reporters[0].press(reporters[0].payload(P.SIMILAR_FILE))
+        if P.DRAFT_FILE not in {b.payload.split(":")[0] for b in reporters[0].buttons()}:
+            self.actions_failed += 1
+            return
+        await reporters[0].press(reporters[0].payload(P.DRAFT_FILE))
+        ref = next((w.strip(".,:;") for w in reporters[0].text.split() if w.startswith("HL-")), None)
+        if ref is None:
+            self.actions_failed += 1
+            return
+        ticket = await self._ticket(ref)
+        case = _Case(ref=ref, plan="slow", reporter=reporters[0],
+                     group=await self._group_code(ticket.group_id))
+        self.cases.append(case)
+        self._schedule(case)
+        for day, (chat, text) in enumerate(zip(reporters[1:], others, strict=True), 1):
+            self.later(day, lambda chat=chat, text=text: self.follow(chat, text, ref))
+
+    async def follow(self, chat: ScriptedUser, text: str, ref: str) -> None:
+        await chat.say(text)
+        offered = [b.payload for b in chat.buttons() if b.payload.startswith(P.SIMILAR_FOLLOW)
+                   and b.payload.endswith(ref)]
+        if not offered:
+            self.actions_failed += 1
+            await chat.say("/cancel")
+            return
+        await chat.press(offered[0])
 
     async def staff_say(self, case: _Case, text: str) -> None:
         ticket = await self._ticket(case.ref)
@@ -346,6 +405,7 @@ class DemoRun:
         await scheduler.elect()
         day = start.date()
         number = 0
+        stories = 0
         while datetime.combine(day, datetime.min.time(), TZ) < end:
             if self.app.calendar.is_working_day(day):
                 for _ in range(self.rng.choice([2, 3, 3, 4, 5])):
@@ -354,6 +414,10 @@ class DemoRun:
                     n = number
                     self.at(when, lambda n=n: self.file_report(n))
                     number += 1
+            if day.weekday() == 1 and number > 10 and stories < len(FOLLOW_STORIES):
+                self.at(datetime.combine(day, datetime.min.time(), TZ) + timedelta(hours=9, minutes=30),
+                        lambda story=stories: self.report_then_follow(story))
+                stories += 1
             if day.weekday() == 2 and number > 20 and not self.duplicate_planned:
                 self.duplicate_planned = True
                 self.at(datetime.combine(day, datetime.min.time(), TZ) + timedelta(hours=11),
@@ -399,7 +463,8 @@ async def _counts(app: App) -> dict[str, int]:
             out[f"state:{state}"] = n
         for level, n in await s.execute(select(Escalation.level, func.count()).group_by(Escalation.level)):
             out[f"escalation:{level}"] = n
-        for kind in ("resolved", "reopened", "duplicate_linked", "recategorised", "rated", "auto_closed"):
+        for kind in ("resolved", "reopened", "duplicate_linked", "recategorised", "rated", "auto_closed",
+                     "followed"):
             out[f"event:{kind}"] = await scalar(
                 select(func.count()).select_from(TicketEvent).where(TicketEvent.kind == kind))
         return out
@@ -474,6 +539,8 @@ def _summary_rows(c: dict[str, int]) -> list[tuple[str, str]]:
         ("still open", str(sum(c.get(f"state:{s}", 0) for s in open_states))),
         ("triaged by a coordinator", str(c.get("event:recategorised", 0))),
         ("duplicates linked", str(c.get("event:duplicate_linked", 0))),
+        ("reporters who followed an existing kind (or were linked to one)",
+         str(c.get("event:followed", 0))),
         ("reopened", str(c.get("event:reopened", 0))),
         ("extension requests", str(c["extensions"])),
         ("escalations reminder / L1 / L2 / L3",

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 
 from escalation import sla
 from escalation.sla import SlaClock
+from hotline.digests.kinds import compute_kinds
 from hotline.digests.model import (
     AlertRow,
     BreakdownRow,
@@ -547,6 +548,7 @@ def compute_digest(
     ``categories`` fixes the order (and presence) of category rows.
     """
     start, end = period.start, period.end
+    events = events if isinstance(events, list) else list(events)
     # Open, overdue, RAG, late first responses: judged at the period's moment -- its end, or
     # for a running period the instant it is computed as of (``period.as_of``), never later.
     at = period.moment
@@ -690,6 +692,7 @@ def compute_digest(
         else compute_trend(period, trend, rules.trend_count),
         tickets=tuple(lines),
         red_alert_threshold=rules.red_alert_threshold,
+        kinds=compute_kinds(events, replays, tickets, rules, start, end),
     )
 
 

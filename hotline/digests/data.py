@@ -102,6 +102,7 @@ DATA_KINDS = (
     "recategorised",
     "priority_changed",
     "rated",
+    "followed",
     "escalated",
 )
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
+from hotline.digests.kinds import Kinds
 from hotline.digests.period import Period
 
 # ---------------------------------------------------------------------------------------------
@@ -239,6 +240,8 @@ class Digest:
     #: Every ticket open or resolved-awaiting-confirmation at the end, by ref.
     tickets: tuple[TicketLine, ...] = field(repr=False, default=())
     red_alert_threshold: int = 0
+    #: Kinds of blockers (original + duplicates + followers) -- the programme's own count.
+    kinds: Kinds = field(default_factory=Kinds)
 
     def group(self, code: str) -> GroupRow | None:
         return next((g for g in self.groups if g.code == code), None)

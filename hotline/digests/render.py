@@ -23,6 +23,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from bot.text import TELEGRAM_MESSAGE_LIMIT, split_message, utf16_length
+from hotline.digests.kinds import Kinds
 from hotline.digests.model import Digest, GroupDigest, ReporterDigest, TicketLine
 from hotline.digests.period import Period, display_label
 from hotline.i18n import format_local_date, format_local_datetime, normalise_language, t
@@ -60,6 +61,32 @@ def format_number(value: float | int | None, lang: str, digits: int = 0) -> str:
 
 def format_percent(value: float | None, lang: str) -> str:
     return "—" if value is None else format_number(value, lang, 0) + "%"
+
+
+def _split(pairs: tuple[tuple[str, int], ...], prefix: str, lang: str) -> str:
+    """"16 raised by enterprises, 20 by ministries": the non-zero parts, in reporter-kind order."""
+    parts = [str(t(f"{prefix}.{kind}", lang, n=format_number(n, lang))) for kind, n in pairs if n]
+    return ", ".join(parts)
+
+
+def kinds_headline(kinds: Kinds, lang: str, tz: str) -> Markup:
+    """The programme's own sentence: "N kinds resolved (E raised by enterprises, M by
+    ministries), K open, due …" -- the same words on every surface that shows kinds."""
+    raised = _split(kinds.resolved_by, "digest.kinds.raised", lang)
+    due = (t("digest.kinds.due", lang, date=format_local_date(kinds.due, lang, tz))
+           if kinds.due is not None and kinds.open else "")
+    return t("digest.kinds.headline", lang, resolved=format_number(kinds.resolved, lang),
+             raised=t("digest.kinds.raised_wrap", lang, parts=raised) if raised else "",
+             open=format_number(kinds.open, lang), due=due)
+
+
+def kinds_detail(kinds: Kinds, lang: str) -> Markup:
+    """Kinds received and overdue, and the affected reporters by who they are."""
+    affected = _split(kinds.affected_by, "digest.kinds.affected", lang)
+    return t("digest.kinds.detail", lang, received=format_number(kinds.received, lang),
+             overdue=format_number(kinds.overdue, lang),
+             affected=format_number(kinds.affected, lang),
+             split=t("digest.kinds.raised_wrap", lang, parts=affected) if affected else "")
 
 
 @dataclass(frozen=True)
@@ -113,6 +140,12 @@ class Helpers:
 
     def assignee(self, line: TicketLine) -> str:
         return line.assignee_name or str(t("digest.line.unassigned", self.lang))
+
+    def kinds_headline(self) -> Markup:
+        return kinds_headline(self.digest.kinds, self.lang, self.tz)
+
+    def kinds_detail(self) -> Markup:
+        return kinds_detail(self.digest.kinds, self.lang)
 
     def title(self) -> str:
         """"Weekly digest 2026-W49", or for a running period "..., to Thursday 03/12 14:35"."""

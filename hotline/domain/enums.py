@@ -98,6 +98,9 @@ class EventKind(StrEnum):
     RATED = "rated"
     PAUSED = "paused"
     RESUMED = "resumed"
+    #: Recorded on an original: another reporter is affected by the same problem (followed it
+    #: at intake, or their report was linked to it as a duplicate).
+    FOLLOWED = "followed"
 
 
 class ExtensionStatus(StrEnum):

@@ -28,8 +28,9 @@ from hotline.errors import InvalidInput, NotFound
 from hotline.i18n import format_local_date
 from hotline.services import permissions as perm
 from hotline.services.common import apply_sla, record, sla_clock, sla_days_for, transition
+from hotline.services.kinds import add_affected
 from hotline.services.tickets import _check_text, _tell_person, _tell_reporter, route
-from storage.models import Extension, LabelledExample, Person, Ticket, TicketFollower
+from storage.models import Extension, LabelledExample, Person, Ticket
 from storage.uow import UnitOfWork
 
 MAX_EXTENSION = timedelta(days=366)
@@ -122,13 +123,10 @@ async def link_duplicate(
                original=original.ref)
     ticket.duplicate_of_id = original.id
     ticket.closed_at = now
-    exists = await uow.session.execute(
-        select(TicketFollower.id).where(TicketFollower.ticket_id == original.id,
-                                        TicketFollower.person_id == ticket.reporter_id)
-    )
-    if exists.first() is None and ticket.reporter_id != original.reporter_id:
-        uow.session.add(TicketFollower(ticket_id=original.id, person_id=ticket.reporter_id,
-                                       contact_id=ticket.contact_id, created_at=now))
+    reporter = await uow.people.get(ticket.reporter_id)
+    if reporter is not None:
+        await add_affected(uow, deps, original, reporter, ticket.contact_id, source="duplicate",
+                           via=ticket)
     await _tell_reporter(uow, deps, ticket, "tickets.duplicate", original=original.ref)
 
 

@@ -32,6 +32,7 @@ from hotline.services.common import (
     transition,
 )
 from hotline.services.notify import ButtonSpec, notify
+from hotline.services.similarity import index_ticket
 from hotline.taxonomy import FALLBACK_CATEGORY
 from storage.models import Attachment, Contact, OwnerGroup, Person, Ticket, TicketFollower
 from storage.uow import UnitOfWork
@@ -222,6 +223,7 @@ async def file_ticket(
         await place(uow, deps, ticket, group, assignee)
     await uow.flush()  # the caller gets the ticket with its id (and the event's, for attachments)
     _store_attachments(uow, ticket, created.id, attachments, now)
+    await index_ticket(uow, deps, ticket)
     return ticket
 
 
@@ -361,7 +363,12 @@ async def add_info(
     attachments: Sequence[AttachmentIn] = (),
 ) -> None:
     """Reporter adds information; if the owner was waiting for it, the SLA clock resumes."""
-    perm.require(perm.is_reporter_side(reporter, ticket), "add information to this ticket")
+    # The reporting side, or a reporter affected by the same problem (their own details).
+    from hotline.services.kinds import is_affected  # kinds builds on this module
+
+    affected = reporter.role == Role.REPORTER.value and await is_affected(uow, ticket, reporter)
+    perm.require(perm.is_reporter_side(reporter, ticket) or affected,
+                 "add information to this ticket")
     if ticket.state in (TicketState.CLOSED.value, TicketState.REJECTED.value):
         raise InvalidInput("ticket is closed", key="error.ticket_closed", ref=ticket.ref)
     note = _check_text(text, deps, "information") if text.strip() or not attachments else ""

@@ -7,6 +7,7 @@ come from the ``web`` catalogue through ``t``, whose parameters are escaped too.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -14,6 +15,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from hotline.config import Settings
+from hotline.digests.kinds import kinds_from_json
+from hotline.digests.render import kinds_detail, kinds_headline
 from hotline.i18n import format_local_date, format_local_datetime, normalise_language, t
 from hotline.taxonomy import Taxonomy
 from templates import TEMPLATES_DIR
@@ -62,6 +65,13 @@ class Fmt:
 
     def kind(self, value: str) -> Markup:
         return self.t(f"org_kind.{value}")
+
+    def kinds_headline(self, kinds: Mapping[str, Any]) -> Markup:
+        """The digest's sentence about kinds, from the page data (same words as the digest)."""
+        return kinds_headline(kinds_from_json(kinds), self.lang, self.tz)
+
+    def kinds_detail(self, kinds: Mapping[str, Any]) -> Markup:
+        return kinds_detail(kinds_from_json(kinds), self.lang)
 
     def priority(self, value: str) -> Markup:
         return self.t(f"priority.{value}")

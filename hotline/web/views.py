@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import or_, select
 
 from hotline.digests.compute import escalation_messages
+from hotline.digests.kinds import kinds_json
 from hotline.digests.model import Digest, GroupRow, TicketLine, TrendWeek
 from hotline.digests.period import Period, display_label
 from hotline.domain.enums import ExtensionStatus, Role
@@ -115,6 +116,7 @@ async def dashboard(state: WebState, person: Person, filters: Filters) -> dict[s
         "filters": filters.as_dict(),
         "as_of": computed_at,
         "totals": {**_flow_stock(digest), "escalations": digest.escalations},
+        "kinds": kinds_json(digest.kinds),
         "first_response": {"met": fr.met, "missed": fr.missed, "pending": fr.pending,
                            "percent": fr.percent},
         "resolve_time": {"count": digest.resolve_time.count,
@@ -370,6 +372,7 @@ def board_period(figures: Figures, spec: str) -> dict[str, Any]:
             "red_alerts": sum(1 for g in d.groups if g.red_alert),
             "satisfaction": {"count": d.satisfaction.count, "mean": d.satisfaction.mean},
         },
+        "kinds": kinds_json(d.kinds),
         "groups": groups,
     }
 

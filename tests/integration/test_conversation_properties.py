@@ -145,7 +145,7 @@ async def _drafts(app: App) -> list[str]:
 
 #: The prompts that offer choices (SPEC: they accept a choice or a command, nothing else).
 #: Listed here rather than read from the engine, so a prompt that stops being guarded fails.
-CHOICE_STEPS = frozenset({"reg_lang", "reg_kind", "report_confirm", "report_pick",
+CHOICE_STEPS = frozenset({"reg_lang", "reg_kind", "report_confirm", "report_pick", "report_similar",
                           "report_add_confirm", "rate_stars", "recat_pick", "priority_pick",
                           "reassign_group", "reassign_person"})
 
