@@ -400,3 +400,7 @@ class KeyValue(Base):
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime]
+
+
+# Registered on ``Base.metadata`` with the rest (schema creation, migration checks).
+from storage import pacing as _pacing  # noqa: E402, F401
