@@ -12,12 +12,16 @@ Order per chat
 
 Limits
     Per chat from the database (``bot.ratelimit.ChatLimits`` over the chat's recent
-    ``sent_at``), so the pace holds across workers and restarts; overall per process
-    (``bot.ratelimit.Pacer``).
+    ``sent_at``), so the pace holds across workers and restarts. ``sent_at`` is the moment
+    the API *answered*, after the message arrived there, so "next send at ``sent_at`` + 1 s"
+    keeps arrivals at least 1 s apart whatever the delays on the way. Overall, all workers
+    share one evenly spaced stream of send slots reserved from the database
+    (``bot.ratelimit.SharedPacer`` over ``storage.pacing``); a row that waited for its
+    chat's gap takes the next slot before a broadcast's queue.
 
 Outcomes (``bot.delivery.DeliveryResult``)
-    ``retry_after``: the row waits ``retry_after`` seconds and this process pauses all sends
-    as long (the answer means the bot is over a limit); not counted as an attempt.
+    ``retry_after``: the row waits ``retry_after`` seconds and every worker pauses its sends
+    as long (the pause is written to the shared pacing row); not counted as an attempt.
     ``transient``: exponential backoff (``outbox_backoff_base`` doubling up to
     ``outbox_backoff_cap``, plus a little jitter so a recovered API is not hit by every row at
     once); after ``outbox_max_attempts`` the row is ``failed``. ``blocked``: the row is
@@ -39,6 +43,14 @@ Crashes
     that runs out after ``lease_seconds``; then any worker retries it. A restarted worker with
     the same ``worker_id`` takes its old claims back at once. Only the row in flight at the
     crash can reach the chat twice.
+
+Recording "sent"
+    Outcomes of successful sends are written in small batches (one transaction for what
+    finished within ``record_delay``). When that write fails (database down, disk full) the
+    row is *held*: it stays in this process as sent, its task waits, the write is retried
+    with growing pauses for as long as the process lives, and this worker never claims the
+    row again (even once its lease ran out). So a failure to record never repeats a send; a
+    process stopped while holding rows may send each of them once more after a restart.
 
 Split texts
     A text-only message longer than the channel's limit (Telegram: 4096) is cut here, not in
@@ -65,16 +77,18 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 
 from bot.delivery import ChannelSender, DeliveryResult
-from bot.ratelimit import ChatLimits, Pacer, is_group_chat
+from bot.ratelimit import GLOBAL_MARGIN, ChatLimits, SharedPacer, is_group_chat
 from bot.text import split_message
 from handlers.events import OutboundMessage
 from hotline.app import App
 from hotline.clock import Clock
 from hotline.domain.enums import OutboxStatus
 from storage.models import Contact, OutboxMessage
+from storage.pacing import Reservation, pause_all, reserve_slots
+from storage.types import UTCDateTime
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +105,10 @@ _contacts = Contact.__table__
 
 #: Seconds to wait after the database refused a claim (down, locked) before trying again.
 DB_ERROR_PAUSE = 2.0
-#: Attempts at recording an outcome before giving up (the lease then brings the row back).
+#: Attempts at recording a failed outcome before giving up (the lease then brings the row back).
 FINISH_ATTEMPTS = 3
+#: Longest pause between two attempts at recording "sent" rows held in memory.
+RECORD_BACKOFF_CAP = 5.0
 BLOCKED_ERROR = "contact blocked the bot or left the chat"
 
 
@@ -192,7 +208,9 @@ class OutboxDispatcher:
         poll_interval: float = 1.0,
         stop_grace: float = 30.0,
         jitter: float = 0.1,
-        lookahead: float = 0.1,
+        lookahead: float = 0.5,
+        claim_every: float = 0.25,
+        record_delay: float = 0.03,
     ) -> None:
         settings = app.settings
         if not senders:
@@ -207,7 +225,17 @@ class OutboxDispatcher:
             per_chat_interval=settings.outbox_per_chat_interval,
             group_per_minute=settings.outbox_group_per_minute,
         )
-        self.pacer = Pacer(global_per_second or settings.outbox_global_per_second)
+        #: The overall limit, shared by every worker of the same bot through the database.
+        self.global_per_second = global_per_second or settings.outbox_global_per_second
+        self.pacers = {
+            channel: SharedPacer(
+                self.global_per_second * GLOBAL_MARGIN,
+                lambda count, channel=channel: self._reserve(channel, count),
+                now=lambda: self.clock.now().timestamp(),
+                publish_pause=lambda until, channel=channel: self._publish_pause(channel, until),
+            )
+            for channel in self.channels
+        }
         self.max_attempts = max_attempts or settings.outbox_max_attempts
         self.backoff_base = backoff_base if backoff_base is not None else settings.outbox_backoff_base
         self.backoff_cap = backoff_cap if backoff_cap is not None else settings.outbox_backoff_cap
@@ -217,6 +245,14 @@ class OutboxDispatcher:
         self.stop_grace = stop_grace
         self.jitter = jitter
         self.lookahead = max(0.0, lookahead)
+        #: A claim waits until this many slots are free, or ``claim_every`` seconds passed.
+        self.claim_min = max(1, self.max_in_flight // 2)
+        self.claim_every = claim_every
+        self.record_delay = record_delay
+        self._last_claim = float("-inf")
+        #: Rows sent whose "sent" is not written yet: (row, parts, sent_at, waiter).
+        self._unrecorded: dict[int, tuple[ClaimedRow, int, datetime, asyncio.Future[None]]] = {}
+        self._recorder: asyncio.Task[None] | None = None
         #: Outcomes so far, by status ("sent", "failed", "undeliverable", "retry_after", ...).
         self.counts: Counter[str] = Counter()
         self._tasks: dict[int, asyncio.Task[str]] = {}
@@ -236,9 +272,19 @@ class OutboxDispatcher:
     def in_flight(self) -> int:
         return len(self._tasks)
 
+    @property
+    def paused_for(self) -> float:
+        """Seconds left of the longest pause any channel was told to take."""
+        return max((p.paused_for for p in self.pacers.values()), default=0.0)
+
+    @property
+    def unrecorded(self) -> int:
+        """Rows sent whose outcome is still waiting to be written (held in memory)."""
+        return len(self._unrecorded)
+
     async def run_once(self) -> int:
         """Claim what is ready now (up to ``max_in_flight`` rows), send it, record outcomes."""
-        if self.pacer.paused_for > 0:
+        if self.paused_for > 0:
             return 0
         self._stopping = False
         claim = await self._claim(self.max_in_flight)
@@ -270,12 +316,15 @@ class OutboxDispatcher:
                     finally:
                         waker.cancel()
                 await self._drain()
+            await self._stop_recorder()
         except asyncio.CancelledError:
             # Cancelled instead of stopped: abandon the sends (each releases its lease).
             self._stopping = True
             for task in list(self._tasks.values()):
                 task.cancel()
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            if self._recorder is not None:
+                self._recorder.cancel()
             raise
         finally:
             stopper.cancel()
@@ -283,12 +332,18 @@ class OutboxDispatcher:
     # --- the loop -------------------------------------------------------------------------------
     async def _fill(self) -> float:
         """Start sends for free slots; return how long the loop may sleep before looking again."""
-        paused = self.pacer.paused_for
+        paused = self.paused_for
         if paused > 0:
             return min(paused, self.poll_interval)
         free = self.max_in_flight - len(self._tasks)
         if free <= 0:
             return self.poll_interval  # a finishing task wakes us
+        # Claim in batches: each claim reads every chat's head, so one per finished send
+        # would cost more than the sends. Rows claimed early wait in their tasks.
+        since = asyncio.get_running_loop().time() - self._last_claim
+        if free < self.claim_min and self._tasks and since < self.claim_every:
+            return self.claim_every - since
+        self._last_claim = asyncio.get_running_loop().time()
         try:
             claim = await self._claim(free)
         except Exception:
@@ -297,8 +352,7 @@ class OutboxDispatcher:
         for row in claim.rows:
             task = asyncio.create_task(self._deliver(row), name=f"outbox-{row.id}")
             self._tasks[row.id] = task
-            gap = self.limits.piece_gap(is_group_chat(row.channel, row.chat_id))
-            task.add_done_callback(lambda _t, row_id=row.id, gap=gap: self._task_done(row_id, gap))
+            task.add_done_callback(lambda _t, row_id=row.id: self._task_done(row_id))
         if len(claim.rows) == free:
             return 0.0  # maybe more is ready
         if claim.next_at is None:
@@ -306,18 +360,13 @@ class OutboxDispatcher:
         wait = (claim.next_at - self.clock.now()).total_seconds()
         return min(max(wait, 0.0), self.poll_interval)
 
-    def _task_done(self, row_id: int, chat_gap: float) -> None:
-        """A finished send frees a slot and may unblock its chat's next row -- which the chat's
-        gap keeps back anyway, so look again only then (unless every slot was taken)."""
-        full = len(self._tasks) >= self.max_in_flight
+    def _task_done(self, row_id: int) -> None:
+        """A finished send frees a slot; claim again once enough are free (``_fill`` also
+        looks every ``claim_every`` seconds, for chats whose gap has passed)."""
         self._tasks.pop(row_id, None)
-        loop = asyncio.get_running_loop()
-        sent = self._last_send.pop(row_id, None)
-        wait = (chat_gap - (loop.time() - sent) if sent is not None else chat_gap) - self.lookahead
-        if full or wait <= 0:
+        self._last_send.pop(row_id, None)
+        if self.max_in_flight - len(self._tasks) >= self.claim_min:
             self._wake.set()
-        else:
-            loop.call_later(min(wait, self.poll_interval), self._wake.set)
 
     async def _drain(self) -> None:
         self._stopping = True
@@ -413,7 +462,10 @@ class OutboxDispatcher:
             horizon = now + ahead
             limited_until: datetime | None = None
             allowed: dict[int, datetime | None] = {}
-            candidates = [r for r in ready if r.id not in gone]
+            # A row this process holds (sent, its outcome not yet written) is never claimed
+            # again here, even when its lease ran out while the database refused writes.
+            held = self._active | set(self._unrecorded)
+            candidates = [r for r in ready if r.id not in gone and r.id not in held]
             recent = await self._recent_sends(session, {r.chat_id for r in candidates}, now)
             for row in candidates:
                 group = is_group_chat(row.channel, row.chat_id)
@@ -507,7 +559,8 @@ class OutboxDispatcher:
             await self._release(row)
             return "stopped"
         except asyncio.CancelledError:
-            await asyncio.shield(self._release(row))
+            if row.id not in self._unrecorded:
+                await asyncio.shield(self._release(row))
             raise
         except Exception as error:
             # A bug, not a delivery problem: keep the loop alive; the row is retried with
@@ -547,12 +600,15 @@ class OutboxDispatcher:
             if self._stopping:
                 raise _Stopped
         plain = False
+        pacer = self.pacers[row.channel]
         for index in range(start, total):
             if index > start:
                 if self._stopping:
                     raise _Stopped
                 await asyncio.sleep(self.limits.piece_gap(group))
-            result, plain = await self._send_piece(sender, pieces[index], plain)
+            # A row that waited for its chat's gap (or a later piece) goes before the queue.
+            urgent = row.not_before is not None or index > start
+            result, plain = await self._send_piece(sender, pieces[index], plain, pacer, urgent)
             if not result.ok:
                 return await self._fail(row, result, index)
             self._last_send[row.id] = asyncio.get_running_loop().time()
@@ -562,16 +618,17 @@ class OutboxDispatcher:
         return SENT
 
     async def _send_piece(
-        self, sender: ChannelSender, piece: OutboundMessage, plain: bool
+        self, sender: ChannelSender, piece: OutboundMessage, plain: bool, pacer: SharedPacer,
+        urgent: bool = False,
     ) -> tuple[DeliveryResult, bool]:
-        await self.pacer.acquire()
+        await pacer.acquire(urgent)
         result = await self._call(sender.send_plain if plain else sender.send, piece)  # type: ignore[attr-defined]
         if result.status == "bad_markup" and not plain:
             send_plain = getattr(sender, "send_plain", None)
             if send_plain is None:
                 return DeliveryResult("permanent", error=result.error), plain
             log.warning("outbox: markup refused (%s); resending as plain text", result.error)
-            await self.pacer.acquire()
+            await pacer.acquire(True)
             result = await self._call(send_plain, piece)
             plain = True
         if result.status == "bad_markup":
@@ -627,16 +684,85 @@ class OutboxDispatcher:
         await self._write(row, "progress", go)
 
     async def _finish_sent(self, row: ClaimedRow, parts: int) -> None:
-        async def go(session: Any, now: datetime) -> bool:
-            result = await session.execute(
-                update(_outbox).where(self._mine(row)).values(
-                    status=SENT, sent_at=now, parts_sent=parts, attempts=row.attempts + 1,
-                    claimed_by=None, claimed_until=None,
-                )
-            )
-            return bool(result.rowcount)
+        """Record "sent" (batched with other rows finishing now) and wait until it is written;
+        until then the row is held (see "Recording" in the module docstring)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._unrecorded[row.id] = (row, parts, self.clock.now(), waiter)
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._record_loop(), name="outbox recorder")
+        await asyncio.shield(waiter)
 
-        await self._write(row, "sent", go)
+    async def _record_loop(self) -> None:
+        """Write held "sent" outcomes in batches until none is left; retry failures with
+        growing pauses, for as long as the process runs."""
+        pause = 0.2
+        while self._unrecorded:
+            await asyncio.sleep(self.record_delay)
+            batch = dict(self._unrecorded)
+            try:
+                await self._record_sent(list(batch.values()))
+            except Exception as error:
+                log.error("outbox: could not record %d sent row(s) (%s: %s); holding them, "
+                          "retrying in %.1f s", len(batch), type(error).__name__, error, pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, RECORD_BACKOFF_CAP)
+                continue
+            pause = 0.2
+            for row_id, (_, _, _, waiter) in batch.items():
+                del self._unrecorded[row_id]
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    async def _record_sent(self, entries: list[tuple[ClaimedRow, int, datetime, Any]]) -> None:
+        o = _outbox.c
+        statement = (
+            update(_outbox)
+            .where(o.id == bindparam("row_id"), o.status == PENDING,
+                   # Ours, or a lease that ran out while we could not write: still ours to
+                   # close. A live lease of another worker means it is sending the row again.
+                   or_(o.claimed_by == self.worker_id, o.claimed_by.is_(None),
+                       o.claimed_until < bindparam("now", type_=UTCDateTime())))
+            .values(status=SENT, sent_at=bindparam("sent", type_=UTCDateTime()),
+                    parts_sent=bindparam("parts"), attempts=bindparam("tries"),
+                    claimed_by=None, claimed_until=None)
+        )
+        async with self.app.uow() as uow:
+            now = self.clock.now()
+            connection = await uow.session.connection()
+            await connection.execute(statement, [
+                {"row_id": row.id, "now": now, "sent": sent_at, "parts": parts,
+                 "tries": row.attempts + 1}
+                for row, parts, sent_at, _ in entries
+            ])
+            await uow.commit()
+
+    async def _stop_recorder(self) -> None:
+        """At shutdown: give held rows one more chance to be written, then say what is left."""
+        recorder = self._recorder
+        if recorder is not None and not recorder.done() and self._unrecorded:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(recorder), timeout=min(self.stop_grace, 5.0))
+        if recorder is not None and not recorder.done():
+            recorder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await recorder
+        if self._unrecorded:
+            log.error("outbox: %d row(s) were sent but could not be recorded; each may be sent "
+                      "once more after a restart: %s", len(self._unrecorded),
+                      sorted(self._unrecorded))
+
+    # --- pacing ---------------------------------------------------------------------------------
+    async def _reserve(self, channel: str, count: int) -> Reservation:
+        async with self.app.uow() as uow:
+            found = await reserve_slots(uow.session, channel, now=self.clock.now().timestamp(),
+                                        count=count, interval=self.pacers[channel].interval)
+            await uow.commit()
+        return found
+
+    async def _publish_pause(self, channel: str, until: float) -> None:
+        async with self.app.uow() as uow:
+            await pause_all(uow.session, channel, until=until)
+            await uow.commit()
 
     async def _release(self, row: ClaimedRow) -> None:
         async def go(session: Any, now: datetime) -> bool:
@@ -664,7 +790,7 @@ class OutboxDispatcher:
         contact_off = False
         if result.status == "retry_after":
             wait = max(0.0, float(result.retry_after or 1.0))
-            self.pacer.pause(wait)
+            self.pacers[row.channel].pause(wait)
             values["next_attempt_at"] = timedelta(seconds=wait)
             outcome = "retry_after"
         elif result.status == "transient":
