@@ -65,8 +65,11 @@ def load() -> str:
 
 
 # --- the worker process ---------------------------------------------------------------------------
-async def worker(url: str, api: str, token: str, index: int, deadline: float) -> dict[str, Any]:
-    """One dispatcher process: send until the outbox has nothing pending, then stop."""
+async def worker(url: str, api: str, token: str, index: int, deadline: float,
+                 ready_dir: Path | None = None) -> dict[str, Any]:
+    """One dispatcher process: send until the outbox has nothing pending, then stop. With
+    ``ready_dir``: once set up, write ``ready-<index>`` there and start on a ``go`` file, so
+    several workers start together."""
     from sqlalchemy import func, select
 
     from bot.dispatcher import OutboxDispatcher
@@ -82,6 +85,10 @@ async def worker(url: str, api: str, token: str, index: int, deadline: float) ->
     bot = create_bot(token, api_url=api)
     dispatcher = OutboxDispatcher(app, {"telegram": TelegramSender(bot)},
                                   worker_id=f"bench-worker-{index}")
+    if ready_dir is not None:
+        (ready_dir / f"ready-{index}").write_text("")
+        while not (ready_dir / "go").exists():  # noqa: ASYNC110 -- another process's file
+            await asyncio.sleep(0.02)
     stop = asyncio.Event()
     started = time.perf_counter()
     task = asyncio.create_task(dispatcher.run(stop))
@@ -337,9 +344,11 @@ def main() -> int:
     parser.add_argument("--token", help=argparse.SUPPRESS)
     parser.add_argument("--index", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--deadline", type=float, default=600.0, help=argparse.SUPPRESS)
+    parser.add_argument("--ready-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        found = asyncio.run(worker(args.database, args.api, args.token, args.index, args.deadline))
+        found = asyncio.run(worker(args.database, args.api, args.token, args.index, args.deadline,
+                                   args.ready_dir))
         print(json.dumps(found), flush=True)
         return 0
     return asyncio.run(main_async(args, json_path))
