@@ -175,20 +175,29 @@ async def queue_workload(url: str, messages: int, one_chat: int) -> None:
 
 
 def spawn_workers(url: str, api: str, token: str, workers: int, deadline: float) -> list[dict[str, Any]]:
+    """Separate processes (``--worker``), started together once all are set up."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    folder = tempfile.TemporaryDirectory()
+    ready = Path(folder.name)
     processes = [
         subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--worker", "--database", url,
                           "--api", api, "--token", token, "--index", str(index),
-                          "--deadline", str(deadline)],
+                          "--deadline", str(deadline), "--ready-dir", str(ready)],
                          cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
         for index in range(workers)
     ]
+    for _ in range(1200):
+        if len(list(ready.glob("ready-*"))) == workers or any(p.poll() is not None for p in processes):
+            break
+        time.sleep(0.05)
+    (ready / "go").write_text("")
     found = []
     for process in processes:
         out, _ = process.communicate(timeout=deadline + 120)
         if process.returncode != 0:
             raise SystemExit(f"worker failed (exit {process.returncode})")
         found.append(json.loads(out.strip().splitlines()[-1]))
+    folder.cleanup()
     return found
 
 
