@@ -21,10 +21,12 @@ from typing import Any
 import pytest
 
 from bench.bench_outbox import worker
+from bot.ratelimit import SharedPacer
 from handlers.events import OutboundMessage
 from hotline.app import App
 from hotline.clock import SystemClock
 from hotline.services.notify import enqueue
+from storage.pacing import Reservation, pause_all, reserve_slots
 from tests.fakes import fake_token
 from tests.fakes.telegram_limits import LimitedTelegramServer, summarise
 
@@ -96,3 +98,34 @@ async def test_two_dispatcher_processes_stay_under_the_limits_together(app: App,
     # Both workers really sent (the limit was shared, not won by one of them).
     sent = [int(w["counts"].get("sent", 0)) for w in workers]  # type: ignore[union-attr]
     assert sum(sent) == broadcast + busy and min(sent) > 0
+
+
+async def test_workers_reserve_disjoint_evenly_spaced_slots_and_share_a_pause(app: App) -> None:
+    """Two workers' pacers on one database: their slots interleave into one stream 1/rate
+    apart, never the same instant twice; a 429 seen by one holds the other too."""
+    clock = SystemClock()
+    now = lambda: clock.now().timestamp()  # noqa: E731
+
+    async def reserve(count: int) -> Reservation:
+        async with app.uow() as uow:
+            found = await reserve_slots(uow.session, "telegram", now=now(), count=count, interval=0.05)
+            await uow.commit()
+        return found
+
+    async def publish(until: float) -> None:
+        async with app.uow() as uow:
+            await pause_all(uow.session, "telegram", until=until)
+            await uow.commit()
+
+    taken = [await reserve(3) for _ in range(4)]
+    slots = sorted(s for r in taken for s in r.slots)
+    assert len(set(slots)) == 12
+    assert all(abs((b - a) - 0.05) < 1e-6 for a, b in itertools.pairwise(slots))
+
+    one = SharedPacer(20, reserve, now=now, publish_pause=publish)
+    other = SharedPacer(20, reserve, now=now, publish_pause=publish)
+    one.pause(1.0)
+    await asyncio.sleep(0.1)  # the pause reaches the database
+    await other.acquire()
+    assert now() >= one._paused_until - 0.01  # the other worker waited for the pause too
+
