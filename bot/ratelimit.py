@@ -183,6 +183,7 @@ class SharedPacer:
         self._server: asyncio.Task[None] | None = None
         self._refill: asyncio.Task[None] | None = None
         self._last_local = 0.0
+        self._publishing: set[asyncio.Task[None]] = set()
         #: Slots given up (woken too late, or inside a pause) and reservations that failed.
         self.wasted = 0
         self.reserve_failures = 0
@@ -198,7 +199,8 @@ class SharedPacer:
         self._slots.clear()
         if self._publish_pause is not None:
             task = asyncio.get_running_loop().create_task(self._publish(until))
-            task.add_done_callback(lambda _t: None)
+            self._publishing.add(task)  # a task nobody references may be collected mid-way
+            task.add_done_callback(self._publishing.discard)
 
     async def _publish(self, until: float) -> None:
         try:
