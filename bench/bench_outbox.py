@@ -3,7 +3,8 @@ dispatcher in separate worker processes against a fake Bot API that refuses with
 
 What runs (issue #23, SPEC §8/§9):
 
-- the enforcing fake (``tests/fakes/telegram_limits.py``) in its own process: it answers
+- the enforcing fake (``tests/fakes/telegram_limits.py``) in its own process, at a raised
+  scheduling priority when allowed (Telegram's servers do not share our CPU): it answers
   ``429 retry_after`` the moment a bot exceeds 30 messages in any 1-second window, or sends
   two messages to one chat less than 1 s apart (it counts arrivals, on its own clock);
 - the workload, queued in the outbox before the workers start: ``MESSAGES`` messages to as
@@ -53,6 +54,7 @@ from bench.common import (  # noqa: E402
     temp_database,
     write_results,
 )
+from tests.fakes.telegram_limits import LimitedTelegramProcess  # noqa: E402
 
 TARGET_RATE = 27.0
 LIMIT = 30.0
@@ -116,40 +118,6 @@ async def worker(url: str, api: str, token: str, index: int, deadline: float,
             "cpu_seconds": usage.ru_utime + usage.ru_stime,
             "reservations": pacer.reservations, "wasted_slots": pacer.wasted,
             "rss_mb": usage.ru_maxrss / 1024}
-
-
-# --- the fake, in its own process ------------------------------------------------------------------
-class FakeProcess:
-    def __init__(self) -> None:
-        self.folder = tempfile.TemporaryDirectory()
-        port_file = Path(self.folder.name) / "port"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.fakes.telegram_limits", "--port", "0",
-             "--port-file", str(port_file)], cwd=ROOT, stdout=subprocess.DEVNULL)
-        for _ in range(200):
-            if port_file.exists() and port_file.read_text():
-                break
-            time.sleep(0.05)
-        else:
-            raise SystemExit("the fake Bot API did not start")
-        self.url = f"http://127.0.0.1:{port_file.read_text()}"
-
-    async def reset(self) -> None:
-        from aiohttp import ClientSession
-
-        async with ClientSession() as http, http.post(self.url + "/_reset") as response:
-            response.raise_for_status()
-
-    async def stats(self) -> dict[str, Any]:
-        from aiohttp import ClientSession
-
-        async with ClientSession() as http, http.get(self.url + "/_stats") as response:
-            return await response.json()
-
-    def close(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
-        self.folder.cleanup()
 
 
 # --- one configuration -----------------------------------------------------------------------------
@@ -230,7 +198,7 @@ def figures(stats: dict[str, Any], messages: int) -> dict[str, Any]:
     }
 
 
-async def run_config(fake: FakeProcess, kind: str, workers: int, messages: int, one_chat: int,
+async def run_config(fake: LimitedTelegramProcess, kind: str, workers: int, messages: int, one_chat: int,
                      token: str) -> dict[str, Any]:
     async with temp_database(kind) as url:
         await queue_workload(url, messages, one_chat)
@@ -238,7 +206,7 @@ async def run_config(fake: FakeProcess, kind: str, workers: int, messages: int, 
         before = load()
         started = time.perf_counter()
         deadline = max(60.0, messages / 10 + one_chat * 3)
-        found = await asyncio.to_thread(spawn_workers, url, fake.url, token, workers, deadline)
+        found = await asyncio.to_thread(spawn_workers, url, fake.base_url, token, workers, deadline)
         wall = time.perf_counter() - started
         stats = await fake.stats()
     result = figures(stats, messages)
@@ -247,14 +215,14 @@ async def run_config(fake: FakeProcess, kind: str, workers: int, messages: int, 
     return result
 
 
-async def baseline(fake: FakeProcess, token: str, seconds: float = 2.0) -> dict[str, Any]:
+async def baseline(fake: LimitedTelegramProcess, token: str, seconds: float = 2.0) -> dict[str, Any]:
     """The fake's raw rate with no pacing: aiogram, 16 sends at a time, distinct chats."""
     from aiogram.exceptions import TelegramRetryAfter
 
     from bot.telegram.client import create_bot
 
     await fake.reset()
-    bot = create_bot(token, api_url=fake.url)
+    bot = create_bot(token, api_url=fake.base_url)
     counter = iter(range(10**9))
     refused = 0
 
@@ -287,7 +255,9 @@ async def main_async(args: argparse.Namespace, json_path: Path | None) -> int:
             kinds += [("postgres", 1), ("postgres", 2)]
         else:
             print("PostgreSQL not reachable: SQLite only\n")
-    fake = FakeProcess()
+    fake = LimitedTelegramProcess()
+    if not fake.prioritised:
+        print("note: the fake Bot API runs at normal priority (raising it was refused)\n")
     results: list[Result] = []
     rows: list[list[object]] = []
     all_met = True

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import math
+import os
 import signal
 import time
 from collections import deque
@@ -166,6 +167,63 @@ class LimitedTelegramServer:
 
     async def __aexit__(self, *_exc: object) -> None:
         await self.close()
+
+
+class LimitedTelegramProcess:
+    """The enforcing fake as a process of its own, as Telegram's servers are not this machine.
+
+    Started with a raised scheduling priority (``nice`` -10) when the user may: a busy
+    machine otherwise delays the fake's own reading of requests, which stamps arrivals that
+    were spread apart as one bunch (and judges them too strictly) -- real Telegram does not
+    share our CPU. ``prioritised`` says whether that worked.
+    """
+
+    def __init__(self, priority: int = -10) -> None:
+        import subprocess
+        import sys
+        import tempfile
+
+        self._folder = tempfile.TemporaryDirectory()
+        port_file = Path(self._folder.name) / "port"
+        self.prioritised = True
+        try:
+            os.nice(0)
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tests.fakes.telegram_limits", "--port", "0",
+                 "--port-file", str(port_file)],
+                cwd=Path(__file__).resolve().parents[2], stdout=subprocess.DEVNULL,
+                preexec_fn=lambda: os.nice(priority))  # only os.nice: safe before exec
+        except (OSError, subprocess.SubprocessError):
+            self.prioritised = False
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tests.fakes.telegram_limits", "--port", "0",
+                 "--port-file", str(port_file)],
+                cwd=Path(__file__).resolve().parents[2], stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while not (port_file.exists() and port_file.read_text()):
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.close()
+                raise RuntimeError("the fake Bot API process did not start")
+            time.sleep(0.02)
+        self.base_url = f"http://127.0.0.1:{port_file.read_text()}"
+
+    async def reset(self) -> None:
+        from aiohttp import ClientSession
+
+        async with ClientSession() as http, http.post(self.base_url + "/_reset") as response:
+            response.raise_for_status()
+
+    async def stats(self) -> dict[str, Any]:
+        from aiohttp import ClientSession
+
+        async with ClientSession() as http, http.get(self.base_url + "/_stats") as response:
+            return await response.json()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+        self._folder.cleanup()
 
 
 def summarise(accepted: list[list[Any]], refused: list[list[Any]]) -> dict[str, float]:
