@@ -218,7 +218,7 @@ class OutboxDispatcher:
         jitter: float = 0.1,
         lookahead: float = 0.5,
         claim_every: float = 0.25,
-        record_delay: float = 0.03,
+        record_delay: float = 0.1,
     ) -> None:
         settings = app.settings
         if not senders:

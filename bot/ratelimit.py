@@ -18,7 +18,7 @@ Why a margin under the limit (``GLOBAL_MARGIN``): the limit counts *arrivals* at
 Between a slot and the request's arrival lie the event loop's wake-up, aiogram and the
 network, whose delays vary; evenly spaced slots ``1/rate`` apart keep any 1-second window at
 30 or fewer arrivals only while those delays vary by less than ``30/rate - 1`` seconds
-(about 60 ms at 28.2/s, nothing at 30/s). A slot woken up more than ``tolerance`` late is
+(75 ms at 27.9/s, nothing at 30/s). A slot woken up more than ``tolerance`` late is
 given up rather than used, which bounds the part of that spread this process adds.
 """
 
@@ -38,7 +38,7 @@ from storage.pacing import Reservation
 log = logging.getLogger(__name__)
 
 #: Fraction of the overall limit actually used (see the module docstring).
-GLOBAL_MARGIN = 0.94
+GLOBAL_MARGIN = 0.93
 #: Slots reserved per database round trip (at most; fewer when fewer sends wait).
 RESERVE_BATCH = 8
 
@@ -171,7 +171,7 @@ class SharedPacer:
             raise ValueError("rate must be positive")
         self.interval = 1.0 / rate
         self.batch = max(1, batch)
-        self.tolerance = tolerance if tolerance is not None else max(self.interval / 2, 0.004)
+        self.tolerance = tolerance if tolerance is not None else max(self.interval / 3, 0.004)
         self._reserve = reserve
         self._publish_pause = publish_pause
         self.now = now
