@@ -10,10 +10,10 @@ non-JSON bodies.
 
 Checked: the process never stops and still answers a normal /start afterwards; no request gets
 a 5xx; every table is unchanged except the ones a stranger's message may legitimately touch
-(``inbound_updates`` de-duplication rows, the ``outbox`` replies, ``contacts`` and
-``conversations`` of the senders, and a ``/web`` sign-in link a registered sender asked for
-for themselves); every reply was accepted by the strict HTML parser and
-carries the hostile markup only escaped.
+(``inbound_updates`` de-duplication rows, the ``outbox`` replies and the shared
+``send_pacing`` they move, ``contacts`` and ``conversations`` of the senders, and a ``/web``
+sign-in link a registered sender asked for for themselves); every reply was accepted by the
+strict HTML parser and carries the hostile markup only escaped.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ pytestmark = [pytest.mark.timeout(120),
 COUNT = 1000
 SEED = 20261207
 #: Tables a stranger's message may touch: de-duplication, replies, the sender's contact and step.
-MAY_CHANGE = {"inbound_updates", "outbox", "contacts", "conversations"}
+MAY_CHANGE = {"inbound_updates", "outbox", "send_pacing", "contacts", "conversations"}
 INJECTIONS = [
     "<b>đậm</b>", "<script>alert(1)</script>", "<a href=\"javascript:alert(1)\">bấm</a>",
     "</code></pre><i>", "'; DROP TABLE tickets; --", "\" OR 1=1 --", "1; DELETE FROM people",
