@@ -10,8 +10,9 @@ Requests`` and, if repeated, longer bans. Two tools, because the limits have dif
   or straddle a restart.
 - ``SharedPacer`` spaces the sends of *every* worker of one bot evenly, through slots
   reserved from one database row per channel (``storage.pacing``): each worker takes the next
-  few slots in one short transaction and sends at those instants, so two workers never
-  share the limit by hand (no ``HOTLINE_OUTBOX_GLOBAL_PER_SECOND`` = 30 / workers).
+  few slots in one short transaction and sends at those instants, so however many workers
+  run, together they stay under the limit without dividing it by hand
+  (``HOTLINE_OUTBOX_GLOBAL_PER_SECOND`` is the bot's limit, not a worker's share).
   ``Pacer`` is the same even spacing for one process alone.
 
 Why a margin under the limit (``GLOBAL_MARGIN``): the limit counts *arrivals* at the API.
