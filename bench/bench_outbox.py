@@ -22,7 +22,10 @@ send to the last broadcast message, over that time; the broadcast's own share be
 chat's mean interval. Targets (issue #23): rate >= 27 msg/s, zero 429s, the busy chat at
 ~1 msg/s.
 
-Usage: bench_outbox.py [MESSAGES] [--one-chat N] [--sqlite-only] [--json FILE]
+With ``--hotline-run`` also 2 workers as the product runs them: ``hotline run --webhook
+--workers 2`` (webhook server, engine and dispatcher in each forked worker).
+
+Usage: bench_outbox.py [MESSAGES] [--one-chat N] [--sqlite-only] [--hotline-run] [--json FILE]
 Worker mode (used by the bench itself): bench_outbox.py --worker --database URL --api URL
 --token TOKEN --index I
 """
@@ -173,6 +176,49 @@ def spawn_workers(url: str, api: str, token: str, workers: int, deadline: float)
     return found
 
 
+def run_hotline(url: str, api: str, token: str, workers: int, deadline: float) -> list[dict[str, Any]]:
+    """``hotline run --webhook --workers N`` (the product's own multi-worker mode, webhook
+    server, engine and dispatcher in each worker), stopped with SIGTERM once nothing is
+    pending. Per-worker counts are not available this way; the fake's figures are."""
+    import signal
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "HOTLINE_DATABASE_URL": url, "HOTLINE_TELEGRAM_TOKEN": token,
+           "HOTLINE_TELEGRAM_API_URL": api, "HOTLINE_WEBHOOK_SECRET": "bench-outbox-secret",
+           "HOTLINE_WEBHOOK_HOST": "127.0.0.1", "HOTLINE_WEBHOOK_PORT": str(port)}
+    process = subprocess.Popen([str(Path(sys.executable).with_name("hotline")), "run", "--webhook",
+                                "--workers", str(workers), "--no-scheduler", "--no-web",
+                                "--log-level", "WARNING"], cwd=ROOT, env=env)
+    started = time.perf_counter()
+    try:
+        while time.perf_counter() - started < deadline and process.poll() is None:
+            time.sleep(0.5)
+            if asyncio.run(pending_count(url)) == 0:
+                break
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+    return [{"index": i, "counts": {}, "cpu_seconds": 0.0, "reservations": 0, "wasted_slots": 0,
+             "rss_mb": 0.0} for i in range(workers)]
+
+
+async def pending_count(url: str) -> int:
+    from sqlalchemy import text
+
+    from storage.db import create_engine
+
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return int((await conn.execute(
+                text("SELECT count(*) FROM outbox WHERE status = 'pending'"))).scalar_one())
+    finally:
+        await engine.dispose()
+
+
 def figures(stats: dict[str, Any], messages: int) -> dict[str, Any]:
     from tests.fakes.telegram_limits import summarise
 
@@ -201,14 +247,15 @@ def figures(stats: dict[str, Any], messages: int) -> dict[str, Any]:
 
 
 async def run_config(fake: LimitedTelegramProcess, kind: str, workers: int, messages: int, one_chat: int,
-                     token: str) -> dict[str, Any]:
+                     token: str, via_hotline: bool = False) -> dict[str, Any]:
     async with temp_database(kind) as url:
         await queue_workload(url, messages, one_chat)
         await fake.reset()
         before = load()
         started = time.perf_counter()
         deadline = max(60.0, messages / 10 + one_chat * 3)
-        found = await asyncio.to_thread(spawn_workers, url, fake.base_url, token, workers, deadline)
+        spawn = run_hotline if via_hotline else spawn_workers
+        found = await asyncio.to_thread(spawn, url, fake.base_url, token, workers, deadline)
         wall = time.perf_counter() - started
         stats = await fake.stats()
     result = figures(stats, messages)
@@ -251,10 +298,12 @@ async def main_async(args: argparse.Namespace, json_path: Path | None) -> int:
     from tests.fakes import fake_token
 
     token = fake_token()
-    kinds = [("sqlite", 1)]
+    kinds: list[tuple[str, int, bool]] = [("sqlite", 1, False)]
     if not args.sqlite_only:
         if await asyncio.to_thread(postgres_available):
-            kinds += [("postgres", 1), ("postgres", 2)]
+            kinds += [("postgres", 1, False), ("postgres", 2, False)]
+            if args.hotline_run:
+                kinds += [("postgres", 2, True)]
         else:
             print("PostgreSQL not reachable: SQLite only\n")
     fake = LimitedTelegramProcess()
@@ -268,10 +317,11 @@ async def main_async(args: argparse.Namespace, json_path: Path | None) -> int:
         print(f"baseline (no pacing, 16 concurrent aiogram sends): "
               f"{base['attempts_per_s']:.0f} requests/s reach the fake; {base['accepted']} accepted, "
               f"{base['refused']} refused with 429 in {base['seconds']:.1f} s; load {load()}\n")
-        for kind, workers in kinds:
-            print(f"running {kind}, {workers} worker(s): {args.messages} broadcast + {args.one_chat} "
-                  "to one chat ...", flush=True)
-            r = await run_config(fake, kind, workers, args.messages, args.one_chat, token)
+        for kind, workers, via_hotline in kinds:
+            how = " (hotline run --webhook)" if via_hotline else ""
+            print(f"running {kind}, {workers} worker(s){how}: {args.messages} broadcast + "
+                  f"{args.one_chat} to one chat ...", flush=True)
+            r = await run_config(fake, kind, workers, args.messages, args.one_chat, token, via_hotline)
             met = (r["rate"] >= TARGET_RATE and r["refused"] == 0 and r["complete"]
                    and r["busy_sent"] == args.one_chat and r["busy_mean"] <= 1.15)
             all_met &= met
@@ -280,7 +330,8 @@ async def main_async(args: argparse.Namespace, json_path: Path | None) -> int:
             rss = max(w["rss_mb"] for w in r["per_worker"])
             cpu = sum(w.get("cpu_seconds", 0.0) for w in r["per_worker"])
             sent = sum(w["counts"].get("sent", 0) for w in r["per_worker"])
-            rows.append([kind, workers, f"{r['rate']:.2f}", f"{r['broadcast_rate']:.2f}",
+            label = f"{workers} (hotline run)" if via_hotline else str(workers)
+            rows.append([kind, label, f"{r['rate']:.2f}", f"{r['broadcast_rate']:.2f}",
                          f"{r['rate'] / LIMIT:.3f}",
                          f"{r['rate'] / base['attempts_per_s']:.3f}", r["refused"],
                          r["densest_window"], f"{r['min_chat_gap']:.3f}",
@@ -294,7 +345,7 @@ async def main_async(args: argparse.Namespace, json_path: Path | None) -> int:
                     f"broadcast alone {r['broadcast_rate']:.2f} msg/s; "
                     f"densest 1 s window {r['densest_window']}; busy chat mean "
                     f"{r['busy_mean']:.3f} s; load {r['load_before']} -> {r['load_after']}")
-            results.append(Result("outbox", database, f"rate during broadcast, {workers} worker(s)",
+            results.append(Result("outbox", database, f"rate during broadcast, {workers} worker(s){how}",
                                   round(r["rate"], 2), "msg/s", round(base["attempts_per_s"], 1),
                                   round(r["rate"] / LIMIT, 3),
                                   baseline_label="fake's raw rate, no pacing (ratio: / 30 limit)",
@@ -325,6 +376,8 @@ def main() -> int:
     parser.add_argument("messages", nargs="?", type=int, default=3000)
     parser.add_argument("--one-chat", type=int, default=200)
     parser.add_argument("--sqlite-only", action="store_true")
+    parser.add_argument("--hotline-run", action="store_true",
+                        help="also run 2 workers as `hotline run --webhook --workers 2` (PostgreSQL)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--database", help=argparse.SUPPRESS)
     parser.add_argument("--api", help=argparse.SUPPRESS)
