@@ -183,6 +183,9 @@ def run_hotline(url: str, api: str, token: str, workers: int, deadline: float) -
     import signal
     import socket
 
+    from storage import migrate
+
+    migrate.adopt_unversioned(url)  # made by create_schema: stamp it, as `hotline run` wants
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
