@@ -48,10 +48,10 @@ from bot.telegram.commands import set_bot_commands
 from bot.telegram.runner import DEFAULT_DRAIN_TIMEOUT, PollingRunner, WebhookRunner
 from bot.telegram.sender import TelegramSender
 from handlers.engine import Engine
-from handlers.events import InboundEvent, OutboundMessage
-from hotline.app import App
 from hotline.config import Settings
+from hotline.deps import App
 from hotline.errors import ConfigError
+from hotline.messages import InboundEvent, OutboundMessage
 
 log = logging.getLogger(__name__)
 

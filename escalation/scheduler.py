@@ -2,7 +2,7 @@
 
 APScheduler 3 (``AsyncIOScheduler``) in the programme's time zone runs, in every process:
 
-* ``leader-election`` every few seconds: keep or take leadership (``escalation.leader``);
+* ``leader-election`` every few seconds: keep or take leadership (``escalation.leadership``);
 * ``sweep`` every ``settings.sweep_interval_seconds``;
 * ``weekly-digest`` on ``weekly_digest_weekday`` at ``weekly_digest_hour``:00;
 * ``monthly-report`` on ``monthly_report_day`` at the same hour;
@@ -37,10 +37,10 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
 
-from escalation.leader import Leadership, make_leadership
+from escalation.leadership import Leadership, make_leadership
 from escalation.sweep import SweepReport, sweep
-from hotline.app import App
 from hotline.config import Settings
+from hotline.deps import App
 from hotline.services.housekeeping import PruneReport, prune_transport_tables
 from storage.db import upsert_insert
 from storage.models import KeyValue

@@ -10,7 +10,7 @@ from handlers import reporter, staff
 from handlers.context import Context, stale
 from handlers.render import action_buttons, ticket_card
 from handlers.router import Router
-from handlers.view import actions_for, visible_ticket
+from handlers.ticket_actions import actions_for, visible_ticket
 from hotline.domain import payloads as P
 from hotline.domain.enums import Role
 from hotline.errors import HotlineError, InvalidInput

@@ -13,7 +13,7 @@ from handlers import registration
 from handlers.context import Context, stale
 from handlers.render import action_buttons, group_names, open_buttons, rows, ticket_card, ticket_list
 from handlers.router import Router, Step
-from handlers.view import actions_for, ticket_for_action, visible_ticket
+from handlers.ticket_actions import actions_for, ticket_for_action, visible_ticket
 from hotline.domain import payloads as P
 from hotline.domain.enums import OPEN_STATES, ExtensionStatus, Priority, TicketState
 from hotline.domain.ids import row_id

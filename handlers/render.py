@@ -13,10 +13,10 @@ from markupsafe import Markup
 from sqlalchemy import select
 
 from handlers.context import Context
-from handlers.events import Button
 from hotline.domain import payloads as P
 from hotline.domain.enums import Role
 from hotline.i18n import format_local_datetime
+from hotline.messages import Button
 from hotline.services import permissions as perm
 from hotline.services.tickets import rag_of
 from storage.models import Organisation, OwnerGroup, Person, Ticket, TicketEvent

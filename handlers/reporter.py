@@ -20,7 +20,7 @@ from handlers import registration
 from handlers.context import Context, stale
 from handlers.render import open_buttons, rows, ticket_list
 from handlers.router import Router, Step
-from handlers.view import ticket_for_action, visible_ticket
+from handlers.ticket_actions import ticket_for_action, visible_ticket
 from hotline.clock import local_midnight
 from hotline.domain import payloads as P
 from hotline.domain.enums import OPEN_STATES, Role, TicketState

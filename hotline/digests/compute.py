@@ -10,7 +10,7 @@ Definitions (the report's footnotes say the same):
 * new / resolved / closed / rejected / reopened: distinct tickets with such an event in the
   period (a ticket resolved twice in a week counts once); closed = confirmed or auto-closed;
   rejected = rejected or linked as a duplicate.
-* open, overdue, RAG: state at the end, judged by ``escalation.sla`` on the replayed SLA clock
+* open, overdue, RAG: state at the end, judged by ``hotline.domain.sla`` on the replayed SLA clock
   (business time: a Friday 17:00 deadline is not overdue on Sunday; time waiting on the
   reporter does not count; amber from 75% of the budget used), exactly as for live tickets.
 * every ticket is counted under its owner group, category and priority *as of the end*.
@@ -37,8 +37,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from escalation import sla
-from escalation.sla import SlaClock
 from hotline.digests.kinds import compute_kinds
 from hotline.digests.model import (
     AlertRow,
@@ -63,10 +61,12 @@ from hotline.digests.model import (
     TrendWeek,
 )
 from hotline.digests.period import Period, trend_weeks
+from hotline.domain import sla
 from hotline.domain.enums import OPEN_STATES, EventKind, OrgKind
+from hotline.domain.sla import SlaClock
 
 if TYPE_CHECKING:
-    from escalation.calendar import BusinessCalendar
+    from hotline.domain.calendar import BusinessCalendar
 
 OPEN = frozenset(s.value for s in OPEN_STATES)
 STALLED_LIMIT = 10
@@ -195,7 +195,7 @@ class Replay:
         return self.state in OPEN
 
     def clock(self, rules: Rules) -> SlaClock | None:
-        """The SLA clock as the services held it, so ``escalation.sla`` judges it as it judges
+        """The SLA clock as the services held it, so ``hotline.domain.sla`` judges it as it judges
         live tickets. The budget is read back from the recorded deadline (``deadline = start +
         budget + completed pauses`` in business time), which needs no knowledge of the taxonomy
         or priorities in force back then."""
@@ -311,7 +311,7 @@ def apply(r: Replay, e: EventRow, rules: Rules, group_ids: Mapping[str, int]) ->
     elif kind == "extension_requested":
         r.ext_requested += 1
     elif kind == "extension_approved":
-        # ``escalation.sla.extend``: a new cycle from the approval; a waiting ticket keeps
+        # ``hotline.domain.sla.extend``: a new cycle from the approval; a waiting ticket keeps
         # waiting, from now. The new deadline follows in a ``deadline_changed`` event.
         r.ext_approved += 1
         r.cycle_start = at

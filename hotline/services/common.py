@@ -6,12 +6,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from escalation.ladder import sla_clock_of
-from escalation.sla import SlaClock
-from hotline.app import Deps
+from hotline.deps import Deps
 from hotline.domain import ids
 from hotline.domain.enums import EventKind
+from hotline.domain.ladder import sla_clock_of
 from hotline.domain.lifecycle import Action, next_state
+from hotline.domain.sla import SlaClock
 from hotline.errors import NotFound
 from hotline.i18n import format_local_date, t
 from storage.models import OwnerGroup, Person, Ticket, TicketEvent

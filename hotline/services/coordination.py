@@ -11,9 +11,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from escalation import ladder, sla
-from escalation.sweep import fire_now
-from hotline.app import Deps
+from hotline.deps import Deps
+from hotline.domain import ladder, sla
 from hotline.domain import payloads as P
 from hotline.domain.enums import (
     OPEN_STATES,
@@ -28,6 +27,7 @@ from hotline.errors import InvalidInput, NotFound
 from hotline.i18n import format_local_date
 from hotline.services import permissions as perm
 from hotline.services.common import apply_sla, record, sla_clock, sla_days_for, transition
+from hotline.services.escalations import fire_now
 from hotline.services.kinds import add_affected
 from hotline.services.tickets import _check_text, _tell_person, _tell_reporter, route
 from storage.models import Extension, LabelledExample, Person, Ticket
@@ -144,7 +144,7 @@ async def request_extension(
     waiting for the sweep: a coordinator approving it before the next sweep would open a new
     cycle starting after the request, where the sweep no longer looks
     (``ladder.extension_request_step`` has the rule). The escalation is written the sweep's way
-    (``escalation.sweep.fire_now``), so a later sweep sees the level fired and adds nothing.
+    (``hotline.services.escalations.fire_now``), so a later sweep sees the level fired and adds nothing.
     """
     perm.require(perm.can_work(actor, ticket), "request an extension")
     _require_open(ticket)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from hotline.app import Deps
+from hotline.deps import Deps
 from hotline.domain.enums import EventKind, OrgKind, Role, TicketState
 from hotline.errors import InvalidInput
 from hotline.services import permissions as perm

@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from hotline.app import Deps
+from hotline.deps import Deps
 from hotline.domain.enums import GROUP_ROLES, OrgKind, Role
 from hotline.errors import InvalidInput
 from hotline.i18n import LANGUAGES

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from hotline.app import Deps
+from hotline.deps import Deps
 from hotline.i18n import format_local_datetime
 from hotline.services.common import get_ticket
 from hotline.services.tickets import overdue_business_days, rag_of

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from escalation import sla
-from hotline.app import Deps
 from hotline.clock import local_midnight
-from hotline.domain import ids
+from hotline.deps import Deps
+from hotline.domain import ids, sla
 from hotline.domain import payloads as P
 from hotline.domain.enums import OPEN_STATES, EventKind, Priority, Role, TicketState
 from hotline.domain.lifecycle import Action, can

@@ -8,7 +8,7 @@ Jinja2 pages, no front-end build and no scripts. Entry points:
 * ``status_url(settings, ref, check_code)`` for the reporter's confirmation (``links``).
 """
 
-from hotline.web.links import status_url
-from hotline.web.signin import create_signin_link
+from hotline.links import status_url
+from hotline.services.signin import create_signin_link
 
 __all__ = ["create_signin_link", "status_url"]

@@ -323,7 +323,7 @@ def _live_rag(state: WebState, ticket: Ticket, now: datetime | None = None) -> s
 
 
 def _status_path(ticket: Ticket) -> str:
-    from hotline.web.links import status_path
+    from hotline.links import status_path
 
     return status_path(ticket.ref, ticket.check_code)
 

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from escalation.leader import AdvisoryLockLeadership, SingleProcessLeadership, lock_key
+from escalation.leadership import AdvisoryLockLeadership, SingleProcessLeadership, lock_key
 from escalation.scheduler import build_scheduler, latest_occasion, load_digest_sender
-from hotline.app import App
 from hotline.clock import ManualClock
 from hotline.config import Settings
+from hotline.deps import App
 from storage.db import create_engine
 from tests.conftest import VN, local
 from tests.fakes.leadership import Never
@@ -200,7 +200,7 @@ async def test_only_one_of_two_postgres_schedulers_leads(
 ) -> None:
     if not is_pg:
         pytest.skip("advisory-lock leadership needs PostgreSQL")
-    from hotline.app import open_app
+    from hotline.services.app import open_app
 
     other_app = await open_app(settings, clock, sync_groups=False)
     schedulers: list[Any] = [build_scheduler(app), build_scheduler(other_app)]

@@ -23,9 +23,9 @@ from sqlalchemy import func, select
 
 from bot.ratelimit import ChatLimits
 from bot.runtime import BotRuntime
-from handlers.events import InboundEvent, OutboundMessage
-from hotline.app import App
+from hotline.deps import App
 from hotline.domain.enums import Role, TicketState
+from hotline.messages import InboundEvent, OutboundMessage
 from storage.models import InboundUpdate, OutboxMessage, Ticket
 from tests.factories import make_staff
 from tests.fakes.telegram_api import FakeTelegramServer, SentMessage, make_test_bot

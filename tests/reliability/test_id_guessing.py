@@ -26,9 +26,9 @@ from sqlalchemy import select, update
 from bot import numbered
 from bot.runtime import load_web_setup
 from handlers.engine import Engine
-from handlers.events import InboundEvent
-from hotline.app import App
+from hotline.deps import App
 from hotline.domain.enums import OrgKind, Role
+from hotline.messages import InboundEvent
 from storage.models import Base, Ticket
 from tests.factories import file, make_staff
 from tests.reliability.support import register

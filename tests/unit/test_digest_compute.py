@@ -11,8 +11,6 @@ from typing import Any
 
 import pytest
 
-from escalation import sla
-from escalation.calendar import BusinessCalendar
 from hotline.digests import period as P
 from hotline.digests.compute import (
     Rules,
@@ -23,6 +21,8 @@ from hotline.digests.compute import (
     reporter_view,
 )
 from hotline.digests.model import AlertRow, EventRow, GroupInfo, TicketInfo, TrendRow
+from hotline.domain import sla
+from hotline.domain.calendar import BusinessCalendar
 from hotline.errors import InvalidInput
 from tests.conftest import local
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from hotline.domain.enums import Rag
 
 if TYPE_CHECKING:
-    from escalation.calendar import BusinessCalendar
+    from hotline.domain.calendar import BusinessCalendar
 
 __all__ = [
     "EPSILON_SECONDS",
