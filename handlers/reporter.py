@@ -27,6 +27,7 @@ from hotline.domain.enums import OPEN_STATES, Role, TicketState
 from hotline.domain.rating import RATEABLE_STATES, STARS, finished_at, rating_open
 from hotline.domain.reports import EXAMPLE_EN, EXAMPLE_VI, has_words, is_report
 from hotline.errors import HotlineError, InvalidInput
+from hotline.links import status_url
 from hotline.services import kinds, similarity, tickets
 from hotline.services import permissions as perm
 from hotline.services.tickets import AttachmentIn
@@ -422,10 +423,6 @@ def _status_link(ctx: Context, ticket: Ticket) -> str | None:
     """The public status page, only where the operator has published the dashboard (a link
     to a laptop's listening address would be dead for the reporter)."""
     if not ctx.app.settings.public_base_url:
-        return None
-    try:
-        from hotline.web import status_url
-    except ImportError:
         return None
     return status_url(ctx.app.settings, ticket.ref, ticket.check_code)
 
