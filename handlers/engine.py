@@ -53,7 +53,9 @@ IntakeHook = Callable[[UnitOfWork, InboundEvent], Awaitable[InboundEvent]]
 
 def build_router() -> Router:
     router = Router()
-    for area in (common, registration, reporter, staff, coordinator):
+    common.register(router)
+    registration.register(router, after=reporter.after_registration, other_skips=reporter.SKIPS)
+    for area in (reporter, staff, coordinator):
         area.register(router)
     return router
 
