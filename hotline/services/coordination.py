@@ -29,7 +29,8 @@ from hotline.services import permissions as perm
 from hotline.services.common import apply_sla, record, sla_clock, sla_days_for, transition
 from hotline.services.escalations import fire_now
 from hotline.services.kinds import add_affected
-from hotline.services.tickets import _check_text, _tell_person, _tell_reporter, route
+from hotline.services.telling import check_text, tell_person, tell_reporter
+from hotline.services.tickets import route
 from storage.models import Extension, LabelledExample, Person, Ticket
 from storage.uow import UnitOfWork
 
@@ -79,7 +80,7 @@ async def recategorise(
     # lead can reassign it. Anything else goes to the new group's least-loaded member.
     if moved and ticket.state != TicketState.WAITING_REPORTER.value:
         await route(uow, deps, ticket, group)
-    await _tell_reporter(uow, deps, ticket, "tickets.recategorised")
+    await tell_reporter(uow, deps, ticket, "tickets.recategorised")
 
 
 async def set_priority(
@@ -96,16 +97,16 @@ async def set_priority(
     record(uow, ticket, EventKind.PRIORITY_CHANGED, at=now, actor=actor, old=old, new=priority.value)
     record(uow, ticket, EventKind.DEADLINE_CHANGED, at=now, actor=actor,
            deadline=ticket.deadline_at.isoformat(), cycle=ticket.cycle, reason="priority")
-    await _tell_person(uow, deps, ticket, ticket.assignee_id, "tickets.priority_changed", skip=actor)
+    await tell_person(uow, deps, ticket, ticket.assignee_id, "tickets.priority_changed", skip=actor)
 
 
 async def reject(uow: UnitOfWork, deps: Deps, ticket: Ticket, actor: Person, reason: str) -> None:
     perm.require(perm.is_coordinator(actor), "reject tickets")
-    note = _check_text(reason, deps, "reason")
+    note = check_text(reason, deps, "reason")
     now = deps.clock.now()
     transition(uow, ticket, Action.REJECT, EventKind.REJECTED, at=now, actor=actor, note=note)
     ticket.closed_at = now
-    await _tell_reporter(uow, deps, ticket, "tickets.rejected", note=note)
+    await tell_reporter(uow, deps, ticket, "tickets.rejected", note=note)
 
 
 async def link_duplicate(
@@ -127,7 +128,7 @@ async def link_duplicate(
     if reporter is not None:
         await add_affected(uow, deps, original, reporter, ticket.contact_id, source="duplicate",
                            via=ticket)
-    await _tell_reporter(uow, deps, ticket, "tickets.duplicate", original=original.ref)
+    await tell_reporter(uow, deps, ticket, "tickets.duplicate", original=original.ref)
 
 
 # --------------------------------------------------------------------------------------------
@@ -148,7 +149,7 @@ async def request_extension(
     """
     perm.require(perm.can_work(actor, ticket), "request an extension")
     _require_open(ticket)
-    note = _check_text(reason, deps, "reason")
+    note = check_text(reason, deps, "reason")
     now = deps.clock.now()
     if new_deadline <= ticket.deadline_at or new_deadline <= now:
         raise InvalidInput("new deadline must be after the current one",
@@ -179,7 +180,7 @@ async def request_extension(
         # the coordinators, and the request they must act on should stay their latest message.
         await fire_now(uow, deps, ticket, step)
     for coordinator in await uow.people.with_role(Role.COORDINATOR):
-        await _tell_person(
+        await tell_person(
             uow, deps, ticket, coordinator.id, "tickets.extension_requested", skip=actor,
             note=note, actor=actor.display_name,
             new_deadline=lambda lang: format_local_date(new_deadline, lang, deps.settings.timezone),
@@ -229,12 +230,12 @@ async def decide_extension(
                extension_id=ext.id)
         record(uow, ticket, EventKind.DEADLINE_CHANGED, at=now, actor=actor,
                deadline=ticket.deadline_at.isoformat(), cycle=ticket.cycle, reason="extension")
-        await _tell_person(uow, deps, ticket, requester, "tickets.extension_approved", skip=actor)
-        await _tell_reporter(uow, deps, ticket, "tickets.deadline_extended")
+        await tell_person(uow, deps, ticket, requester, "tickets.extension_approved", skip=actor)
+        await tell_reporter(uow, deps, ticket, "tickets.deadline_extended")
     else:
         ext.status = ExtensionStatus.REFUSED.value
         record(uow, ticket, EventKind.EXTENSION_REFUSED, at=now, actor=actor, note=note,
                extension_id=ext.id)
-        await _tell_person(uow, deps, ticket, requester, "tickets.extension_refused", skip=actor,
+        await tell_person(uow, deps, ticket, requester, "tickets.extension_refused", skip=actor,
                            note=note or "")
     return ext
