@@ -41,19 +41,12 @@ _OPEN = sorted(OPEN)
 
 def rules_for(deps: Deps) -> Rules:
     """The digest rules of this installation (calendar, thresholds)."""
-    from hotline.domain import sla
-
     calendar = deps.calendar
-
-    def initial_deadline(at: datetime, days: int) -> datetime:
-        return sla.start_cycle(calendar, at, days).deadline_at
-
     return Rules(
         calendar=calendar,
         first_response_business_days=deps.settings.first_response_business_days,
         red_alert_threshold=deps.settings.red_alert_overdue_threshold,
         day_seconds=calendar.business_day_seconds,
-        initial_deadline=initial_deadline,
     )
 
 

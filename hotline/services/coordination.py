@@ -44,12 +44,8 @@ def _require_open(ticket: Ticket) -> None:
 
 def _rebudget(deps: Deps, ticket: Ticket, days: int) -> None:
     """Same cycle start, new SLA length (recategorisation or a priority change)."""
-    budget = sla.start_cycle(deps.calendar, ticket.cycle_started_at, days).budget_seconds
     ticket.sla_days = days
-    ticket.budget_seconds = budget
-    ticket.deadline_at = deps.calendar.add_business_seconds(
-        ticket.cycle_started_at, budget + ticket.paused_seconds
-    )
+    apply_sla(ticket, sla.rebudget(deps.calendar, sla_clock(ticket), days))
 
 
 async def recategorise(
@@ -72,7 +68,8 @@ async def recategorise(
     record(uow, ticket, EventKind.RECATEGORISED, at=now, actor=actor, note=None,
            old=old_category, new=category, old_group_id=old_group_id, group=group.code)
     record(uow, ticket, EventKind.DEADLINE_CHANGED, at=now, actor=actor,
-           deadline=ticket.deadline_at.isoformat(), cycle=ticket.cycle, reason="recategorised")
+           deadline=ticket.deadline_at.isoformat(), cycle=ticket.cycle, reason="recategorised",
+           sla_days=ticket.sla_days)
     uow.session.add(LabelledExample(text=ticket.description, label=category, source="correction",
                                     ticket_id=ticket.id, created_by_id=actor.id, created_at=now))
     moved = was_triage or old_group_id != group.id or ticket.assignee_id is None
@@ -96,7 +93,8 @@ async def set_priority(
     _rebudget(deps, ticket, sla_days_for(deps, ticket.category, priority.value))
     record(uow, ticket, EventKind.PRIORITY_CHANGED, at=now, actor=actor, old=old, new=priority.value)
     record(uow, ticket, EventKind.DEADLINE_CHANGED, at=now, actor=actor,
-           deadline=ticket.deadline_at.isoformat(), cycle=ticket.cycle, reason="priority")
+           deadline=ticket.deadline_at.isoformat(), cycle=ticket.cycle, reason="priority",
+           sla_days=ticket.sla_days)
     await tell_person(uow, deps, ticket, ticket.assignee_id, "tickets.priority_changed", skip=actor)
 
 
@@ -229,7 +227,8 @@ async def decide_extension(
         record(uow, ticket, EventKind.EXTENSION_APPROVED, at=now, actor=actor, note=note,
                extension_id=ext.id)
         record(uow, ticket, EventKind.DEADLINE_CHANGED, at=now, actor=actor,
-               deadline=ticket.deadline_at.isoformat(), cycle=ticket.cycle, reason="extension")
+               deadline=ticket.deadline_at.isoformat(), cycle=ticket.cycle, reason="extension",
+               requested=new_deadline.isoformat())
         await tell_person(uow, deps, ticket, requester, "tickets.extension_approved", skip=actor)
         await tell_reporter(uow, deps, ticket, "tickets.deadline_extended")
     else:

@@ -128,8 +128,8 @@ async def file_ticket(
         description=text,
         sla_days=days,
         accepted_at=now,
-        first_response_due_at=deps.calendar.add_business_days(
-            now, deps.settings.first_response_business_days
+        first_response_due_at=sla.first_response_due(
+            deps.calendar, now, deps.settings.first_response_business_days
         ),
         created_at=now,
         updated_at=now,
@@ -426,11 +426,12 @@ async def reopen(
     ticket.reopen_count += 1
     ticket.resolved_at = None
     ticket.closed_at = None
-    ticket.first_response_due_at = deps.calendar.add_business_days(
-        now, deps.settings.first_response_business_days
+    ticket.first_response_due_at = sla.first_response_due(
+        deps.calendar, now, deps.settings.first_response_business_days
     )
     record(uow, ticket, EventKind.DEADLINE_CHANGED, at=now, actor=reporter,
-           deadline=ticket.deadline_at.isoformat(), cycle=ticket.cycle, reason="reopen")
+           deadline=ticket.deadline_at.isoformat(), cycle=ticket.cycle, reason="reopen",
+           sla_days=ticket.sla_days)
     assignee = await uow.people.get(ticket.assignee_id) if ticket.assignee_id else None
     if assignee is None or not assignee.active:
         group = await uow.people.group_by_id(ticket.group_id)

@@ -31,7 +31,6 @@ RULES = Rules(
     calendar=CAL,
     day_seconds=CAL.business_day_seconds,
     red_alert_threshold=1,
-    initial_deadline=lambda at, days: sla.start_cycle(CAL, at, days).deadline_at,
 )
 GROUPS = [
     GroupInfo(1, "mps", "Bộ Công an", "Ministry of Public Security"),
