@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from hotline.clock import local_midnight
 from hotline.deps import Deps
-from hotline.domain import ids, sla
+from hotline.domain import ids, routing, sla
 from hotline.domain import payloads as P
 from hotline.domain.enums import OPEN_STATES, EventKind, Priority, Role, TicketState
 from hotline.domain.lifecycle import Action, can
@@ -166,15 +166,17 @@ async def file_ticket(
 
 
 async def choose_assignee(uow: UnitOfWork, deps: Deps, group: OwnerGroup) -> Person | None:
-    """Least-loaded member of the group (round robin on ties; leads if it has no members);
-    None when the group claims from its queue or has nobody."""
+    """``routing.least_loaded`` over the group's tiers (members, then leads); None when the
+    group claims from its queue or has nobody."""
     if group.claim_from_queue:
         return None
-    for roles in ([Role.MEMBER.value], [Role.LEAD.value]):
-        loaded = await uow.tickets.with_open_load(roles, group.id)
-        if loaded:
-            epoch = datetime.min.replace(tzinfo=deps.clock.now().tzinfo)
-            return min(loaded, key=lambda pl: (pl[1], pl[0].last_assigned_at or epoch, pl[0].id))[0]
+    epoch = datetime.min.replace(tzinfo=deps.clock.now().tzinfo)
+    for tier in routing.ASSIGNEE_TIERS:
+        chosen = routing.least_loaded(
+            await uow.tickets.with_open_load([r.value for r in tier], group.id), epoch
+        )
+        if chosen is not None:
+            return chosen
     return None
 
 
