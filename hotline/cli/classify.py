@@ -103,10 +103,8 @@ def _retrain(settings: Settings, taxonomy: Taxonomy) -> tuple[Any, dict[str, Any
     from hotline.classifier import retrain
     from hotline.classifier.model import training_examples
 
-    try:
-        from hotline.services.corrections import load_corrections
-    except ImportError as exc:  # the storage layer is not installed in this tree
-        raise HotlineError(f"coordinator corrections cannot be loaded: {exc}") from None
+    from hotline.services.corrections import load_corrections
+
     corrections = asyncio.run(load_corrections(settings))
     usable = [(t, label) for t, label in corrections if label in taxonomy.categories]
     classifier, path = retrain(usable, settings.classifier_cache_dir, taxonomy)
