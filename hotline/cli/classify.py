@@ -102,7 +102,6 @@ def _run(text: str | None, eval_file: Path | None, as_json: bool, retrain: bool)
 def _retrain(settings: Settings, taxonomy: Taxonomy) -> tuple[Any, dict[str, Any]]:
     from hotline.classifier import retrain
     from hotline.classifier.model import training_examples
-
     from hotline.services.corrections import load_corrections
 
     corrections = asyncio.run(load_corrections(settings))
