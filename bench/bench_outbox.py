@@ -80,9 +80,9 @@ async def worker(url: str, api: str, token: str, index: int, deadline: float,
     from bot.dispatcher import OutboxDispatcher
     from bot.telegram.client import create_bot
     from bot.telegram.sender import TelegramSender
-    from hotline.app import open_app
     from hotline.clock import SystemClock
     from hotline.config import Settings
+    from hotline.services.app import open_app
     from storage.models import OutboxMessage
 
     settings = Settings(database_url=url, _env_file=None)  # type: ignore[call-arg]
@@ -127,8 +127,8 @@ async def worker(url: str, api: str, token: str, index: int, deadline: float,
 
 # --- one configuration -----------------------------------------------------------------------------
 async def queue_workload(url: str, messages: int, one_chat: int) -> None:
-    from handlers.events import OutboundMessage
     from hotline.clock import SystemClock
+    from hotline.messages import OutboundMessage
     from hotline.services.notify import enqueue
 
     clock = SystemClock()

@@ -22,9 +22,9 @@ import pytest
 
 from bench.bench_outbox import worker
 from bot.ratelimit import SharedPacer
-from handlers.events import OutboundMessage
-from hotline.app import App
 from hotline.clock import SystemClock
+from hotline.deps import App
+from hotline.messages import OutboundMessage
 from hotline.services.notify import enqueue
 from storage.pacing import Reservation, pause_all, reserve_slots
 from tests.fakes import fake_token

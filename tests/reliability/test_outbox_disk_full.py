@@ -26,8 +26,9 @@ from pathlib import Path
 import pytest
 from aiogram import Bot
 
-from hotline.app import App, open_app
 from hotline.config import Settings
+from hotline.deps import App
+from hotline.services.app import open_app
 from tests.fakes.telegram_api import FakeTelegramServer
 from tests.integration.test_dispatcher import (
     RunningClock,
