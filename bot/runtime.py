@@ -44,7 +44,9 @@ from aiohttp import web
 from bot import numbered
 from bot.delivery import ChannelSender
 from bot.dispatcher import OutboxDispatcher
+from bot.inbox import Decoder, Inbox, InboxRunner, zalo_decoders
 from bot.telegram.commands import set_bot_commands
+from bot.telegram.inbox import TelegramInboxIntake, telegram_decoder
 from bot.telegram.runner import DEFAULT_DRAIN_TIMEOUT, PollingRunner, WebhookRunner
 from bot.telegram.sender import TelegramSender
 from handlers.engine import Engine
@@ -157,6 +159,8 @@ class BotRuntime:
         polling_timeout: int = 10,
         drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
         dispatcher_options: dict[str, Any] | None = None,
+        inbox: bool = True,
+        inbox_options: dict[str, Any] | None = None,
     ) -> None:
         self.app = app
         self.bot = bot
@@ -170,6 +174,10 @@ class BotRuntime:
         self.reuse_port = reuse_port
         self.drain_timeout = drain_timeout
 
+        self._sqlite_turns = asyncio.Lock() if app.engine.dialect.name == "sqlite" else None
+        # Webhooks record each update in the inbox and answer; it is processed from there.
+        self.inbox: Inbox | None = Inbox(app, turns=self._sqlite_turns) if inbox else None
+        decoders: dict[str, Decoder] = {}
         self.polling: PollingRunner | None = None
         self.telegram_webhook: WebhookRunner | None = None
         senders: dict[str, ChannelSender] = {}
@@ -178,6 +186,10 @@ class BotRuntime:
             if webhook:
                 self.telegram_webhook = WebhookRunner.from_settings(bot, self.handle, app.settings)
                 self.telegram_webhook.drain_timeout = drain_timeout
+                if self.inbox is not None:
+                    bridge = self.telegram_webhook.bridge
+                    self.telegram_webhook.intake = TelegramInboxIntake(self.inbox, bridge)
+                    decoders["telegram"] = telegram_decoder(lambda: bridge.known_username)
             else:
                 self.polling = PollingRunner(bot, self.handle, polling_timeout=polling_timeout,
                                              drain_timeout=drain_timeout)
@@ -185,7 +197,11 @@ class BotRuntime:
         self.zalo: Any = None
         builder = load_zalo_builder() if zalo else None
         if builder is not None and zalo_configured_settings(app.settings):
-            self.zalo = builder(app, self.handle)
+            if self.inbox is not None:
+                self.zalo = builder(app, self.handle, inbox=self.inbox)
+                decoders.update(zalo_decoders())
+            else:
+                self.zalo = builder(app, self.handle)
             senders.update(self.zalo.senders)
         if not senders:
             raise ConfigError(
@@ -200,7 +216,18 @@ class BotRuntime:
         factory = load_scheduler_factory() if scheduler else None
         self.scheduler: Any = factory(app) if factory is not None else None
 
-        self._sqlite_turns = asyncio.Lock() if app.engine.dialect.name == "sqlite" else None
+        dispatcher = self.dispatcher
+        self.inbox_runner: InboxRunner | None = None
+        if self.inbox is not None and decoders:
+            self.inbox_runner = InboxRunner(
+                app, self.engine, decoders, threaded=app.engine.dialect.name == "postgresql",
+                turns=self._sqlite_turns, drain_timeout=drain_timeout,
+                after=dispatcher.wake if dispatcher is not None else lambda: None,
+                **(inbox_options or {}),
+            )
+            self.inbox.on_record(self.inbox_runner.wake)
+        else:
+            self.inbox = None
         self._stop = asyncio.Event()
         self._dispatch_stop = asyncio.Event()
         self._zalo_stop = asyncio.Event()
@@ -287,6 +314,12 @@ class BotRuntime:
             await self._check_bot(bot)
         if self.scheduler is not None:
             await self.scheduler.start()
+        if self.inbox_runner is not None:
+            # What an earlier run recorded and did not process goes first, from here on.
+            if bot is not None and self.telegram_webhook is not None:
+                await self.telegram_webhook.bridge.username(bot)
+            await self.inbox_runner.start()
+            self._spawn(self.inbox_runner.finished(), "inbox processor")
         await self._start_web()
         if self.dispatcher is not None:
             self._spawn(self.dispatcher.run(self._dispatch_stop), "outbox dispatcher")
@@ -376,6 +409,11 @@ class BotRuntime:
             await runner.cleanup()  # stops listening, drains the Telegram bridge
         if self.zalo is not None:
             await self.zalo.drain()
+        # Nothing is recorded any more: process what waits, for up to the drain timeout; the
+        # rest stays recorded for the next start.
+        if self.inbox_runner is not None:
+            await self.inbox_runner.stop()
+            await _settle(by_name.get("inbox processor"))
         await _settle(by_name.get("zalo oa tokens"), cancel=True)
         # 2. The scheduler's running sweep finishes.
         if self.scheduler is not None:

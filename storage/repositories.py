@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from hotline.domain.enums import OPEN_STATES, OutboxStatus, Role
 from storage.conversation_state import ConversationState
@@ -123,12 +123,25 @@ class TicketRepository:
         self.session = session
 
     async def next_seq(self, year: int) -> int:
-        """Take the next number for ``year``; the row lock lasts until commit, so no gaps.
+        """Take the next number for ``year``.
 
-        Concurrent filers on PostgreSQL queue on the counter row; a rolled-back transaction
-        gives its number back. SQLite serialises writers anyway.
+        PostgreSQL: in a short transaction of its own (one autocommit statement), so the
+        counter row is locked for that statement only and concurrent filings do not queue
+        behind each other's whole transaction. The price is gaps: a filing that rolls back
+        after taking its number (a refused action, a crash) leaves that number unused. A
+        reference identifies a ticket -- it is never reused and stays in order of filing --
+        and nothing counts tickets by their numbers (digests count the tickets themselves),
+        so a missing number is harmless. SQLite has one writer: the number is taken in the
+        filing's own transaction (a second transaction would wait for the first) and a
+        rollback gives it back.
         """
-        stmt = _NEXT_SEQ[dialect_of(self.session)]
+        dialect = dialect_of(self.session)
+        stmt = _NEXT_SEQ[dialect]
+        bind = self.session.bind
+        if dialect == "postgresql" and isinstance(bind, AsyncEngine):
+            async with bind.connect() as conn:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                return int((await conn.execute(stmt, {"year": year})).scalar_one())
         return int((await self.session.execute(stmt, {"year": year})).scalar_one())
 
     def add(self, ticket: Ticket) -> None:

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from bot import jsonbody
+from bot.inbox import InboxWorker, submit_or_record
 from bot.zalo.bot_api import NO_UPDATE, ZaloBotClient, ZaloBotError
 from bot.zalo.bot_mapping import update_to_event
 from bot.zalo.common import EventHandler, ZaloTransportError
@@ -166,7 +167,7 @@ def secret_matches(presented: str | None, secret: str) -> bool:
 
 
 def add_bot_webhook_route(
-    app: web.Application, *, path: str, secret: str, worker: InboundWorker
+    app: web.Application, *, path: str, secret: str, worker: InboundWorker | InboxWorker
 ) -> None:
     """Mount the Bot Platform webhook on an existing aiohttp application."""
     if not secret or len(secret) < 8:
@@ -190,7 +191,9 @@ def add_bot_webhook_route(
         if event is None:
             # Authentic but unusable: acknowledge so the platform does not retry it forever.
             return web.json_response({"ok": True})
-        await worker.submit(event)
+        if not await submit_or_record(worker, event, raw):
+            # Not stored within Zalo's window: a non-2xx answer makes the platform retry.
+            return web.json_response({"ok": False, "description": "retry later"}, status=503)
         return web.json_response({"ok": True})
 
     app.router.add_post(path, webhook)

@@ -29,6 +29,7 @@ from datetime import timedelta
 from aiohttp import web
 
 from bot import jsonbody
+from bot.inbox import InboxWorker, submit_or_record
 from bot.zalo.common import EventHandler, as_str
 from bot.zalo.inbound import InboundWorker
 from bot.zalo.oa_mapping import FollowChange, event_to_inbound
@@ -100,7 +101,7 @@ class OAWebhook:
         *,
         app_id: str,
         secret: str,
-        worker: InboundWorker,
+        worker: InboundWorker | InboxWorker,
         on_follow: FollowHook | None = None,
         clock: Clock | None = None,
         max_age: timedelta | None = None,
@@ -162,8 +163,9 @@ class OAWebhook:
                 except Exception:
                     log.exception("zalo oa: follow/unfollow of %s not recorded", mapped.user_id)
                     return web.json_response({"error": -1, "message": "retry later"}, status=500)
-        elif mapped is not None:
-            await self.worker.submit(mapped)
+        elif mapped is not None and not await submit_or_record(self.worker, mapped, raw):
+            # Not stored within Zalo's window: a non-2xx answer makes Zalo deliver it again.
+            return web.json_response({"error": -1, "message": "retry later"}, status=503)
         return web.json_response({"error": 0, "message": "Success"})
 
 
