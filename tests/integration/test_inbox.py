@@ -113,7 +113,7 @@ async def test_a_dead_processors_chats_pass_on(app: App, is_pg: bool) -> None:
     stop = asyncio.Event()
     task = asyncio.create_task(dying.run(stop, drain_timeout=0))
     async with asyncio.timeout(10):
-        while sum(len(v) for v in seen.values()) < 10:
+        while sum(len(v) for v in seen.values()) < 10:  # noqa: ASYNC110 -- polled on purpose
             await asyncio.sleep(0.005)
     task.cancel()  # dies: rows handled are not deleted yet, and its locks go with its session
     await asyncio.gather(task, return_exceptions=True)

@@ -207,7 +207,8 @@ async def test_every_acknowledged_message_is_processed_exactly_once(
         if how == signal.SIGTERM:
             assert exit_code == 0
         durable = await processed(app) | await recorded(app)
-        print(f"\n{how.name}: {len(acked)} of {len(USERS)} answered 200, {len(await processed(app))} processed and {len(await recorded(app))} waiting in the inbox at the stop")
+        print(f"\n{how.name}: {len(acked)} of {len(USERS)} answered 200; at the stop "
+              f"{len(await processed(app))} processed, {len(await recorded(app))} in the inbox")
         lost = [user for user in acked if ids[user] not in durable]
         TALLY["kill_intake"] += 1
         TALLY["lost_reports"] += len(lost)
