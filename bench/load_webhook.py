@@ -101,8 +101,9 @@ TEXTS = [
     "Chua co huong dan ve chu ky so cho hop dong dien tu voi co quan nha nuoc",
 ]
 REF = re.compile(r"\b[A-Z]{2,4}-\d{4}-\d{4,}\b")
-#: Outbox rows each action leaves for the reporter's own chat.
-REPLIES = {"report": 2, "mine": 1, "status": 1}
+#: Outbox rows each action leaves for the reporter's own chat ("similar": the bot showed
+#: similar tickets first and the user chose "file mine", one more tap and answer).
+REPLIES = {"report": 2, "mine": 1, "status": 1, "similar": 1}
 
 
 def plan(budget: int) -> list[str]:
@@ -186,6 +187,13 @@ class Generator:
                         f"{TEXTS[(uid + k) % len(TEXTS)]} ({marker})", user=user))
                     seen += 1
                     draft = await self.reply(started, uid, seen)
+                    file_mine = _file_mine_button(draft)
+                    if file_mine is not None:  # similar tickets shown first: "no, file mine"
+                        load.actions[uid]["similar"] += 1
+                        started = await self.post(fake.callback_update(file_mine, message=draft,
+                                                                       user=user))
+                        seen += 1
+                        draft = await self.reply(started, uid, seen)
                     started = await self.post(fake.callback_update(_send_button(draft),
                                                                    message=draft, user=user))
                     seen += 1
@@ -218,6 +226,12 @@ class Generator:
         start = time.perf_counter()
         await asyncio.gather(*(lane() for _ in range(sessions)))
         self.load.seconds = time.perf_counter() - start
+
+
+def _file_mine_button(message: SentMessage) -> str | None:
+    found = [data for row in message.buttons for _, data in row
+             if data.startswith(P.SIMILAR_FILE + ":")]
+    return found[0] if found else None
 
 
 def _send_button(draft: SentMessage) -> str:

@@ -32,6 +32,7 @@ import copy
 import dataclasses
 import json
 import logging
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -50,6 +51,8 @@ Decoder = Callable[[Any], InboundEvent | None]
 #: Seconds between looks at the table when nothing woke the processor (other workers' rows,
 #: rows left by a crash).
 POLL_INTERVAL = 1.0
+#: Seconds a thread may hold the GIL while another waits for it (see ``InboxRunner.start``).
+SWITCH_INTERVAL = 0.001
 
 
 class Inbox:
@@ -307,6 +310,9 @@ class InboxRunner:
             if not main.is_closed():
                 main.call_soon_threadsafe(settle)
 
+        # The processor's Python work holds the GIL; a waiting webhook request gets it back
+        # after at most this long (default 5 ms), so an acknowledgement waits less behind it.
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
         self._thread = threading.Thread(target=self._thread_main, args=(after, finish),
                                         name="inbox processor", daemon=True)
         self._thread.start()
