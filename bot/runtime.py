@@ -13,11 +13,17 @@ Start
 Handling
     Each inbound event goes through ``Engine.handle`` (one transaction: dedupe, state change,
     replies in the outbox) and then wakes the dispatcher, so a reply leaves at once instead
-    of at the next poll. The engine never sends anything itself.
+    of at the next poll. The engine never sends anything itself. Webhooks (Telegram, Zalo)
+    first record the raw update in the inbox and answer; the inbox processor (``bot.inbox``,
+    on PostgreSQL in a thread of its own) takes it from there, per chat in arrival order, and
+    at start processes whatever an earlier run recorded and did not finish. Long polling
+    (Telegram, Zalo Bot) hands updates to the engine directly: the channel keeps an update
+    until a later poll confirms it, which only happens after the engine committed.
 
 Stop (SIGTERM/SIGINT or ``stop()``)
     1. stop taking updates: polling stops / the web server closes, in-flight handlers finish
-       their transaction (bounded by ``drain_timeout``);
+       their transaction (bounded by ``drain_timeout``); the inbox processor goes on with what
+       is recorded for up to ``drain_timeout`` and leaves the rest for the next start;
     2. the scheduler lets a running sweep finish and gives up leadership;
     3. the dispatcher finishes the sends in flight (a split text stops after its current
        piece) and leaves everything else in the outbox for the next start;
@@ -199,7 +205,8 @@ class BotRuntime:
         if builder is not None and zalo_configured_settings(app.settings):
             if self.inbox is not None:
                 self.zalo = builder(app, self.handle, inbox=self.inbox)
-                decoders.update(zalo_decoders())
+                if self.zalo.bot_webhook_worker is not None or self.zalo.oa_webhook is not None:
+                    decoders.update(zalo_decoders())
             else:
                 self.zalo = builder(app, self.handle)
             senders.update(self.zalo.senders)

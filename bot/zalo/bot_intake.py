@@ -11,8 +11,10 @@ poller removes one it finds (the operator chose polling in the configuration).
 The webhook (``bot_webhook_app`` / ``add_bot_webhook_route``) checks the
 ``X-Bot-Api-Secret-Token`` header against the secret given to ``setWebhook`` with a
 constant-time comparison before reading anything else; a missing or wrong secret is a 403 and
-nothing is processed. Accepted updates go through ``InboundWorker``: answered fast, processed
-in chat order, redeliveries dropped.
+nothing is processed. In ``hotline run`` an accepted update is recorded in the inbox
+(``bot.inbox``) before the 200 -- or answered 503 when it cannot be stored within Zalo's
+window, so the platform retries -- and processed from there in chat order. A stand-alone app
+(``bot_webhook_app``) hands it to an ``InboundWorker`` instead.
 """
 
 from __future__ import annotations

@@ -12,9 +12,11 @@ prefix. An optional ``max_age`` refuses old events; it is off by default because
 a failed event for up to about two hours with its original timestamp, and the engine's
 de-duplication on ``msg_id`` already makes a replay harmless.
 
-Zalo expects the answer within two seconds, so accepted events go through ``InboundWorker``
-(answer within its budget, finish in the background, one chat at a time, in-flight redeliveries
-dropped). Follow/unfollow update the contact directly (``contacts``), not through the engine.
+Zalo expects the answer within two seconds and never redelivers what it got a 200 for. In
+``hotline run`` an accepted event is recorded in the inbox (``bot.inbox``) before the 200, or
+answered 503 when it cannot be stored within the window (Zalo retries), and processed from
+there in chat order. A stand-alone app (``oa_webhook_app``) hands it to an ``InboundWorker``
+instead. Follow/unfollow update the contact directly (``contacts``), not through the engine.
 """
 
 from __future__ import annotations
