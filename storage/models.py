@@ -104,7 +104,7 @@ class Contact(Base):
 
 
 class TicketCounter(Base):
-    """One row per year; incremented under a row lock so refs are unique (see next_seq on gaps)."""
+    """One row per year (SQLite; PostgreSQL numbers from a sequence per year): see ``next_seq``."""
 
     __tablename__ = "ticket_counters"
 

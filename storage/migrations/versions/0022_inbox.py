@@ -6,6 +6,10 @@ Create Date: 2026-12-03 13:20:00
 
 A new, empty table: nothing to move. On downgrade, rows still waiting in it (updates answered
 but not yet processed) are lost, so stop the bot and let it drain before downgrading.
+
+Also from this version, PostgreSQL ticket numbers come from a sequence per year
+(``ticket_ref_<year>``), made by the year's first filing and set to continue after the year's
+``ticket_counters`` row and tickets (``TicketRepository.next_seq``); nothing to migrate.
 """
 
 from __future__ import annotations
