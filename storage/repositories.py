@@ -171,14 +171,16 @@ class TicketRepository:
         try:
             try:
                 async with conn.transaction():
-                    await conn.execute(f"CREATE SEQUENCE IF NOT EXISTS {name} AS bigint")
+                    # Not "IF NOT EXISTS": only its maker may set where it starts (another
+                    # worker's sequence may already have given numbers not yet committed).
+                    await conn.execute(f"CREATE SEQUENCE {name} AS bigint")
                     await conn.execute(
                         "SELECT setval($1::regclass, GREATEST(1, n), n > 0) FROM ("
                         " SELECT GREATEST(COALESCE((SELECT last_seq FROM ticket_counters"
                         "   WHERE year = $2), 0), COALESCE((SELECT max(seq) FROM tickets"
                         "   WHERE year = $2), 0)) AS n) AS given", name, year)
                     return int(await conn.fetchval("SELECT nextval($1::regclass)", name))
-            except asyncpg.PostgresError:  # made by another worker at the same moment
+            except (asyncpg.DuplicateTableError, asyncpg.UniqueViolationError):
                 log.info("ticket number sequence %s made concurrently", name)
             return int(await conn.fetchval("SELECT nextval($1::regclass)", name))
         finally:

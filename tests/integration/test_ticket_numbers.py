@@ -8,6 +8,8 @@ number. SQLite numbers inside the filing's transaction, without gaps.
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import text
 
 from hotline.app import App
@@ -38,3 +40,24 @@ async def test_numbering_goes_on_after_the_counter_of_an_older_database(app: App
         await uow.commit()
     assert (await file(app, reporter, contact, "a")).ref == "HL-2026-000042"
     assert (await file(app, reporter, contact, "b")).ref == "HL-2026-000043"
+
+
+async def test_first_filings_of_a_year_at_once_get_distinct_numbers(app: App, is_pg: bool) -> None:
+    """Several workers file the year's first tickets at the same moment: one of them makes the
+    year's sequence, and nobody resets it under the others' feet."""
+    if not is_pg:
+        return  # SQLite: one writer, nothing runs at once
+    async with app.uow() as uow:
+        await uow.session.execute(text("DROP SEQUENCE IF EXISTS ticket_ref_2031"))
+        await uow.commit()
+
+    async def take(i: int) -> int:
+        await asyncio.sleep(0.002 * i)  # spread over the time it takes to make the sequence
+        async with app.uow() as uow:
+            number = await uow.tickets.next_seq(2031)
+            await asyncio.sleep(0.05)  # the filing goes on before it commits
+            await uow.commit()
+            return number
+
+    numbers = await asyncio.gather(*(take(i) for i in range(12)))
+    assert sorted(numbers) == list(range(1, 13))
