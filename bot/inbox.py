@@ -38,8 +38,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from handlers.engine import Engine, database_unreachable
-from handlers.events import InboundEvent, OutboundMessage
-from hotline.app import App
+from hotline.deps import App
+from hotline.messages import InboundEvent, OutboundMessage
 from storage import inbox as store
 from storage.db import create_engine, make_sessionmaker
 
@@ -385,20 +385,6 @@ class InboxRunner:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
-
-
-def zalo_decoders() -> dict[str, Decoder]:
-    """The Zalo channels' readers (the webhooks record only what maps to an event)."""
-    from bot.zalo.bot_mapping import CHANNEL as BOT_CHANNEL
-    from bot.zalo.bot_mapping import update_to_event
-    from bot.zalo.oa_mapping import CHANNEL as OA_CHANNEL
-    from bot.zalo.oa_mapping import event_to_inbound
-
-    def oa(payload: Any) -> InboundEvent | None:
-        mapped = event_to_inbound(payload)
-        return mapped if isinstance(mapped, InboundEvent) else None
-
-    return {BOT_CHANNEL: update_to_event, OA_CHANNEL: oa}
 
 
 class InboxWorker:

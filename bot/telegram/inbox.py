@@ -21,7 +21,7 @@ from aiohttp import web
 from bot.inbox import Decoder, Inbox
 from bot.telegram.mapping import event_from_update
 from bot.telegram.runner import TelegramBridge
-from handlers.events import InboundEvent
+from hotline.messages import InboundEvent
 
 log = logging.getLogger(__name__)
 

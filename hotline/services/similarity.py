@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from hotline.app import Deps
+from hotline.deps import Deps
 from hotline.similarity.score import profile_of, similarity, term_weight
 from hotline.similarity.text import anchors, canonical_words, terms_of
 from storage import similarity as index

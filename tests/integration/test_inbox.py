@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from bot.inbox import Inbox, InboxProcessor
-from handlers.events import InboundEvent, OutboundMessage
-from hotline.app import App
+from hotline.deps import App
+from hotline.messages import InboundEvent, OutboundMessage
 from storage import inbox as store
 
 CHATS = [f"c{i}" for i in range(6)]

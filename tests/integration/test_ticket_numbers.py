@@ -12,7 +12,7 @@ import asyncio
 
 from sqlalchemy import text
 
-from hotline.app import App
+from hotline.deps import App
 from hotline.domain.enums import Role
 from storage.models import TicketCounter
 from tests.factories import file, make_reporter, make_staff

@@ -33,7 +33,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
-from hotline.app import App
+from hotline.deps import App
 from hotline.domain.enums import OrgKind
 from hotline.services import people
 from storage.models import InboundUpdate, InboxEntry, OutboxMessage
@@ -61,8 +61,8 @@ async def _child_run(start: datetime, port: int, ready: Any) -> None:
     suite's test seams)."""
     from bot.runtime import BotRuntime
     from handlers.harness import ScriptedClassifier
-    from hotline.app import open_app
     from hotline.config import load_settings
+    from hotline.services.app import open_app
 
     settings = load_settings()
     app = await open_app(settings, RunningClock(start), sync_groups=False)

@@ -10,9 +10,6 @@ from html.parser import HTMLParser
 import pytest
 from PIL import Image
 
-from bot.text import TELEGRAM_MESSAGE_LIMIT, utf16_length
-from escalation import sla
-from escalation.calendar import BusinessCalendar
 from hotline.digests import period as P
 from hotline.digests.chart import chart_png, overdue_title
 from hotline.digests.compute import Rules, compute_digest, group_view, reporter_view
@@ -24,7 +21,10 @@ from hotline.digests.render import (
     telegram_messages,
     telegram_text,
 )
+from hotline.domain import sla
+from hotline.domain.calendar import BusinessCalendar
 from hotline.taxonomy import load_taxonomy
+from hotline.text import TELEGRAM_MESSAGE_LIMIT, utf16_length
 from tests.conftest import local
 
 CAL = BusinessCalendar()
