@@ -13,11 +13,17 @@ Start
 Handling
     Each inbound event goes through ``Engine.handle`` (one transaction: dedupe, state change,
     replies in the outbox) and then wakes the dispatcher, so a reply leaves at once instead
-    of at the next poll. The engine never sends anything itself.
+    of at the next poll. The engine never sends anything itself. Webhooks (Telegram, Zalo)
+    first record the raw update in the inbox and answer; the inbox processor (``bot.inbox``,
+    on PostgreSQL in a thread of its own) takes it from there, per chat in arrival order, and
+    at start processes whatever an earlier run recorded and did not finish. Long polling
+    (Telegram, Zalo Bot) hands updates to the engine directly: the channel keeps an update
+    until a later poll confirms it, which only happens after the engine committed.
 
 Stop (SIGTERM/SIGINT or ``stop()``)
     1. stop taking updates: polling stops / the web server closes, in-flight handlers finish
-       their transaction (bounded by ``drain_timeout``);
+       their transaction (bounded by ``drain_timeout``); the inbox processor goes on with what
+       is recorded for up to ``drain_timeout`` and leaves the rest for the next start;
     2. the scheduler lets a running sweep finish and gives up leadership;
     3. the dispatcher finishes the sends in flight (a split text stops after its current
        piece) and leaves everything else in the outbox for the next start;
@@ -42,10 +48,13 @@ from aiohttp import web
 from bot import numbered
 from bot.delivery import ChannelSender
 from bot.dispatcher import OutboxDispatcher
+from bot.inbox import Decoder, Inbox, InboxRunner
 from bot.telegram.commands import set_bot_commands
+from bot.telegram.inbox import TelegramInboxIntake, telegram_decoder
 from bot.telegram.runner import DEFAULT_DRAIN_TIMEOUT, PollingRunner, WebhookRunner
 from bot.telegram.sender import TelegramSender
 from bot.zalo import setup as zalo_setup
+from bot.zalo.decoders import zalo_decoders
 from escalation.scheduler import build_scheduler
 from handlers.engine import Engine
 from hotline.config import Settings
@@ -123,6 +132,8 @@ class BotRuntime:
         polling_timeout: int = 10,
         drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
         dispatcher_options: dict[str, Any] | None = None,
+        inbox: bool = True,
+        inbox_options: dict[str, Any] | None = None,
     ) -> None:
         self.app = app
         self.bot = bot
@@ -136,6 +147,10 @@ class BotRuntime:
         self.reuse_port = reuse_port
         self.drain_timeout = drain_timeout
 
+        self._sqlite_turns = asyncio.Lock() if app.engine.dialect.name == "sqlite" else None
+        # Webhooks record each update in the inbox and answer; it is processed from there.
+        self.inbox: Inbox | None = Inbox(app, turns=self._sqlite_turns) if inbox else None
+        decoders: dict[str, Decoder] = {}
         self.polling: PollingRunner | None = None
         self.telegram_webhook: WebhookRunner | None = None
         senders: dict[str, ChannelSender] = {}
@@ -144,13 +159,22 @@ class BotRuntime:
             if webhook:
                 self.telegram_webhook = WebhookRunner.from_settings(bot, self.handle, app.settings)
                 self.telegram_webhook.drain_timeout = drain_timeout
+                if self.inbox is not None:
+                    bridge = self.telegram_webhook.bridge
+                    self.telegram_webhook.intake = TelegramInboxIntake(self.inbox, bridge)
+                    decoders["telegram"] = telegram_decoder(lambda: bridge.known_username)
             else:
                 self.polling = PollingRunner(bot, self.handle, polling_timeout=polling_timeout,
                                              drain_timeout=drain_timeout)
 
         self.zalo: Any = None
         if zalo and zalo_configured_settings(app.settings):
-            self.zalo = zalo_setup.build_zalo(app, self.handle)
+            if self.inbox is not None:
+                self.zalo = zalo_setup.build_zalo(app, self.handle, inbox=self.inbox)
+                if self.zalo.bot_webhook_worker is not None or self.zalo.oa_webhook is not None:
+                    decoders.update(zalo_decoders())
+            else:
+                self.zalo = zalo_setup.build_zalo(app, self.handle)
             senders.update(self.zalo.senders)
         if not senders:
             raise ConfigError(
@@ -164,7 +188,18 @@ class BotRuntime:
         )
         self.scheduler: Any = build_scheduler(app) if scheduler else None
 
-        self._sqlite_turns = asyncio.Lock() if app.engine.dialect.name == "sqlite" else None
+        dispatcher = self.dispatcher
+        self.inbox_runner: InboxRunner | None = None
+        if self.inbox is not None and decoders:
+            self.inbox_runner = InboxRunner(
+                app, self.engine, decoders, threaded=app.engine.dialect.name == "postgresql",
+                turns=self._sqlite_turns, drain_timeout=drain_timeout,
+                after=dispatcher.wake if dispatcher is not None else lambda: None,
+                **(inbox_options or {}),
+            )
+            self.inbox.on_record(self.inbox_runner.wake)
+        else:
+            self.inbox = None
         self._stop = asyncio.Event()
         self._dispatch_stop = asyncio.Event()
         self._zalo_stop = asyncio.Event()
@@ -251,6 +286,12 @@ class BotRuntime:
             await self._check_bot(bot)
         if self.scheduler is not None:
             await self.scheduler.start()
+        if self.inbox_runner is not None:
+            # What an earlier run recorded and did not process goes first, from here on.
+            if bot is not None and self.telegram_webhook is not None:
+                await self.telegram_webhook.bridge.username(bot)
+            await self.inbox_runner.start()
+            self._spawn(self.inbox_runner.finished(), "inbox processor")
         await self._start_web()
         if self.dispatcher is not None:
             self._spawn(self.dispatcher.run(self._dispatch_stop), "outbox dispatcher")
@@ -340,6 +381,11 @@ class BotRuntime:
             await runner.cleanup()  # stops listening, drains the Telegram bridge
         if self.zalo is not None:
             await self.zalo.drain()
+        # Nothing is recorded any more: process what waits, for up to the drain timeout; the
+        # rest stays recorded for the next start.
+        if self.inbox_runner is not None:
+            await self.inbox_runner.stop()
+            await _settle(by_name.get("inbox processor"))
         await _settle(by_name.get("zalo oa tokens"), cancel=True)
         # 2. The scheduler's running sweep finishes.
         if self.scheduler is not None:

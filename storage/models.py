@@ -104,7 +104,7 @@ class Contact(Base):
 
 
 class TicketCounter(Base):
-    """One row per year; incremented under a row lock so refs are unique and gap-free."""
+    """One row per year (SQLite; PostgreSQL numbers from a sequence per year): see ``next_seq``."""
 
     __tablename__ = "ticket_counters"
 
@@ -348,6 +348,30 @@ class InboundUpdate(Base):
 
     channel: Mapped[str] = mapped_column(String(16), primary_key=True)
     update_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    received_at: Mapped[datetime]
+
+
+class InboxEntry(Base):
+    """A raw inbound update, recorded (and committed) before the channel got its answer.
+
+    Processed from here in chat order (``id`` is the arrival order) and deleted afterwards;
+    ``inbound_updates`` -- written in the transaction of the update's effect -- is what makes
+    the effect happen once, so a row processed again after a crash changes nothing.
+    """
+
+    __tablename__ = "inbox"
+    __table_args__ = (
+        UniqueConstraint("channel", "update_id"),
+        Index("ix_inbox_chat_key_id", "chat_key", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    update_id: Mapped[str] = mapped_column(String(64))
+    #: ``channel:chat id``: the unit of ordering (one chat's updates run one after another).
+    chat_key: Mapped[str] = mapped_column(String(90))
+    #: The update as the channel sent it (JSON text).
+    payload: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime]
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from hotline.domain.enums import OPEN_STATES, OutboxStatus, Role
 from storage.conversation_state import ConversationState
@@ -24,6 +25,8 @@ from storage.models import (
     TicketCounter,
     TicketEvent,
 )
+
+log = logging.getLogger(__name__)
 
 _OPEN = [s.value for s in OPEN_STATES]
 
@@ -67,6 +70,13 @@ def _per_dialect(build: Any) -> dict[str, Any]:
 
 
 _CLAIM_UPDATE = _per_dialect(_claim_update)
+_SEQUENCE_EXISTS = text("SELECT to_regclass(CAST(:name AS text)) IS NOT NULL")
+_NEXTVAL = text("SELECT nextval(CAST(CAST(:name AS text) AS regclass))")
+
+
+def _sequence_name(year: int) -> str:
+    return f"ticket_ref_{int(year)}"
+
 _NEXT_SEQ = _per_dialect(_next_seq)
 _STORE_CONVERSATION = _per_dialect(_store_conversation)
 _UPDATE_CONVERSATION = (
@@ -123,13 +133,58 @@ class TicketRepository:
         self.session = session
 
     async def next_seq(self, year: int) -> int:
-        """Take the next number for ``year``; the row lock lasts until commit, so no gaps.
+        """Take the next number for ``year``.
 
-        Concurrent filers on PostgreSQL queue on the counter row; a rolled-back transaction
-        gives its number back. SQLite serialises writers anyway.
+        PostgreSQL: from the year's sequence (``ticket_ref_<year>``, made on first use), which
+        holds no lock beyond the call, so concurrent filings never wait for each other's
+        numbering. The price is gaps: a filing that rolls back after taking its number (a
+        refused action, a crash) leaves that number unused (a sequence never goes back). A
+        reference identifies a ticket -- unique, never reused, growing in the order of
+        filing -- and nothing counts tickets by their numbers (digests count the tickets
+        themselves), so a missing number is harmless. SQLite has one writer: the year's
+        ``ticket_counters`` row is incremented in the filing's own transaction and a rollback
+        gives the number back.
         """
-        stmt = _NEXT_SEQ[dialect_of(self.session)]
+        dialect = dialect_of(self.session)
+        if dialect == "postgresql":
+            name = _sequence_name(year)
+            if (await self.session.execute(_SEQUENCE_EXISTS, {"name": name})).scalar():
+                return int((await self.session.execute(_NEXTVAL, {"name": name})).scalar_one())
+            return await self._first_of_year(year)
+        stmt = _NEXT_SEQ[dialect]
         return int((await self.session.execute(stmt, {"year": year})).scalar_one())
+
+    async def _first_of_year(self, year: int) -> int:
+        """Once a year: make the sequence, continuing after the numbers already given (the
+        year's counter row, kept from before sequences, and the tickets), and take a number
+        from it. On a connection of its own, outside the pool: this transaction just looked
+        the name up and found nothing (PostgreSQL may keep that answer until it ends), and a
+        second connection from a pool that every filing is waiting on could never come.
+        Another worker making it at the same moment is fine (one of the two wins)."""
+        import asyncpg
+
+        bind = self.session.bind
+        assert isinstance(bind, AsyncEngine)
+        name = _sequence_name(year)
+        url = bind.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        conn = await asyncpg.connect(url)
+        try:
+            try:
+                async with conn.transaction():
+                    # Not "IF NOT EXISTS": only its maker may set where it starts (another
+                    # worker's sequence may already have given numbers not yet committed).
+                    await conn.execute(f"CREATE SEQUENCE {name} AS bigint")
+                    await conn.execute(
+                        "SELECT setval($1::regclass, GREATEST(1, n), n > 0) FROM ("
+                        " SELECT GREATEST(COALESCE((SELECT last_seq FROM ticket_counters"
+                        "   WHERE year = $2), 0), COALESCE((SELECT max(seq) FROM tickets"
+                        "   WHERE year = $2), 0)) AS n) AS given", name, year)
+                    return int(await conn.fetchval("SELECT nextval($1::regclass)", name))
+            except (asyncpg.DuplicateTableError, asyncpg.UniqueViolationError):
+                log.info("ticket number sequence %s made concurrently", name)
+            return int(await conn.fetchval("SELECT nextval($1::regclass)", name))
+        finally:
+            await conn.close()
 
     def add(self, ticket: Ticket) -> None:
         self.session.add(ticket)

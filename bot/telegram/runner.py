@@ -102,6 +102,27 @@ class TelegramBridge:
             await asyncio.gather(*still, return_exceptions=True)
         return not still
 
+    def track(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` in the background; ``drain`` waits for it like for a handler."""
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def answer_callback(self, bot: Bot, query_id: str, update_id: int) -> None:
+        """Stop the client's spinner (best effort: Telegram drops answers after ~15 s)."""
+        try:
+            async with asyncio.timeout(self._answer_timeout):
+                await bot.answer_callback_query(query_id)
+        except (TelegramAPIError, TimeoutError) as error:
+            log.info("answerCallbackQuery failed for update %s: %s", update_id, error)
+
+    async def username(self, bot: Bot) -> str | None:
+        return await self._username(bot)
+
+    @property
+    def known_username(self) -> str | None:
+        return self._bot_username
+
     async def _shielded(self, work: Coroutine[Any, Any, None]) -> None:
         # aiogram stops polling by cancelling the task that awaits us; the engine's work
         # runs in its own task so that cancellation cannot cut it in half.
@@ -303,6 +324,9 @@ class WebhookRunner:
         self._runner: web.AppRunner | None = None
         self._stop = asyncio.Event()
         self.dispatcher.startup.register(self._register_webhook)
+        #: When set (``bot.telegram.inbox``), an accepted update is recorded in the inbox and
+        #: answered, instead of being handled before the answer.
+        self.intake: Callable[[Any, bytes, Bot], Awaitable[web.StreamResponse]] | None = None
 
     @classmethod
     def from_settings(cls, bot: Bot, handler: EventHandler, settings: Settings) -> WebhookRunner:
@@ -395,7 +419,8 @@ class WebhookRunner:
         try:
             # Size and depth first (aiogram's own parse would recurse once per level: 100,000
             # "[" are a RecursionError and a 500); aiohttp keeps the bytes for aiogram's read.
-            jsonbody.parse(await request.read(), max_bytes=request.client_max_size)
+            raw = await request.read()
+            payload = jsonbody.parse(raw, max_bytes=request.client_max_size)
         except web.HTTPRequestEntityTooLarge:
             log.warning("webhook update refused: larger than %d bytes", request.client_max_size)
             return web.Response(status=413, text="Payload Too Large")
@@ -403,6 +428,8 @@ class WebhookRunner:
             log.warning("malformed webhook update refused: %s", bad.reason)
             return web.Response(status=400, text="Bad Request")
         try:
+            if self.intake is not None:
+                return await self.intake(payload, raw, self.bot)
             return await handler(request)
         except (json.JSONDecodeError, UnicodeDecodeError, ValidationError) as error:
             log.warning("malformed webhook update refused: %s", type(error).__name__)

@@ -11,8 +11,10 @@ poller removes one it finds (the operator chose polling in the configuration).
 The webhook (``bot_webhook_app`` / ``add_bot_webhook_route``) checks the
 ``X-Bot-Api-Secret-Token`` header against the secret given to ``setWebhook`` with a
 constant-time comparison before reading anything else; a missing or wrong secret is a 403 and
-nothing is processed. Accepted updates go through ``InboundWorker``: answered fast, processed
-in chat order, redeliveries dropped.
+nothing is processed. In ``hotline run`` an accepted update is recorded in the inbox
+(``bot.inbox``) before the 200 -- or answered 503 when it cannot be stored within Zalo's
+window, so the platform retries -- and processed from there in chat order. A stand-alone app
+(``bot_webhook_app``) hands it to an ``InboundWorker`` instead.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from bot import jsonbody
+from bot.inbox import InboxWorker, submit_or_record
 from bot.zalo.bot_api import NO_UPDATE, ZaloBotClient, ZaloBotError
 from bot.zalo.bot_mapping import update_to_event
 from bot.zalo.common import EventHandler, ZaloTransportError
@@ -166,7 +169,7 @@ def secret_matches(presented: str | None, secret: str) -> bool:
 
 
 def add_bot_webhook_route(
-    app: web.Application, *, path: str, secret: str, worker: InboundWorker
+    app: web.Application, *, path: str, secret: str, worker: InboundWorker | InboxWorker
 ) -> None:
     """Mount the Bot Platform webhook on an existing aiohttp application."""
     if not secret or len(secret) < 8:
@@ -190,7 +193,9 @@ def add_bot_webhook_route(
         if event is None:
             # Authentic but unusable: acknowledge so the platform does not retry it forever.
             return web.json_response({"ok": True})
-        await worker.submit(event)
+        if not await submit_or_record(worker, event, raw):
+            # Not stored within Zalo's window: a non-2xx answer makes the platform retry.
+            return web.json_response({"ok": False, "description": "retry later"}, status=503)
         return web.json_response({"ok": True})
 
     app.router.add_post(path, webhook)

@@ -1,4 +1,8 @@
-"""Running the engine for webhook events without making Zalo wait.
+"""Running the engine for webhook events without making Zalo wait (stand-alone webhook apps).
+
+``hotline run`` does not use this: its webhooks record each event in the inbox before they
+answer (``bot.inbox``), so an answered event survives a crash. What follows describes the
+in-memory worker the stand-alone apps (``bot_webhook_app``, ``oa_webhook_app``) still use.
 
 Zalo gives a webhook about two seconds to answer 200 and retries otherwise, so a webhook
 handler cannot simply await the engine (the classifier, a busy database). ``InboundWorker``

@@ -12,9 +12,11 @@ prefix. An optional ``max_age`` refuses old events; it is off by default because
 a failed event for up to about two hours with its original timestamp, and the engine's
 de-duplication on ``msg_id`` already makes a replay harmless.
 
-Zalo expects the answer within two seconds, so accepted events go through ``InboundWorker``
-(answer within its budget, finish in the background, one chat at a time, in-flight redeliveries
-dropped). Follow/unfollow update the contact directly (``contacts``), not through the engine.
+Zalo expects the answer within two seconds and never redelivers what it got a 200 for. In
+``hotline run`` an accepted event is recorded in the inbox (``bot.inbox``) before the 200, or
+answered 503 when it cannot be stored within the window (Zalo retries), and processed from
+there in chat order. A stand-alone app (``oa_webhook_app``) hands it to an ``InboundWorker``
+instead. Follow/unfollow update the contact directly (``contacts``), not through the engine.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from datetime import timedelta
 from aiohttp import web
 
 from bot import jsonbody
+from bot.inbox import InboxWorker, submit_or_record
 from bot.zalo.common import EventHandler, as_str
 from bot.zalo.inbound import InboundWorker
 from bot.zalo.oa_mapping import FollowChange, event_to_inbound
@@ -100,7 +103,7 @@ class OAWebhook:
         *,
         app_id: str,
         secret: str,
-        worker: InboundWorker,
+        worker: InboundWorker | InboxWorker,
         on_follow: FollowHook | None = None,
         clock: Clock | None = None,
         max_age: timedelta | None = None,
@@ -162,8 +165,9 @@ class OAWebhook:
                 except Exception:
                     log.exception("zalo oa: follow/unfollow of %s not recorded", mapped.user_id)
                     return web.json_response({"error": -1, "message": "retry later"}, status=500)
-        elif mapped is not None:
-            await self.worker.submit(mapped)
+        elif mapped is not None and not await submit_or_record(self.worker, mapped, raw):
+            # Not stored within Zalo's window: a non-2xx answer makes Zalo deliver it again.
+            return web.json_response({"error": -1, "message": "retry later"}, status=503)
         return web.json_response({"error": 0, "message": "Success"})
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
 
@@ -29,6 +29,9 @@ from bot.zalo.choices import NumberedMenus
 from bot.zalo.common import EventHandler
 from bot.zalo.contacts import set_contact_active
 from bot.zalo.inbound import InboundWorker
+
+if TYPE_CHECKING:
+    from bot.inbox import Inbox, InboxWorker
 from bot.zalo.oa_api import ZaloOAClient, ZaloOAuthClient
 from bot.zalo.oa_intake import OAWebhook, add_oa_webhook_route
 from bot.zalo.oa_mapping import CHANNEL as OA_CHANNEL
@@ -79,7 +82,7 @@ class ZaloChannels:
 
     senders: dict[str, ChannelSender] = field(default_factory=dict)
     poller: ZaloBotPoller | None = None
-    bot_webhook_worker: InboundWorker | None = None
+    bot_webhook_worker: InboundWorker | InboxWorker | None = None
     oa_webhook: OAWebhook | None = None
     oa_tokens: OATokenManager | None = None
     _settings: Settings | None = None
@@ -107,9 +110,19 @@ class ZaloChannels:
             await client.close()
 
 
-def build_zalo(app: App, handler: EventHandler) -> ZaloChannels:
-    """Clients, senders and intake for every configured Zalo channel (none if unconfigured)."""
+def build_zalo(app: App, handler: EventHandler, *, inbox: Inbox | None = None) -> ZaloChannels:
+    """Clients, senders and intake for every configured Zalo channel (none if unconfigured).
+    With an ``inbox`` the webhooks record each event there before answering (``bot.inbox``);
+    without, they hand it to ``handler`` through an ``InboundWorker``."""
     settings = app.settings
+
+    def webhook_worker() -> InboundWorker | InboxWorker:
+        if inbox is None:
+            return InboundWorker(handler)
+        from bot.inbox import InboxWorker
+
+        return InboxWorker(inbox)
+
     check_settings(settings)
     channels = ZaloChannels(_settings=settings)
     menus = NumberedMenus(app)
@@ -121,7 +134,7 @@ def build_zalo(app: App, handler: EventHandler) -> ZaloChannels:
         if settings.zalo_bot_mode == "polling":
             channels.poller = ZaloBotPoller(client, handler)
         else:
-            channels.bot_webhook_worker = InboundWorker(handler)
+            channels.bot_webhook_worker = webhook_worker()
     if oa_enabled(settings):
         api = ZaloOAClient(settings.zalo_oa_api_url)
         oauth = ZaloOAuthClient(settings.zalo_oa_oauth_url)
@@ -148,7 +161,7 @@ def build_zalo(app: App, handler: EventHandler) -> ZaloChannels:
         channels.oa_webhook = OAWebhook(
             app_id=settings.zalo_oa_app_id or "",
             secret=_secret(settings.zalo_oa_secret_key) or "",
-            worker=InboundWorker(handler),
+            worker=webhook_worker(),
             on_follow=on_follow,
             clock=app.clock,
         )

@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from hotline.deps import App
 from hotline.domain.enums import OrgKind
 from hotline.services import people
-from storage.models import Contact, OutboxMessage, Person
+from storage.models import Contact, InboxEntry, OutboxMessage, Person
 from tests.fakes.telegram_api import FakeTelegramServer
 
 WORKER = "reliability-worker"
@@ -175,6 +175,10 @@ async def wait_for(check: Callable[[], Any], within: float, what: str) -> None:
 
 
 async def all_sent(app: App) -> bool:
+    """Nothing left to do: every recorded update processed (the inbox is empty) and every
+    outbox row sent."""
+    if await count(app, InboxEntry):
+        return False
     return {row.status for row in await outbox_rows(app)} <= {"sent"}
 
 
