@@ -1,7 +1,7 @@
 """inbox: raw inbound updates recorded before the webhook answers (issues 17, 23)
 
-Revision ID: 0022_inbox
-Revises: 0021
+Revision ID: 0023_inbox
+Revises: 0022_send_pacing
 Create Date: 2026-12-03 13:20:00
 
 A new, empty table: nothing to move. On downgrade, rows still waiting in it (updates answered
@@ -21,8 +21,8 @@ from alembic import op
 
 import storage.types
 
-revision: str = "0022_inbox"
-down_revision: str | None = "0021"
+revision: str = "0023_inbox"
+down_revision: str | None = "0022_send_pacing"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
