@@ -3,6 +3,10 @@
 Written in the filing transaction, so a ticket is searchable the moment it exists; read with two
 small queries per search (candidate tickets by shared rare terms, then their documents), so no
 process ever loads the whole index. Same SQL on SQLite and PostgreSQL.
+
+Every ticket keeps its document; only tickets that may be suggested (open, or resolved within
+``similar_resolved_days``) keep their *postings* (``posted``): housekeeping prunes the others
+(``prune_postings``), so the index a search walks grows with the live tickets, not with history.
 """
 
 from __future__ import annotations
@@ -11,7 +15,18 @@ import zlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Float, TextClause, and_, bindparam, delete, or_, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    TextClause,
+    and_,
+    bindparam,
+    delete,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotline.domain.enums import OPEN_STATES, TicketState
@@ -37,26 +52,60 @@ def suggestible(resolved_since: datetime) -> ColumnElement[bool]:
     )
 
 
+def not_suggestible(resolved_since: datetime) -> ColumnElement[bool]:
+    """The negation of ``suggestible``, spelled out (``resolved_at`` may be NULL)."""
+    return or_(
+        Ticket.duplicate_of_id.is_not(None),
+        and_(Ticket.state.not_in(_OPEN),
+             or_(Ticket.state.not_in(_DONE), Ticket.resolved_at.is_(None),
+                 Ticket.resolved_at < resolved_since)),
+    )
+
+
+def is_suggestible(ticket: Ticket, resolved_since: datetime) -> bool:
+    """``suggestible`` for a loaded ticket."""
+    if ticket.duplicate_of_id is not None:
+        return False
+    if ticket.state in _OPEN:
+        return True
+    return (ticket.state in _DONE and ticket.resolved_at is not None
+            and ticket.resolved_at >= resolved_since)
+
+
 async def write_document(session: AsyncSession, ticket_id: int, words: Sequence[str],
-                         anchors: Iterable[str], terms: Iterable[str], now: datetime) -> None:
-    """(Re)index one ticket: its document and postings, replacing any earlier version."""
+                         anchors: Iterable[str], terms: Iterable[str], now: datetime,
+                         *, posted: bool = True) -> None:
+    """(Re)index one ticket: its document and, if ``posted`` (it may be suggested), its
+    postings, replacing any earlier version."""
     await session.execute(delete(SimilarityTerm).where(SimilarityTerm.ticket_id == ticket_id))
     await session.execute(delete(SimilarityDoc).where(SimilarityDoc.ticket_id == ticket_id))
     session.add(SimilarityDoc(ticket_id=ticket_id, text=" ".join(words),
-                              anchors=" ".join(sorted(anchors))[:400], indexed_at=now))
-    keys = sorted({term_key(t) for t in terms})
-    session.add_all([SimilarityTerm(term=k, ticket_id=ticket_id) for k in keys])
+                              anchors=" ".join(sorted(anchors))[:400], indexed_at=now,
+                              posted=posted))
+    if posted:
+        keys = sorted({term_key(t) for t in terms})
+        session.add_all([SimilarityTerm(term=k, ticket_id=ticket_id) for k in keys])
 
 
-#: Most recent suggestible tickets read per query term: bounds the work of a search however
-#: common a term is (a rewording shares some rare terms, which find older tickets too).
+#: Most recent postings read per query term: bounds the work of a search however common a
+#: term is (a rewording shares some rare terms, which find older tickets too).
 PER_TERM = 200
+#: Tickets with the most shared weight kept from the postings before the ticket conditions
+#: (suggestible, not the reporter's own) are checked on them.
+POOL = 200
 
 
 def _candidates_sql(terms: int, *, exclude: int, not_reporter: bool, not_organisation: bool) -> str:
     """The candidate query as text: built as SQLAlchemy Core, a union of fourteen limited
     subqueries took ~60 ms to compile per search (measured), ten times its execution. One
-    string per shape is cached; every value is a bound parameter."""
+    string per shape is cached; every value is a bound parameter.
+
+    Each term reads its ``PER_TERM`` most recent postings -- a backward walk of the ``(term,
+    ticket_id)`` primary key that touches nothing else (an index-only read on both databases);
+    one aggregate sums the weights per ticket, and only the ``POOL`` best are joined to
+    ``tickets`` for the conditions. Joining every posting instead (the first version) cost 3-4
+    times as much at 100,000 tickets; it is not needed because postings are kept only for
+    suggestible tickets (``prune_postings``), so few of the pool fail the conditions."""
     where = [
         "t.duplicate_of_id IS NULL",
         "(t.state IN (" + ", ".join(f"'{s}'" for s in _OPEN) + ") OR (t.state IN ("
@@ -71,12 +120,14 @@ def _candidates_sql(terms: int, *, exclude: int, not_reporter: bool, not_organis
     condition = " AND ".join(where)
     parts = [
         f"SELECT * FROM (SELECT st.ticket_id AS ticket_id, :w{i} AS w FROM similarity_terms st "
-        f"JOIN tickets t ON t.id = st.ticket_id WHERE st.term = :t{i} AND {condition} "
-        f"ORDER BY st.ticket_id DESC LIMIT {PER_TERM}) AS p{i}"
+        f"WHERE st.term = :t{i} ORDER BY st.ticket_id DESC LIMIT {PER_TERM}) AS p{i}"
         for i in range(terms)
     ]
-    return ("SELECT ticket_id, SUM(w) AS score FROM (" + " UNION ALL ".join(parts) + ") AS hits "
-            "GROUP BY ticket_id ORDER BY score DESC, ticket_id DESC LIMIT :limit")
+    return ("SELECT c.ticket_id, c.score FROM (SELECT ticket_id, SUM(w) AS score FROM ("
+            + " UNION ALL ".join(parts) + ") AS hits GROUP BY ticket_id "
+            f"ORDER BY score DESC, ticket_id DESC LIMIT {POOL}) AS c "
+            f"JOIN tickets t ON t.id = c.ticket_id WHERE {condition} "
+            "ORDER BY c.score DESC, c.ticket_id DESC LIMIT :limit")
 
 
 _SQL_CACHE: dict[tuple[int, int, bool, bool], TextClause] = {}
@@ -102,9 +153,8 @@ async def candidates(session: AsyncSession, weighted_terms: Sequence[tuple[str, 
     """Suggestible tickets sharing the most weight of ``weighted_terms``, best first; not those
     of ``not_reporter`` or ``not_organisation`` (a reporter is not offered their own).
 
-    Each term contributes its ``PER_TERM`` most recent suggestible tickets (a backward walk of
-    the ``(term, ticket_id)`` primary key), so a search reads a bounded number of postings on
-    both databases, whatever the size of the index."""
+    A search reads at most ``PER_TERM`` postings per term and ``POOL`` tickets, on both
+    databases, whatever the size of the index (see ``_candidates_sql``)."""
     if not weighted_terms:
         return []
     stmt = _candidates_statement(len(weighted_terms), len(exclude), not_reporter is not None,
@@ -137,3 +187,43 @@ async def unindexed_ticket_ids(session: AsyncSession, after: int, limit: int) ->
     stmt = (select(Ticket.id).where(Ticket.id > after, Ticket.id.not_in(indexed))
             .order_by(Ticket.id).limit(limit))
     return [int(x) for x in (await session.execute(stmt)).scalars()]
+
+
+async def unposted_live_ticket_ids(session: AsyncSession, resolved_since: datetime, after: int,
+                                   limit: int, *, open_only: bool = False) -> list[int]:
+    """Tickets whose document has no postings although they may be suggested again (reopened,
+    or ``similar_resolved_days`` raised), in id order from ``after``. ``open_only``: open
+    states only (the nightly check: reads only open tickets)."""
+    live = Ticket.state.in_(_OPEN) if open_only else suggestible(resolved_since)
+    stmt = (select(SimilarityDoc.ticket_id)
+            .join(Ticket, Ticket.id == SimilarityDoc.ticket_id)
+            .where(SimilarityDoc.posted.is_(False), SimilarityDoc.ticket_id > after, live,
+                   Ticket.duplicate_of_id.is_(None))
+            .order_by(SimilarityDoc.ticket_id).limit(limit))
+    return [int(x) for x in (await session.execute(stmt)).scalars()]
+
+
+async def posted_stale_ticket_ids(session: AsyncSession, resolved_since: datetime, after: int,
+                                  limit: int) -> list[int]:
+    """Tickets that still have postings but may no longer be suggested (resolved before
+    ``resolved_since``, closed without resolution, rejected, linked as a duplicate), in id
+    order from ``after``. Reads the posted documents only (``ix_similarity_docs_posted``)."""
+    stmt = (select(SimilarityDoc.ticket_id)
+            .join(Ticket, Ticket.id == SimilarityDoc.ticket_id)
+            .where(SimilarityDoc.posted.is_(True), SimilarityDoc.ticket_id > after,
+                   not_suggestible(resolved_since))
+            .order_by(SimilarityDoc.ticket_id).limit(limit))
+    return [int(x) for x in (await session.execute(stmt)).scalars()]
+
+
+async def drop_postings(session: AsyncSession, ticket_ids: Sequence[int]) -> int:
+    """Remove the postings of ``ticket_ids`` (their documents stay, ``posted`` false);
+    returns how many postings went."""
+    if not ticket_ids:
+        return 0
+    ids = list(ticket_ids)
+    gone = (await session.execute(
+        delete(SimilarityTerm).where(SimilarityTerm.ticket_id.in_(ids)))).rowcount or 0
+    await session.execute(update(SimilarityDoc).where(SimilarityDoc.ticket_id.in_(ids))
+                          .values(posted=False))
+    return int(gone)
