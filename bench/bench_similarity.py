@@ -117,7 +117,7 @@ def _rows(n: int, rng: random.Random, now: datetime, reporter_id: int, org_id: i
             rating=None, rating_comment=None, created_at=created, updated_at=created))
         words, found = canonical_words(text), anchors(text)
         docs.append(dict(ticket_id=i + 1, text=" ".join(words), anchors=" ".join(sorted(found)),
-                         indexed_at=now, posted=True))
+                         indexed_at=now, posted=True, norm=profile_of(words, found, chars=False).norm))
         posts += [dict(term=k, ticket_id=i + 1) for k in {term_key(t) for t in terms_of(words, found)}]
     # In key order: each B-tree grows at its end instead of splitting pages all over.
     posts.sort(key=lambda r: (r["term"], r["ticket_id"]))

@@ -19,14 +19,23 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from hotline.app import App, Deps
-from hotline.similarity.score import char_grams, profile_of, similarity, term_weight, upper_bound
+from hotline.similarity.score import (
+    ANCHOR_BONUS,
+    COVERAGE_WEIGHT,
+    WORD_WEIGHT,
+    char_grams,
+    profile_of,
+    similarity,
+    term_weight,
+    upper_bound,
+)
 from hotline.similarity.text import anchors, canonical_words, terms_of
 from storage import similarity as index
 from storage.models import Person, Ticket
 from storage.uow import UnitOfWork
 
-#: Query terms looked up in the index (the rarest first): enough to find a rewording, few
-#: enough that a query reads a bounded number of postings.
+#: Query terms looked up in the index (the rarest in it first): enough to find a rewording,
+#: few enough that a query reads a bounded number of postings.
 QUERY_TERMS = 14
 #: Candidates re-scored per search.
 CANDIDATES = 24
@@ -52,15 +61,26 @@ async def index_ticket(uow: UnitOfWork, deps: Deps, ticket: Ticket) -> None:
     reopened: its postings may have been pruned)."""
     words, found = canonical_words(ticket.description), anchors(ticket.description)
     await index.write_document(uow.session, ticket.id, words, found, terms_of(words, found),
-                               deps.clock.now(),
+                               deps.clock.now(), norm=profile_of(words, found, chars=False).norm,
                                posted=index.is_suggestible(ticket, _resolved_since(deps)))
 
 
-def _query_terms(words: list[str], found: frozenset[str]) -> list[tuple[str, float]]:
+#: Query terms (the heaviest) whose postings are counted to choose the rarest in the index.
+COUNTED_TERMS = 32
+
+
+async def _query_terms(uow: UnitOfWork, words: list[str],
+                       found: frozenset[str]) -> list[tuple[str, float]]:
+    """The query's rarest terms *in the index*, with their weights: terms no live ticket has
+    are left out (an English word the glossary does not map finds nothing, and would take the
+    place of one that does), then the least frequent first, ties by weight."""
     weighted = [(t, ANCHOR_TERM_WEIGHT if t.startswith("#") else term_weight(t))
                 for t in terms_of(words, found)]
     weighted.sort(key=lambda tw: -tw[1])
-    return weighted[:QUERY_TERMS]
+    weighted = weighted[:COUNTED_TERMS]
+    df = await index.frequencies(uow.session, [t for t, _ in weighted])
+    present = sorted((d, -w, t) for (t, w), d in zip(weighted, df, strict=True) if d > 0)
+    return [(t, -w) for _, w, t in present[:QUERY_TERMS]]
 
 
 async def search(
@@ -74,18 +94,18 @@ async def search(
     words, found = canonical_words(text), anchors(text)
     if not words:
         return []
-    ids = await index.candidates(uow.session, _query_terms(words, found), _resolved_since(deps),
-                                 limit=CANDIDATES, exclude=exclude,
-                                 not_reporter=for_reporter.id if for_reporter else None,
-                                 not_organisation=for_reporter.organisation_id if for_reporter else None)
-    docs = await index.documents(uow.session, ids)
     query = profile_of(words, found)
+    found_docs = await index.candidates(
+        uow.session,
+        index.Query(await _query_terms(uow, words, found), query.norm, WORD_WEIGHT, COVERAGE_WEIGHT,
+                    ANCHOR_BONUS, ANCHOR_TERM_WEIGHT ** 2),
+        _resolved_since(deps), limit=CANDIDATES, exclude=exclude,
+        not_reporter=for_reporter.id if for_reporter else None,
+        not_organisation=for_reporter.organisation_id if for_reporter else None)
     scored: list[tuple[float, int]] = []
-    for i in ids:
-        if i not in docs:
-            continue
-        doc_words = docs[i][0].split()
-        stored = profile_of(doc_words, frozenset(docs[i][1].split()), chars=False)
+    for i, doc_text, doc_anchors in found_docs:
+        doc_words = doc_text.split()
+        stored = profile_of(doc_words, frozenset(doc_anchors.split()), chars=False)
         if cut > 0 and upper_bound(query, stored) < cut:
             continue  # cannot reach the threshold: its character pieces are not worth making
         scored.append((similarity(query, replace(stored, chars=char_grams(doc_words))), i))

@@ -1,4 +1,5 @@
-"""similarity index: postings only for tickets that may be suggested (similarity_docs.posted)
+"""similarity index: postings only for tickets that may be suggested (similarity_docs.posted);
+document norms for ranking candidates (similarity_docs.norm)
 
 Revision ID: 0022
 Revises: 0021
@@ -6,6 +7,8 @@ Create Date: 2026-12-03 13:20:00
 
 Every existing document has its postings, so ``posted`` starts true; the next housekeeping run
 (or ``hotline similar --prune``) removes the postings of long-closed tickets and clears it.
+``norm`` starts NULL (candidates are then ranked as if as long as the query); ``hotline similar
+--reindex`` fills it.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ def upgrade() -> None:
     with op.batch_alter_table("similarity_docs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("posted", sa.Boolean(), nullable=False,
                                       server_default=sa.true()))
+        batch_op.add_column(sa.Column("norm", sa.Float(), nullable=True))
     with op.batch_alter_table("similarity_docs", schema=None) as batch_op:
         batch_op.alter_column("posted", server_default=None)
         batch_op.create_index(batch_op.f("ix_similarity_docs_posted"), ["posted", "ticket_id"],
@@ -34,4 +38,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("similarity_docs", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_similarity_docs_posted"))
+        batch_op.drop_column("norm")
         batch_op.drop_column("posted")
