@@ -21,8 +21,8 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import Result, machine, pop_json_arg, print_table, write_results
-from escalation import sla
-from escalation.calendar import BusinessCalendar
+from hotline.domain import sla
+from hotline.domain.calendar import BusinessCalendar
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 WORK_START, WORK_END = time(8), time(17)

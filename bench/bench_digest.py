@@ -41,14 +41,14 @@ from bench.common import (
     temp_database,
     write_results,
 )
-from escalation import sla
-from hotline.app import App
 from hotline.clock import ManualClock
+from hotline.deps import App
 from hotline.digests import build_digest
 from hotline.digests import period as P
 from hotline.digests.chart import chart_png
 from hotline.digests.compute import group_view
 from hotline.digests.render import html_report, telegram_messages
+from hotline.domain import sla
 from storage.models import (
     GroupAlert,
     Organisation,

@@ -49,8 +49,8 @@ from bench.common import (
 )
 from handlers.engine import Engine
 from handlers.harness import ScriptedClassifier, ScriptedUser
-from hotline.app import App
 from hotline.clock import ManualClock
+from hotline.deps import App
 from hotline.domain import payloads as P
 from hotline.domain.enums import OrgKind, Role
 from hotline.services import people

@@ -46,12 +46,12 @@ from bench.common import (
     temp_database,
     write_results,
 )
-from escalation import ladder, sla
-from escalation.ladder import Extras, Thresholds, TicketSnapshot
 from escalation.sweep import _plan, sweep
-from hotline.app import App
 from hotline.clock import ManualClock
+from hotline.deps import App
+from hotline.domain import ladder, sla
 from hotline.domain.enums import OrgKind, Role
+from hotline.domain.ladder import Extras, Thresholds, TicketSnapshot
 from hotline.services import people
 from storage.models import Escalation, Extension, Ticket
 

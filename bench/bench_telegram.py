@@ -58,11 +58,11 @@ from bench.common import (
 )
 from bot.runtime import BotRuntime
 from bot.telegram.runner import WebhookRunner
-from handlers.events import InboundEvent, OutboundMessage
 from handlers.harness import ScriptedClassifier
-from hotline.app import App
 from hotline.clock import ManualClock
+from hotline.deps import App
 from hotline.domain.enums import OrgKind
+from hotline.messages import InboundEvent, OutboundMessage
 from hotline.services import people
 from hotline.services.notify import enqueue
 from storage.models import InboundUpdate

@@ -53,11 +53,11 @@ from sqlalchemy import func, insert, select
 
 from bench.bench_digest import NOW, populate
 from bench.common import machine, open_fresh_app, postgres_available, print_table, temp_database
-from hotline.app import App
 from hotline.clock import ManualClock
+from hotline.deps import App
+from hotline.services.signin import create_signin_link
 from hotline.web.app import build_web_app
 from hotline.web.sessions import COOKIE
-from hotline.web.signin import create_signin_link
 from hotline.web.state import STATE
 from storage.models import Person, TicketEvent
 

@@ -61,8 +61,8 @@ class Result:
 async def open_fresh_app(url: str, clock: Any, **settings: Any) -> Any:
     """The application on a new, empty schema at ``url`` (one bench run's throw-away
     database), with ``settings`` over the defaults and no ``.env`` file."""
-    from hotline.app import open_app
     from hotline.config import Settings
+    from hotline.services.app import open_app
     from storage.db import create_engine, create_schema
 
     engine = create_engine(url)

@@ -69,12 +69,13 @@ from bench.common import (
     temp_database,
     write_results,
 )
-from hotline.app import App, open_app
 from hotline.clock import ManualClock
 from hotline.config import Settings
+from hotline.deps import App
 from hotline.domain import payloads as P
 from hotline.domain.enums import OrgKind, Role
 from hotline.services import people
+from hotline.services.app import open_app
 from storage import migrate
 from storage.models import Contact, InboundUpdate, OutboxMessage, Ticket
 from tests.fakes.telegram_api import FakeTelegramServer, SentMessage

@@ -14,9 +14,9 @@ from typing import TextIO
 
 from bot import numbered
 from handlers.engine import Engine
-from handlers.events import InboundEvent, OutboundMessage, clean_text, sanitised
-from hotline.app import App
+from hotline.deps import App
 from hotline.i18n import t
+from hotline.messages import InboundEvent, OutboundMessage, clean_text, sanitised
 
 CHANNEL = "console"
 QUIT_WORDS = frozenset({"/quit", "/exit"})

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
-from handlers.events import OutboundMessage
+from hotline.messages import OutboundMessage
 
 DeliveryStatus = Literal["sent", "retry_after", "transient", "blocked", "bad_markup", "permanent"]
 

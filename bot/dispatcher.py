@@ -69,11 +69,11 @@ from sqlalchemy import and_, func, or_, select, update
 
 from bot.delivery import ChannelSender, DeliveryResult
 from bot.ratelimit import ChatLimits, Pacer, is_group_chat
-from bot.text import split_message
-from handlers.events import OutboundMessage
-from hotline.app import App
 from hotline.clock import Clock
+from hotline.deps import App
 from hotline.domain.enums import OutboxStatus
+from hotline.messages import OutboundMessage
+from hotline.text import split_message
 from storage.models import Contact, OutboxMessage
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ import json
 import re
 from typing import Any
 
-from handlers.events import without_surrogates
+from hotline.messages import without_surrogates
 
 #: Deeper than any Telegram or Zalo update (about six levels), far below Python's recursion limit.
 MAX_DEPTH = 32

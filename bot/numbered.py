@@ -23,9 +23,9 @@ from datetime import datetime
 from sqlalchemy import delete
 
 from handlers import choices as choice_rules
-from handlers.events import InboundEvent, OutboundMessage
-from hotline.app import App
+from hotline.deps import App
 from hotline.i18n import plain
+from hotline.messages import InboundEvent, OutboundMessage
 from storage.models import KeyValue
 from storage.uow import UnitOfWork
 

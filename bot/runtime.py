@@ -5,10 +5,10 @@
 Start
     The Telegram token is checked first (``getMe``): a revoked or mistyped token is one clear
     error at start-up, not a polling loop that retries forever. Then the command menu, the
-    escalation scheduler (if ``escalation.scheduler`` is installed), the web server (one aiohttp
-    app on one port: Telegram webhook, Zalo webhooks, and the dashboard and public board of
-    ``hotline.web``), the outbox dispatcher, and finally the update intake (long polling by
-    default, or the webhook server already listening).
+    escalation scheduler (``escalation.scheduler``), the web server (one aiohttp app on one
+    port: Telegram webhook, Zalo webhooks, and the dashboard and public board of ``hotline.web``
+    when the CLI passes its ``setup_web``), the outbox dispatcher, and finally the update
+    intake (long polling by default, or the webhook server already listening).
 
 Handling
     Each inbound event goes through ``Engine.handle`` (one transaction: dedupe, state change,
@@ -23,15 +23,13 @@ Stop (SIGTERM/SIGINT or ``stop()``)
        piece) and leaves everything else in the outbox for the next start;
     4. HTTP sessions are closed. The database is closed by whoever opened the ``App``.
 
-Zalo channels run alongside when configured (``bot.zalo.setup.build_zalo``); if that package
-is absent the runtime simply has no Zalo.
+Zalo channels run alongside when configured (``bot.zalo.setup.build_zalo``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import signal
 from collections.abc import Callable, Coroutine, Iterator
@@ -47,13 +45,19 @@ from bot.dispatcher import OutboxDispatcher
 from bot.telegram.commands import set_bot_commands
 from bot.telegram.runner import DEFAULT_DRAIN_TIMEOUT, PollingRunner, WebhookRunner
 from bot.telegram.sender import TelegramSender
+from bot.zalo import setup as zalo_setup
+from escalation.scheduler import build_scheduler
 from handlers.engine import Engine
-from handlers.events import InboundEvent, OutboundMessage
-from hotline.app import App
 from hotline.config import Settings
+from hotline.deps import App
 from hotline.errors import ConfigError
+from hotline.messages import InboundEvent, OutboundMessage
 
 log = logging.getLogger(__name__)
+
+#: Mounts the web dashboard, public board and API on the server (``hotline.web.app.setup_web``);
+#: passed in by the CLI, which sits above both the bot and the web.
+WebSetup = Callable[[web.Application, App], None]
 
 #: How often the Zalo OA token pair is refreshed ahead of expiry on a quiet OA.
 OA_REFRESH_SECONDS = 1800.0
@@ -63,48 +67,9 @@ WEB_MAX_BODY = 1024 * 1024
 DB_RETRY_SECONDS = 300.0
 
 
-def load_scheduler_factory() -> Callable[[App], Any] | None:
-    """``escalation.scheduler.build_scheduler`` if installed (``hotline run`` works without)."""
-    try:
-        module = importlib.import_module("escalation.scheduler")
-    except ModuleNotFoundError as exc:
-        if exc.name in ("escalation.scheduler", "escalation"):
-            return None
-        raise
-    return getattr(module, "build_scheduler", None)
-
-
-def load_web_setup() -> Callable[[web.Application, App], None] | None:
-    """``hotline.web.app.setup_web`` (dashboard, public board, API) if the web is installed."""
-    try:
-        module = importlib.import_module("hotline.web.app")
-    except ModuleNotFoundError as exc:
-        if exc.name in ("hotline.web.app", "hotline.web"):
-            return None
-        raise
-    return getattr(module, "setup_web", None)
-
-
-def load_zalo_builder() -> Callable[[App, Callable[[InboundEvent], Any]], Any] | None:
-    """``bot.zalo.setup.build_zalo`` if the Zalo adapters are installed."""
-    try:
-        module = importlib.import_module("bot.zalo.setup")
-    except ModuleNotFoundError as exc:
-        if exc.name in ("bot.zalo.setup", "bot.zalo"):
-            return None
-        raise
-    return getattr(module, "build_zalo", None)
-
-
 def zalo_configured_settings(settings: Settings) -> bool:
     """Whether any Zalo channel is configured (without building anything)."""
-    try:
-        module = importlib.import_module("bot.zalo.setup")
-    except ModuleNotFoundError as exc:
-        if exc.name in ("bot.zalo.setup", "bot.zalo"):
-            return False
-        raise
-    return bool(module.bot_enabled(settings) or module.oa_enabled(settings))
+    return bool(zalo_setup.bot_enabled(settings) or zalo_setup.oa_enabled(settings))
 
 
 @contextlib.contextmanager
@@ -129,12 +94,13 @@ def stop_on_signals(stop: Callable[[], None], enabled: bool = True) -> Iterator[
 class BotRuntime:
     """Everything ``hotline run`` runs, wired from an ``App`` and an optional Telegram ``Bot``.
 
-    ``bot=None`` runs without Telegram (Zalo only). The web dashboard and public board
-    (``hotline.web``) are served on the same port as the webhooks, in polling mode too, unless
-    ``web=False``. Options for tests and benchmarks: ``port=0`` listens on a free port (see
-    ``local_url``), ``dispatch=False`` leaves the outbox alone, ``scheduler=False`` skips the
-    escalation scheduler, ``verify_token=False`` skips the ``getMe`` check. ``reuse_port=True``
-    shares the port with other workers (``hotline run --workers``, ``bot.workers``).
+    ``bot=None`` runs without Telegram (Zalo only). ``web`` mounts the web dashboard and public
+    board (``hotline.web.app.setup_web``, passed in by the CLI) on the same port as the webhooks,
+    in polling mode too; without it (``None``/``False``) no pages are served. Options for tests
+    and benchmarks: ``port=0`` listens on a free port (see ``local_url``), ``dispatch=False``
+    leaves the outbox alone, ``scheduler=False`` skips the escalation scheduler,
+    ``verify_token=False`` skips the ``getMe`` check. ``reuse_port=True`` shares the port with
+    other workers (``hotline run --workers``, ``bot.workers``).
     """
 
     def __init__(
@@ -148,7 +114,7 @@ class BotRuntime:
         scheduler: bool = True,
         dispatch: bool = True,
         zalo: bool = True,
-        web: bool = True,
+        web: WebSetup | bool | None = None,
         set_commands: bool = True,
         verify_token: bool = True,
         host: str | None = None,
@@ -161,7 +127,7 @@ class BotRuntime:
         self.app = app
         self.bot = bot
         self.webhook = webhook
-        self.web = web
+        self.web = web if callable(web) else None
         self.engine = engine or Engine(app, intake=[numbered.intake])
         self.set_commands = set_commands
         self.verify_token = verify_token
@@ -183,9 +149,8 @@ class BotRuntime:
                                              drain_timeout=drain_timeout)
 
         self.zalo: Any = None
-        builder = load_zalo_builder() if zalo else None
-        if builder is not None and zalo_configured_settings(app.settings):
-            self.zalo = builder(app, self.handle)
+        if zalo and zalo_configured_settings(app.settings):
+            self.zalo = zalo_setup.build_zalo(app, self.handle)
             senders.update(self.zalo.senders)
         if not senders:
             raise ConfigError(
@@ -197,8 +162,7 @@ class BotRuntime:
             OutboxDispatcher(app, senders, worker_id=worker_id, **(dispatcher_options or {}))
             if dispatch else None
         )
-        factory = load_scheduler_factory() if scheduler else None
-        self.scheduler: Any = factory(app) if factory is not None else None
+        self.scheduler: Any = build_scheduler(app) if scheduler else None
 
         self._sqlite_turns = asyncio.Lock() if app.engine.dialect.name == "sqlite" else None
         self._stop = asyncio.Event()
@@ -326,7 +290,7 @@ class BotRuntime:
         zalo_routes = self.zalo is not None and (
             self.zalo.bot_webhook_worker is not None or self.zalo.oa_webhook is not None
         )
-        setup_web = load_web_setup() if self.web else None
+        setup_web = self.web
         if self.telegram_webhook is None and not zalo_routes and setup_web is None:
             return
         # One aiohttp app on one port: Telegram's webhook (secret guard, aiogram handler, and

@@ -16,7 +16,7 @@ A sweep every minute reads every open ticket, so this module keeps the read lean
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -28,14 +28,13 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
-from escalation import ladder
-from escalation.ladder import Extras, Thresholds
+from hotline.domain import ladder
 from hotline.domain.enums import EscalationLevel, EventKind, Priority, TicketState
+from hotline.domain.ladder import Extras, Thresholds
+from storage.batching import IN_CHUNK, chunks
 from storage.models import Escalation, Extension, Ticket, TicketEvent
 from storage.types import UTCDateTime
 
-#: Ids per ``IN (...)`` list, below both SQLite's and PostgreSQL's bound-parameter limits.
-IN_CHUNK = 5000
 OPEN = sorted(ladder.OPEN_STATE_VALUES)
 T = TypeVar("T")
 
@@ -46,11 +45,6 @@ MASK_SETS: tuple[frozenset[str], ...] = tuple(
     for mask in range(1 << len(LEVEL_BITS))
 )
 ALL_FIRED = (1 << len(LEVEL_BITS)) - 1
-
-
-def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _sqlite_utc(value: str | None) -> datetime | None:

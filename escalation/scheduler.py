@@ -2,7 +2,7 @@
 
 APScheduler 3 (``AsyncIOScheduler``) in the programme's time zone runs, in every process:
 
-* ``leader-election`` every few seconds: keep or take leadership (``escalation.leader``);
+* ``leader-election`` every few seconds: keep or take leadership (``escalation.leadership``);
 * ``sweep`` every ``settings.sweep_interval_seconds``;
 * ``weekly-digest`` on ``weekly_digest_weekday`` at ``weekly_digest_hour``:00;
 * ``monthly-report`` on ``monthly_report_day`` at the same hour;
@@ -39,10 +39,11 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
 
-from escalation.leader import Leadership, make_leadership
+from escalation.leadership import Leadership, make_leadership
 from escalation.sweep import SweepReport, sweep
-from hotline.app import App
 from hotline.config import Settings
+from hotline.deps import App
+from hotline.digests import send_scheduled_digests
 from hotline.services.housekeeping import PruneReport, prune_transport_tables
 from hotline.services.similarity import prune_postings
 from storage.db import upsert_insert
@@ -87,19 +88,6 @@ def latest_occasion(kind: DigestKind, now: datetime, settings: Settings) -> date
     return candidate.astimezone(UTC)
 
 
-def load_digest_sender() -> DigestSender | None:
-    """``hotline.digests.send_scheduled_digests`` if that package exists yet."""
-    import importlib
-
-    try:
-        module = importlib.import_module("hotline.digests")
-    except ModuleNotFoundError as exc:
-        if exc.name in ("hotline.digests", "hotline"):
-            return None
-        raise
-    return getattr(module, "send_scheduled_digests", None)
-
-
 class HotlineScheduler:
     """The scheduler plus leadership; ``hotline run`` awaits ``start()`` and ``shutdown()``."""
 
@@ -110,8 +98,11 @@ class HotlineScheduler:
         leadership: Leadership | None = None,
         election_seconds: float = ELECTION_SECONDS,
         sweep_seconds: float | None = None,
+        digest_sender: DigestSender | None = None,
     ) -> None:
         self.app = app
+        #: ``hotline.digests.send_scheduled_digests`` unless a test passes its own.
+        self.digest_sender: DigestSender = digest_sender or send_scheduled_digests
         self.leadership = leadership or make_leadership(app.engine)
         self.tz = ZoneInfo(app.settings.timezone)
         self.scheduler = AsyncIOScheduler(timezone=self.tz)
@@ -243,12 +234,8 @@ class HotlineScheduler:
                 return False
             if done is not None and done >= occasion:
                 return False
-            sender = load_digest_sender()
-            if sender is None:
-                log.info("%s digest due but hotline.digests is not installed; skipped", kind)
-                return False
             try:
-                await sender(self.app, now, kind)
+                await self.digest_sender(self.app, now, kind)
             except Exception:
                 log.exception("%s digest failed; it will be retried at the next election", kind)
                 return False

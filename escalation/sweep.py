@@ -14,7 +14,7 @@ messages, in the same transaction. So
   step is "due by now and not in the table", not "due in the last minute".
 
 The pass reads the open tickets' SLA columns in one query and decides in Python with the pure
-ladder (``escalation.ladder``), then writes only the tickets that have something to fire, a few
+ladder (``hotline.domain.ladder``), then writes only the tickets that have something to fire, a few
 hundred per transaction, so a crash loses at most one uncommitted batch and a 100k-ticket
 sweep where little is due costs about two SELECTs (``escalation.scan``).
 
@@ -40,31 +40,23 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy import insert as insert_core
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from escalation import ladder, scan
-from escalation.alerts import AlertChanges, red_groups, update_alerts
-from escalation.ladder import NO_EXTRAS, Extras, Step, Thresholds
-from escalation.notices import Audience, Notices, pending_extensions
-from hotline.app import App, Deps
+from escalation import scan
 from hotline.clock import ManualClock, ensure_utc
+from hotline.deps import App, Deps
+from hotline.domain import ladder
 from hotline.domain.enums import (
-    EscalationLevel,
-    EventKind,
-    Priority,
     TicketState,
 )
+from hotline.domain.ladder import NO_EXTRAS, Extras, Step, Thresholds
 from hotline.errors import HotlineError
-from storage.db import upsert_insert
+from hotline.services.alerts import AlertChanges, update_alerts
+from hotline.services.escalations import FiredStep, hold_until, write_steps
+from hotline.services.notices import Audience, Notices
 from storage.models import (
-    Escalation,
-    OutboxMessage,
     OwnerGroup,
     Ticket,
-    TicketEvent,
 )
-from storage.uow import UnitOfWork
 
 #: Tickets per write transaction: small enough that a crash loses little and row locks are
 #: short, large enough that a catch-up over 100k tickets is a few hundred commits.
@@ -73,20 +65,6 @@ DEFAULT_BATCH_SIZE = 250
 
 #: Called after a batch is written and before it is committed (crash tests, progress).
 BeforeCommit = Callable[[int], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class FiredStep:
-    ticket_id: int
-    ref: str
-    group: str
-    level: str
-    reason: str
-    cycle: int
-    due_at: datetime
-    #: Outbox rows written (0 in a dry run, or when nobody with a contact holds the role).
-    messages: int = 0
-    held_until: datetime | None = None
 
 
 @dataclass
@@ -192,12 +170,6 @@ def pinned_deps(app: App, now: datetime) -> Deps:
     return Deps(
         settings=app.settings, clock=ManualClock(now), calendar=app.calendar, taxonomy=app.taxonomy
     )
-
-
-def hold_until(deps: Deps, now: datetime) -> datetime | None:
-    """When messages created at ``now`` may go out (None: at once, we are in working hours)."""
-    moment = deps.calendar.next_working_moment(now)
-    return moment if moment > now else None
 
 
 # ------------------------------------------------------------------------------------------
@@ -316,116 +288,6 @@ async def _fire_batch(
             await ctx.before_commit(index)
         await uow.commit()
         ctx.report.fired.extend(fired_steps)
-
-
-async def write_steps(
-    session: AsyncSession, decided: Sequence[tuple[Ticket, Step]], *, now: datetime,
-    hold: datetime | None, audience: Audience, notices: Notices,
-) -> tuple[list[FiredStep], int]:
-    """Record decided steps exactly once each, in the caller's transaction (not committed).
-
-    Each step is an ``escalations`` row inserted with ``ON CONFLICT DO NOTHING ... RETURNING``;
-    only the rows really inserted get their ESCALATED event and their messages, held until
-    ``hold`` unless the ticket is critical. Returns the fired steps and how many were already
-    in the table. Shared by the sweep and by services that fire a step as it happens
-    (``fire_now``), so both leave the same trace for digests, dashboards and later sweeps.
-    """
-    await audience.load_roles(session)
-    values = [
-        {
-            "ticket_id": ticket.id,
-            "level": step.level.value,
-            "cycle": step.cycle,
-            "reason": step.reason.value,
-            "due_at": step.due_at,
-            "fired_at": now,
-        }
-        for ticket, step in decided
-    ]
-    # executemany: one cached statement, sent as multi-row batches by the driver layer.
-    insert = (
-        upsert_insert(session, Escalation.__table__)
-        .on_conflict_do_nothing(index_elements=["ticket_id", "level", "cycle"])
-        .returning(Escalation.ticket_id, Escalation.level, Escalation.cycle)
-    )
-    inserted = {tuple(row) for row in await session.execute(insert, values)}
-    already = len(values) - len(inserted)
-    mine = [(tk, s) for tk, s in decided if (tk.id, s.level.value, s.cycle) in inserted]
-    if not mine:
-        return [], already
-    await audience.ensure(session, {tk.assignee_id for tk, _ in mine if tk.assignee_id})
-    pending = await pending_extensions(
-        session, [tk.id for tk, s in mine if s.level is EscalationLevel.L2]
-    )
-    events: list[dict[str, Any]] = []
-    outbox: list[dict[str, Any]] = []
-    fired_steps: list[FiredStep] = []
-    for ticket, step in mine:
-        held = None if ticket.priority == Priority.CRITICAL.value else hold
-        messages = notices.outbox_rows(
-            ticket, step, pending_extension=pending.get(ticket.id), held_until=held
-        )
-        outbox += messages
-        sent = len(messages)
-        group = audience.groups.get(ticket.group_id)
-        events.append(
-            {
-                "ticket_id": ticket.id,
-                "kind": EventKind.ESCALATED.value,
-                "actor_id": None,
-                "at": now,
-                "from_state": None,
-                "to_state": None,
-                "note": None,
-                "data": {
-                    "level": step.level.value,
-                    "reason": step.reason.value,
-                    "cycle": step.cycle,
-                    "due_at": step.due_at.isoformat(),
-                    # Messages queued to people; 0 means nobody could be told (no
-                    # recipient): the step is recorded so it is not retried, never counted
-                    # as sent (digests count ``messages``).
-                    "messages": sent,
-                    "no_recipient": sent == 0,
-                    "held_until": held.isoformat() if held else None,
-                },
-            }
-        )
-        fired_steps.append(
-            FiredStep(
-                ticket_id=ticket.id, ref=ticket.ref, group=group.code if group else "",
-                level=step.level.value, reason=step.reason.value, cycle=step.cycle,
-                due_at=step.due_at, messages=sent, held_until=held,
-            )
-        )
-    # The ticket's updated_at is left alone on purpose: an escalation is not activity on
-    # the ticket, and "longest stalled" in digests must not be reset by our own nagging.
-    await session.execute(insert_core(TicketEvent.__table__), events)
-    if outbox:
-        await session.execute(insert_core(OutboxMessage.__table__), outbox)
-    return fired_steps, already
-
-
-async def fire_now(uow: UnitOfWork, deps: Deps, ticket: Ticket, step: Step) -> FiredStep | None:
-    """Fire one step as the act that triggers it is recorded, in that act's transaction.
-
-    For triggers that are acts rather than elapsed time (``ladder.extension_request_step``):
-    waiting for the next sweep would race with whatever the act leads to next. The step is
-    written by ``write_steps`` with the sweep's audience, texts (the red line comes from the
-    open red alerts, as of the last sweep) and working-hours hold, so a later sweep finds the
-    level fired and stays silent, and the unique key keeps a step the sweep fired first from
-    firing twice. Returns the fired step, or None if its level had already fired in its cycle.
-    """
-    session = uow.session
-    now = ensure_utc(deps.clock.now())
-    await uow.flush()  # the triggering act's rows first, so events read in order
-    thresholds = Thresholds.from_settings(deps.settings)
-    audience = Audience()
-    notices = Notices(deps.settings, deps.calendar, thresholds, now, await red_groups(uow),
-                      audience)
-    fired, _ = await write_steps(session, [(ticket, step)], now=now, hold=hold_until(deps, now),
-                                 audience=audience, notices=notices)
-    return fired[0] if fired else None
 
 
 async def _refs(app: App, ids: Sequence[int]) -> dict[int, tuple[str, int]]:
@@ -604,9 +466,9 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
 async def _main(argv: Sequence[str]) -> int:
     import json
 
-    from hotline.app import open_app
     from hotline.clock import Clock, SystemClock
     from hotline.config import load_settings
+    from hotline.services.app import open_app
 
     args = _parse_args(argv)
     overrides: dict[str, object] = {}

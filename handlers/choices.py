@@ -15,9 +15,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from handlers.events import Button, OutboundMessage
 from hotline.domain.reports import fold
 from hotline.errors import InvalidInput
+from hotline.messages import Button, OutboundMessage
 
 _NUMBER = re.compile(r"^\s*\[?\s*(\d{1,3})\s*[.)\]]?\s*$")
 _NOT_WORD = re.compile(r"[^\w]+")

@@ -10,10 +10,11 @@ from handlers import reporter, staff
 from handlers.context import Context, stale
 from handlers.render import action_buttons, ticket_card
 from handlers.router import Router
-from handlers.view import actions_for, visible_ticket
+from handlers.ticket_actions import actions_for, visible_ticket
 from hotline.domain import payloads as P
 from hotline.domain.enums import Role
 from hotline.errors import HotlineError, InvalidInput
+from hotline.services.signin import create_signin_link
 
 _HELP_BY_ROLE = {
     Role.REPORTER.value: "engine.help_reporter",
@@ -68,10 +69,6 @@ async def web(ctx: Context, _arg: str) -> None:
     account is the credential). The token is stored in this event's transaction, so it exists
     exactly when the reply carrying it is committed."""
     person = ctx.require_person()
-    try:
-        from hotline.web import create_signin_link
-    except ImportError:  # a build without the dashboard
-        raise HotlineError("no dashboard", key="engine.unknown_command") from None
     link = await create_signin_link(ctx.uow, ctx.app, person)
     ctx.say("engine.web_link", link=link, minutes=ctx.app.settings.web_signin_ttl_minutes)
 

@@ -14,11 +14,11 @@ from typing import Any
 
 from markupsafe import Markup
 
-from handlers.events import Button, InboundEvent, OutboundMessage
-from hotline.app import App
+from hotline.deps import App
 from hotline.domain.enums import Role
 from hotline.errors import Forbidden, HotlineError
 from hotline.i18n import format_local_date, t
+from hotline.messages import Button, InboundEvent, OutboundMessage
 from storage.conversation_state import IDLE, ConversationState
 from storage.models import Contact, Person
 from storage.uow import UnitOfWork

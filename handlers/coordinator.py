@@ -13,15 +13,15 @@ from handlers import registration
 from handlers.context import Context, stale
 from handlers.render import action_buttons, group_names, open_buttons, rows, ticket_card, ticket_list
 from handlers.router import Router, Step
-from handlers.view import actions_for, ticket_for_action, visible_ticket
+from handlers.ticket_actions import actions_for, ticket_for_action, visible_ticket
 from hotline.domain import payloads as P
 from hotline.domain.enums import OPEN_STATES, ExtensionStatus, Priority, TicketState
 from hotline.domain.ids import row_id
 from hotline.domain.reports import has_words
 from hotline.errors import HotlineError, InvalidInput
-from hotline.services import coordination, similarity
+from hotline.services import coordination, queries, similarity
 from hotline.services import permissions as perm
-from storage.models import Extension, Ticket
+from storage.models import Ticket
 
 REJECT_REASON = "reject_reason"
 RECAT_PICK = "recat_pick"
@@ -232,7 +232,7 @@ async def extension_button(ctx: Context, arg: str, approve: bool) -> None:
     ext_id = row_id(arg)
     if person is None or not perm.is_coordinator(person) or ext_id is None:
         raise stale()
-    ext = await ctx.uow.session.get(Extension, ext_id)
+    ext = await queries.extension(ctx.uow, ext_id)
     if ext is None or ext.status != ExtensionStatus.PENDING.value:
         raise stale()
     decided = await coordination.decide_extension(ctx.uow, ctx.app, ext.id, person, approve)

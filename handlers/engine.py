@@ -33,12 +33,12 @@ from markupsafe import Markup
 
 from handlers import common, coordinator, group_chat, registration, reporter, staff
 from handlers.context import Context
-from handlers.events import InboundEvent, OutboundMessage, sanitised
 from handlers.router import Router
-from hotline.app import App
 from hotline.clock import local_midnight
+from hotline.deps import App
 from hotline.errors import HotlineError
 from hotline.i18n import LANGUAGES, normalise_language, t
+from hotline.messages import InboundEvent, OutboundMessage, sanitised
 from hotline.services import people
 from hotline.services.notify import enqueue
 from storage.conversation_state import ConversationState
@@ -53,7 +53,9 @@ IntakeHook = Callable[[UnitOfWork, InboundEvent], Awaitable[InboundEvent]]
 
 def build_router() -> Router:
     router = Router()
-    for area in (common, registration, reporter, staff, coordinator):
+    common.register(router)
+    registration.register(router, after=reporter.after_registration, other_skips=reporter.SKIPS)
+    for area in (reporter, staff, coordinator):
         area.register(router)
     return router
 

@@ -27,9 +27,9 @@ import re
 from dataclasses import replace
 from datetime import datetime
 
-from handlers.events import InboundEvent, OutboundMessage
-from hotline.app import App
+from hotline.deps import App
 from hotline.i18n import normalise_language, t
+from hotline.messages import InboundEvent, OutboundMessage
 from hotline.services import people
 from storage.uow import UnitOfWork
 

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from handlers.engine import Engine
-from handlers.events import Attachment, Button, EventKind, InboundEvent, OutboundMessage
 from hotline.i18n import plain
+from hotline.messages import Attachment, Button, EventKind, InboundEvent, OutboundMessage
 
 _update_ids = itertools.count(1)
 

@@ -7,10 +7,12 @@ the profile is complete, so nobody has to type their problem twice.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from typing import Any
 
 from handlers.context import Context, stale
-from handlers.router import Router, Step
+from handlers.router import Prompt, Router, Step
 from hotline.domain import payloads as P
 from hotline.domain.enums import OrgKind
 from hotline.domain.reports import has_words
@@ -23,6 +25,11 @@ REG_ORG = "reg_org"
 REG_KIND = "reg_kind"
 REG_TAX = "reg_tax"
 REG_NAME = "reg_name"
+
+#: What happens once the profile is saved, given the conversation data (``pending``, ``then``);
+#: the report flow passes it in (``handlers.engine.build_router``), so this module needs no
+#: import of it.
+AfterRegistration = Callable[[Context, dict[str, Any]], Awaitable[None]]
 
 #: Typed answers accepted instead of a button press (channels without buttons, habits).
 _LANG_WORDS = {"vi": "vi", "tiếng việt": "vi", "tieng viet": "vi", "vietnamese": "vi",
@@ -59,12 +66,12 @@ def cancel_row(ctx: Context) -> list[Any]:
     return [ctx.button("engine.btn.cancel", P.build(P.CANCEL))]
 
 
-def set_language(ctx: Context, lang: str) -> None:
+async def set_language(ctx: Context, lang: str) -> None:
     if lang not in LANGUAGES:
         raise InvalidInput("unsupported language", key="error.bad_language",
                            languages=", ".join(LANGUAGES))
     if ctx.person is not None:
-        ctx.person.language = people.set_language_value(lang)
+        await people.set_language(ctx.uow, ctx.person, lang)
     data = ctx.data
     data["lang"] = lang
     ctx.conv.data = data
@@ -107,7 +114,7 @@ async def prompt_lang(ctx: Context) -> None:
 async def lang_button(ctx: Context, arg: str) -> None:
     if arg not in LANGUAGES:
         raise stale()
-    set_language(ctx, arg)
+    await set_language(ctx, arg)
     if ctx.step == REG_LANG:
         ctx.set_step(REG_ORG, **_carry(ctx))
         await prompt_org(ctx)
@@ -120,7 +127,7 @@ async def lang_command(ctx: Context, arg: str) -> None:
     if not code:
         ctx.say("engine.choose_language", buttons=language_buttons(ctx))
         return
-    set_language(ctx, _LANG_WORDS.get(code, code))
+    await set_language(ctx, _LANG_WORDS.get(code, code))
     if ctx.step == REG_LANG:
         ctx.set_step(REG_ORG, **_carry(ctx))  # the router asks the next question
     else:
@@ -183,32 +190,28 @@ async def prompt_name(ctx: Context) -> None:
     ctx.say("engine.ask_name", buttons=rows)
 
 
-async def handle_name(ctx: Context, text: str) -> None:
+async def handle_name(ctx: Context, text: str, *, after: AfterRegistration) -> None:
     if not has_words(text):
         raise InvalidInput("no words", key="engine.name_need_words")
-    await _finish(ctx, people.clean_name(text, "name"))
+    await _finish(ctx, people.clean_name(text, "name"), after)
 
 
-async def skip_button(ctx: Context, arg: str) -> None:
-    """Skip buttons of the profile; the rating-comment skip is handled in the reporter module."""
+async def skip_button(ctx: Context, arg: str, *, after: AfterRegistration,
+                      other_skips: Mapping[str, Prompt]) -> None:
+    """Skip buttons of the profile; other areas' skips (the rating comment) come in
+    ``other_skips`` from whoever wires the router, so this module imports none of them."""
     if arg == "tax" and ctx.step == REG_TAX:
         ctx.set_step(REG_NAME, **(_carry(ctx) | {"tax": None}))
         await prompt_name(ctx)
     elif arg == "name" and ctx.step == REG_NAME and ctx.contact.display_name:
-        await _finish(ctx, ctx.contact.display_name)
-    elif arg == "comment":
-        from handlers.reporter import skip_comment
-
-        await skip_comment(ctx)
-    elif arg == "rating":
-        from handlers.reporter import later_rating
-
-        await later_rating(ctx)
+        await _finish(ctx, ctx.contact.display_name, after)
+    elif arg in other_skips:
+        await other_skips[arg](ctx)
     else:
         raise stale()
 
 
-async def _finish(ctx: Context, contact_name: str) -> None:
+async def _finish(ctx: Context, contact_name: str, after: AfterRegistration) -> None:
     data = ctx.data
     if "org" not in data or "kind" not in data:
         raise stale()
@@ -219,25 +222,22 @@ async def _finish(ctx: Context, contact_name: str) -> None:
     )
     ctx.clear_step()
     ctx.say("engine.registered", name=ctx.person.display_name, org=data["org"])
-    from handlers import reporter
-
-    pending = data.get("pending")
-    if pending:
-        await reporter.start_draft(ctx, pending.get("text", ""), pending.get("att", []))
-    elif data.get("then") == "report":
-        await reporter.report(ctx, "")
-    else:
-        ctx.say("engine.how_to_report")
+    await after(ctx, data)
 
 
-def register(router: Router) -> None:
+def register(router: Router, *, after: AfterRegistration,
+             other_skips: Mapping[str, Prompt] | None = None) -> None:
+    """``after(ctx, data)`` continues once the profile is saved (``data`` carries what the
+    person was doing: a pending report, or ``then``); ``other_skips`` maps other areas' skip
+    buttons to their handlers."""
+    skips = dict(other_skips or {})
     router.command("start", start)
     router.command("lang", lang_command, keeps_step=True)
     router.button(P.LANG, lang_button)
     router.button(P.ORG_KIND, kind_button)
-    router.button(P.SKIP, skip_button)
+    router.button(P.SKIP, partial(skip_button, after=after, other_skips=skips))
     router.step(REG_LANG, Step.choice(prompt_lang, frozenset({P.LANG}), alias=_lang_alias))
     router.step(REG_ORG, Step(handle_org, prompt_org))
     router.step(REG_KIND, Step.choice(prompt_kind, frozenset({P.ORG_KIND}), alias=_kind_alias))
     router.step(REG_TAX, Step(handle_tax, prompt_tax, frozenset({P.SKIP})))
-    router.step(REG_NAME, Step(handle_name, prompt_name, frozenset({P.SKIP})))
+    router.step(REG_NAME, Step(partial(handle_name, after=after), prompt_name, frozenset({P.SKIP})))

@@ -10,16 +10,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from markupsafe import Markup
-from sqlalchemy import select
 
 from handlers.context import Context
-from handlers.events import Button
 from hotline.domain import payloads as P
 from hotline.domain.enums import Role
 from hotline.i18n import format_local_datetime
+from hotline.messages import Button
 from hotline.services import permissions as perm
+from hotline.services import queries
 from hotline.services.tickets import rag_of
-from storage.models import Organisation, OwnerGroup, Person, Ticket, TicketEvent
+from storage.models import OwnerGroup, Person, Ticket
 
 RAG_MARK = {"green": "🟢", "amber": "🟠", "red": "🔴"}
 MAX_DESCRIPTION = 700
@@ -120,8 +120,7 @@ async def ticket_card(ctx: Context, ticket: Ticket, *, staff: bool) -> Markup:
         parts.append(ctx.text("engine.card_paused"))
     if staff:
         assignee = await ctx.uow.people.get(ticket.assignee_id) if ticket.assignee_id else None
-        org = (await ctx.uow.session.get(Organisation, ticket.organisation_id)
-               if ticket.organisation_id else None)
+        org = await queries.organisation(ctx.uow, ticket.organisation_id)
         description = ticket.description
         if len(description) > MAX_DESCRIPTION:
             description = description[: MAX_DESCRIPTION - 1] + "…"
@@ -135,7 +134,7 @@ async def ticket_card(ctx: Context, ticket: Ticket, *, staff: bool) -> Markup:
                 description=description,
             )
         )
-    events = await _recent_events(ctx, ticket)
+    events = await queries.recent_events(ctx.uow, ticket.id, RECENT_EVENTS)
     if events:
         parts.append(ctx.text("engine.card_history"))
         tz = ctx.app.settings.timezone
@@ -149,12 +148,3 @@ async def ticket_card(ctx: Context, ticket: Ticket, *, staff: bool) -> Markup:
             )
     return Markup("\n").join(parts)
 
-
-async def _recent_events(ctx: Context, ticket: Ticket) -> list[TicketEvent]:
-    rows_ = await ctx.uow.session.execute(
-        select(TicketEvent)
-        .where(TicketEvent.ticket_id == ticket.id)
-        .order_by(TicketEvent.at.desc(), TicketEvent.id.desc())
-        .limit(RECENT_EVENTS)
-    )
-    return list(reversed(list(rows_.scalars())))

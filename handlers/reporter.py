@@ -14,23 +14,23 @@ from dataclasses import asdict
 from typing import Any
 
 from markupsafe import Markup
-from sqlalchemy import select
 
 from handlers import registration
 from handlers.context import Context, stale
 from handlers.render import open_buttons, rows, ticket_list
 from handlers.router import Router, Step
-from handlers.view import ticket_for_action, visible_ticket
+from handlers.ticket_actions import ticket_for_action, visible_ticket
 from hotline.clock import local_midnight
 from hotline.domain import payloads as P
 from hotline.domain.enums import OPEN_STATES, Role, TicketState
 from hotline.domain.rating import RATEABLE_STATES, STARS, finished_at, rating_open
 from hotline.domain.reports import EXAMPLE_EN, EXAMPLE_VI, has_words, is_report
 from hotline.errors import HotlineError, InvalidInput
-from hotline.services import kinds, similarity, tickets
+from hotline.links import status_url
+from hotline.services import kinds, people, queries, similarity, tickets
 from hotline.services import permissions as perm
 from hotline.services.tickets import AttachmentIn
-from storage.models import Ticket, TicketFollower
+from storage.models import Ticket
 
 REPORT_DESC = "report_desc"
 REPORT_CONFIRM = "report_confirm"
@@ -423,10 +423,6 @@ def _status_link(ctx: Context, ticket: Ticket) -> str | None:
     to a laptop's listening address would be dead for the reporter)."""
     if not ctx.app.settings.public_base_url:
         return None
-    try:
-        from hotline.web import status_url
-    except ImportError:
-        return None
     return status_url(ctx.app.settings, ticket.ref, ticket.check_code)
 
 
@@ -443,13 +439,9 @@ async def mine(ctx: Context, _arg: str) -> None:
     else:
         found = await ctx.uow.tickets.list(reporter_id=person.id, states=_MINE_STATES,
                                            limit=MINE_LIMIT)
-    followed = await ctx.uow.session.execute(
-        select(Ticket).join(TicketFollower, TicketFollower.ticket_id == Ticket.id)
-        .where(TicketFollower.person_id == person.id, Ticket.state.in_(_MINE_STATES))
-        .order_by(Ticket.deadline_at).limit(MINE_LIMIT)
-    )
+    followed = await queries.followed_tickets(ctx.uow, person.id, _MINE_STATES, MINE_LIMIT)
     known = {t.id for t in found}
-    found += [t for t in followed.scalars() if t.id not in known]
+    found += [t for t in followed if t.id not in known]
     if not found:
         ctx.say("engine.mine_empty")
         return
@@ -599,6 +591,22 @@ async def later_rating(ctx: Context) -> None:
     ctx.say("engine.rate_later", ref=ref, days=ctx.app.settings.rating_window_days)
 
 
+#: The reporter's skip buttons, handed to the registration area's shared skip handler.
+SKIPS = {"comment": skip_comment, "rating": later_rating}
+
+
+async def after_registration(ctx: Context, data: dict[str, Any]) -> None:
+    """The report flow resumes once a new reporter's profile is saved: the problem they
+    wrote before registering becomes the draft, or /report asks for one."""
+    pending = data.get("pending")
+    if pending:
+        await start_draft(ctx, pending.get("text", ""), pending.get("att", []))
+    elif data.get("then") == "report":
+        await report(ctx, "")
+    else:
+        ctx.say("engine.how_to_report")
+
+
 async def _save_rating(ctx: Context, comment: str | None) -> None:
     data = ctx.data
     ticket = await visible_ticket(ctx, data["ref"])
@@ -670,7 +678,7 @@ async def digest_command(ctx: Context, arg: str) -> None:
         return
     if choice not in _SWITCH:
         raise InvalidInput("usage", key="engine.usage_digest")
-    person.digest_opt_in = _SWITCH[choice]
+    await people.set_digest_opt_in(ctx.uow, person, _SWITCH[choice])
     ctx.say("engine.digest_on" if person.digest_opt_in else "engine.digest_off")
 
 

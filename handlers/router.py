@@ -12,9 +12,9 @@ from dataclasses import dataclass, field, replace
 
 from handlers import choices
 from handlers.context import IDLE, Context, stale
-from handlers.events import Button
 from hotline.domain import payloads as P
 from hotline.errors import HotlineError, InvalidInput
+from hotline.messages import Button
 
 Handler = Callable[[Context, str], Awaitable[None]]
 Prompt = Callable[[Context], Awaitable[None]]

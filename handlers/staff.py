@@ -16,7 +16,7 @@ from handlers import registration
 from handlers.context import Context, stale
 from handlers.render import group_names, open_buttons, rows, ticket_list
 from handlers.router import Router, Step
-from handlers.view import ticket_for_action, visible_ticket
+from handlers.ticket_actions import ticket_for_action, visible_ticket
 from hotline.domain import payloads as P
 from hotline.domain.enums import Role
 from hotline.domain.ids import row_id

@@ -144,7 +144,7 @@ class Ticket(Base):
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text)
 
-    # --- SLA clock (see escalation/sla.py for the meaning) ---
+    # --- SLA clock (see hotline/domain/sla.py for the meaning) ---
     sla_days: Mapped[int] = mapped_column(Integer)
     cycle: Mapped[int] = mapped_column(Integer, default=1)
     accepted_at: Mapped[datetime]

@@ -19,9 +19,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import text
 
-from hotline.app import App, open_app
 from hotline.clock import ManualClock
 from hotline.config import Settings
+from hotline.deps import App
+from hotline.services.app import open_app
 from storage.db import create_engine, create_schema
 from storage.models import Base
 from tests.dbutil import admin_execute

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from hotline.app import App
+from hotline.deps import App
 from hotline.domain.enums import OrgKind, Role
 from hotline.services import people
 from storage.models import Contact, Person, Ticket

@@ -20,7 +20,7 @@ from typing import Any
 
 from aiogram.types import CallbackQuery, Message, Update
 
-from handlers.events import Attachment, InboundEvent, sanitised
+from hotline.messages import Attachment, InboundEvent, sanitised
 
 CHANNEL = "telegram"
 
@@ -80,7 +80,7 @@ def event_from_message(
     message: Message, update_id: int, *, bot_username: str | None = None
 ) -> InboundEvent | None:
     """The event for a message; its texts cleaned of what no later step can store
-    (``handlers.events.sanitised``: lone surrogates, NUL)."""
+    (``hotline.messages.sanitised``: lone surrogates, NUL)."""
     event = _event_from_message(message, update_id, bot_username=bot_username)
     return sanitised(event) if event is not None else None
 

@@ -41,9 +41,9 @@ from pydantic import ValidationError
 
 from bot import jsonbody
 from bot.telegram.mapping import event_from_callback, event_from_message
-from handlers.events import InboundEvent
 from hotline.config import Settings
 from hotline.errors import ConfigError
+from hotline.messages import InboundEvent
 
 log = logging.getLogger(__name__)
 

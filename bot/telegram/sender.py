@@ -14,7 +14,7 @@ What one message becomes:
    before anything new went out (so a retry repeats nothing).
 2. ``photo`` / ``document`` (local paths) uploaded with the text as caption when it fits
    1024 characters; otherwise uploaded bare and the text follows as its own message(s).
-3. The text, split under 4096 characters on line boundaries (``bot.text.split_message``);
+3. The text, split under 4096 characters on line boundaries (``hotline.text.split_message``);
    the inline keyboard goes on the last piece, whose id is returned as ``message_id``.
 
 Known limit: a split text is not atomic. If piece 2 of 3 hits flood control, a retry of the
@@ -48,14 +48,14 @@ from aiogram.exceptions import (
 from aiogram.types import FSInputFile, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from bot.delivery import DeliveryResult
-from bot.text import (
+from hotline.messages import Button, OutboundMessage
+from hotline.text import (
     TELEGRAM_CAPTION_LIMIT,
     TELEGRAM_MESSAGE_LIMIT,
     split_message,
     strip_tags,
     utf16_length,
 )
-from handlers.events import Button, OutboundMessage
 
 log = logging.getLogger(__name__)
 

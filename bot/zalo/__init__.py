@@ -1,6 +1,6 @@
 """Zalo channels: the Zalo Bot Platform (``zalo_bot``) and a Zalo Official Account (``zalo_oa``).
 
-Both feed the same engine through ``handlers.events.InboundEvent`` and are fed by the same
+Both feed the same engine through ``hotline.messages.InboundEvent`` and are fed by the same
 outbox through ``bot.delivery.ChannelSender``; which ones run is decided by configuration
 (``bot.zalo.setup``). Neither has Telegram's HTML: texts are sent as plain text, cut at 2000
 characters on line boundaries.

@@ -29,7 +29,7 @@ from bot.zalo.bot_api import NO_UPDATE, ZaloBotClient, ZaloBotError
 from bot.zalo.bot_mapping import update_to_event
 from bot.zalo.common import EventHandler, ZaloTransportError
 from bot.zalo.inbound import InboundWorker
-from handlers.events import InboundEvent
+from hotline.messages import InboundEvent
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import logging
 from typing import Any
 
 from bot.zalo.common import as_id
-from handlers.events import Attachment, InboundEvent, sanitised
+from hotline.messages import Attachment, InboundEvent, sanitised
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def _first(mapping: dict[str, Any], *keys: str) -> Any:
 
 def update_to_event(payload: Any) -> InboundEvent | None:
     """Map one update (bare or wrapped); ``None`` for anything we cannot attribute to a chat.
-    Texts are cleaned of what no later step can store (``handlers.events.sanitised``)."""
+    Texts are cleaned of what no later step can store (``hotline.messages.sanitised``)."""
     event = _update_to_event(payload)
     return sanitised(event) if event is not None else None
 

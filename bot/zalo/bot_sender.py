@@ -28,8 +28,8 @@ from bot.delivery import DeliveryResult
 from bot.zalo.bot_api import ZaloBotClient, ZaloBotError
 from bot.zalo.choices import ChoiceMenus
 from bot.zalo.common import ZALO_TEXT_LIMIT, ZaloTransportError, redact, split_plain, to_plain
-from handlers.events import OutboundMessage
 from hotline.i18n import t
+from hotline.messages import OutboundMessage
 
 log = logging.getLogger(__name__)
 

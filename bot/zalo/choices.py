@@ -17,8 +17,8 @@ from dataclasses import replace
 from typing import Protocol
 
 from bot import numbered
-from handlers.events import OutboundMessage
-from hotline.app import App
+from hotline.deps import App
+from hotline.messages import OutboundMessage
 
 
 class ChoiceMenus(Protocol):

@@ -12,9 +12,9 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bot.text import split_message
-from handlers.events import InboundEvent
 from hotline.i18n import plain
+from hotline.messages import InboundEvent
+from hotline.text import split_message
 
 #: What the intake runners call for every event; the engine's ``handle`` fits.
 EventHandler = Callable[[InboundEvent], Awaitable[object]]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from hotline.app import App
+from hotline.deps import App
 
 log = logging.getLogger(__name__)
 

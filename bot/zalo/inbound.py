@@ -28,7 +28,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
 from bot.zalo.common import EventHandler
-from handlers.events import InboundEvent
+from hotline.messages import InboundEvent
 
 log = logging.getLogger(__name__)
 

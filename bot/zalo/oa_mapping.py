@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from bot.zalo.common import as_id
-from handlers.events import Attachment, InboundEvent, sanitised
 from hotline.domain import payloads
 from hotline.errors import InvalidInput
+from hotline.messages import Attachment, InboundEvent, sanitised
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def looks_like_button(text: str) -> bool:
 
 
 def event_to_inbound(event: Any) -> InboundEvent | FollowChange | None:
-    """The engine event (texts cleaned by ``handlers.events.sanitised``) or follow change."""
+    """The engine event (texts cleaned by ``hotline.messages.sanitised``) or follow change."""
     mapped = _event_to_inbound(event)
     return sanitised(mapped) if isinstance(mapped, InboundEvent) else mapped
 

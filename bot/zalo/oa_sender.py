@@ -39,7 +39,7 @@ from bot.zalo.choices import ChoiceMenus
 from bot.zalo.common import ZALO_TEXT_LIMIT, ZaloTransportError, split_plain, to_plain
 from bot.zalo.oa_api import ZaloHTTPError, ZaloOAClient, ZaloOAError
 from bot.zalo.oa_tokens import OATokenManager, TokenUnavailable
-from handlers.events import Button, OutboundMessage
+from hotline.messages import Button, OutboundMessage
 
 log = logging.getLogger(__name__)
 

@@ -41,7 +41,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.zalo.oa_api import ZaloOAuthClient
-from hotline.app import App
+from hotline.deps import App
 from hotline.errors import ConfigError
 from storage.db import is_postgres
 from storage.models import KeyValue

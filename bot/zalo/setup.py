@@ -35,8 +35,8 @@ from bot.zalo.oa_mapping import CHANNEL as OA_CHANNEL
 from bot.zalo.oa_mapping import FollowChange
 from bot.zalo.oa_sender import ZaloOASender
 from bot.zalo.oa_tokens import OATokenManager
-from hotline.app import App
 from hotline.config import Settings
+from hotline.deps import App
 from hotline.errors import ConfigError
 
 

@@ -102,11 +102,8 @@ def _run(text: str | None, eval_file: Path | None, as_json: bool, retrain: bool)
 def _retrain(settings: Settings, taxonomy: Taxonomy) -> tuple[Any, dict[str, Any]]:
     from hotline.classifier import retrain
     from hotline.classifier.model import training_examples
+    from hotline.services.corrections import load_corrections
 
-    try:
-        from hotline.services.corrections import load_corrections
-    except ImportError as exc:  # the storage layer is not installed in this tree
-        raise HotlineError(f"coordinator corrections cannot be loaded: {exc}") from None
     corrections = asyncio.run(load_corrections(settings))
     usable = [(t, label) for t, label in corrections if label in taxonomy.categories]
     classifier, path = retrain(usable, settings.classifier_cache_dir, taxonomy)

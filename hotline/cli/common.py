@@ -9,10 +9,11 @@ from typing import TypeVar
 
 from rich.console import Console
 
-from hotline.app import App, open_app
 from hotline.clock import Clock
 from hotline.config import Settings, load_settings
+from hotline.deps import App
 from hotline.errors import ConfigError
+from hotline.services.app import open_app
 
 T = TypeVar("T")
 console = Console()

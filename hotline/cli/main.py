@@ -9,6 +9,8 @@ from datetime import datetime
 import typer
 from rich.table import Table
 
+from hotline.cli import chat, classify, demo, digest, similar, sweep, web
+from hotline.cli import run as run_command
 from hotline.cli.common import console, flags_take_no_value, opened_app, run_async
 from hotline.config import load_settings
 from hotline.domain.enums import Role
@@ -194,33 +196,23 @@ def tickets_show(
     console.print(table)
 
 
-def _register_optional_commands() -> None:
-    """Commands owned by other modules; each registers itself if present."""
-    import importlib
-
-    for module_name, attr, name in (
-        ("hotline.cli.classify", "classify", "classify"),
-        ("hotline.cli.similar", "similar", "similar"),
-        ("hotline.cli.chat", "chat", "chat"),
-        ("hotline.cli.run", "run_bot", "run"),
-        ("hotline.cli.sweep", "sweep", "sweep"),
-        ("hotline.cli.digest", "digest", "digest"),
-        ("hotline.cli.digest", "export", "export"),
-        ("hotline.cli.demo", "demo", "demo"),
-        ("hotline.cli.web", "web", "web"),
+def _register_commands() -> None:
+    """Commands that live in their own modules (``hotline.cli.*``)."""
+    for func, name in (
+        (classify.classify, "classify"),
+        (similar.similar, "similar"),
+        (chat.chat, "chat"),
+        (run_command.run_bot, "run"),
+        (sweep.sweep, "sweep"),
+        (digest.digest, "digest"),
+        (digest.export, "export"),
+        (demo.demo, "demo"),
+        (web.web, "web"),
     ):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue
-            raise
-        func = getattr(module, attr, None)
-        if func is not None:
-            app.command(name)(func)
+        app.command(name)(func)
 
 
-_register_optional_commands()
+_register_commands()
 
 
 def run() -> None:

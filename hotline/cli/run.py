@@ -113,13 +113,15 @@ async def _run(settings: Settings, *, webhook: bool, worker_id: str | None, sche
                web: bool, reuse_port: bool = False) -> None:
     from bot.runtime import BotRuntime
     from bot.telegram.client import bot_from_settings
+    from hotline.web.app import setup_web
 
     # A malformed token is refused before the database is touched.
     bot = bot_from_settings(settings) if settings.telegram_token is not None else None
     try:
         async with opened_app(settings) as app:
             runtime = BotRuntime(
-                app, bot, webhook=webhook, scheduler=scheduler, web=web, reuse_port=reuse_port,
+                app, bot, webhook=webhook, scheduler=scheduler,
+                web=setup_web if web else None, reuse_port=reuse_port,
                 worker_id=worker_id or default_worker_id(settings),
             )
             await runtime.run()  # closes the bot's session on the way out

@@ -58,7 +58,7 @@ def web(
 
 async def _print_link(person_id: int) -> None:
     from hotline.domain.ids import MAX_ROW_ID
-    from hotline.web.signin import create_signin_link
+    from hotline.services.signin import create_signin_link
 
     async with opened_app() as hotline:
         async with hotline.uow() as uow:

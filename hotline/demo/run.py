@@ -26,13 +26,14 @@ from sqlalchemy import func, select
 
 from handlers.engine import Engine
 from handlers.harness import ScriptedUser
-from hotline.app import App, open_app
 from hotline.clock import ManualClock
 from hotline.config import Settings
 from hotline.demo.roster import ORGANISATIONS, person_name, tax_code
+from hotline.deps import App
 from hotline.domain import payloads as P
 from hotline.domain.enums import Role
 from hotline.services import people
+from hotline.services.app import open_app
 from storage.models import (
     Escalation,
     Extension,

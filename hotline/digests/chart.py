@@ -32,6 +32,13 @@ def _label(key: str, lang: str, **params: object) -> str:
     return plain(str(t(key, lang, **params)))
 
 
+def overdue_title(digest: Digest, lang: str) -> str:
+    """The overdue panel's title: "at the end of W48" for a finished period, but a running one is
+    judged as of now (its label already says "to Thursday 03/12 14:35"), never "at the end"."""
+    key = "digest.chart.overdue" if digest.period.as_of is None else "digest.chart.overdue_as_of"
+    return _label(key, lang, label=display_label(digest.period, lang))
+
+
 def _wrap(text: str, width: int = 26) -> str:
     """Long ministry names on two lines rather than a squeezed axis."""
     if len(text) <= width:
@@ -84,7 +91,7 @@ def chart_png(digest: Digest, lang: str, *, dpi: int = 110) -> bytes:
     right.set_yticks(ys, names, fontsize=8)
     right.xaxis.set_major_locator(MaxNLocator(integer=True))
     right.set_title(
-        _label("digest.chart.overdue", lang, label=display_label(digest.period, lang)),
+        overdue_title(digest, lang),
         fontsize=10.5,
         loc="left",
     )

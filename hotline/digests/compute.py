@@ -10,7 +10,7 @@ Definitions (the report's footnotes say the same):
 * new / resolved / closed / rejected / reopened: distinct tickets with such an event in the
   period (a ticket resolved twice in a week counts once); closed = confirmed or auto-closed;
   rejected = rejected or linked as a duplicate.
-* open, overdue, RAG: state at the end, judged by ``escalation.sla`` on the replayed SLA clock
+* open, overdue, RAG: state at the end, judged by ``hotline.domain.sla`` on the replayed SLA clock
   (business time: a Friday 17:00 deadline is not overdue on Sunday; time waiting on the
   reporter does not count; amber from 75% of the budget used), exactly as for live tickets.
 * every ticket is counted under its owner group, category and priority *as of the end*.
@@ -32,13 +32,11 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from escalation import sla
-from escalation.sla import SlaClock
 from hotline.digests.kinds import compute_kinds
 from hotline.digests.model import (
     AlertRow,
@@ -63,14 +61,15 @@ from hotline.digests.model import (
     TrendWeek,
 )
 from hotline.digests.period import Period, trend_weeks
+from hotline.domain import sla
 from hotline.domain.enums import OPEN_STATES, EventKind, OrgKind
+from hotline.domain.sla import SlaClock
 
 if TYPE_CHECKING:
-    from escalation.calendar import BusinessCalendar
+    from hotline.domain.calendar import BusinessCalendar
 
 OPEN = frozenset(s.value for s in OPEN_STATES)
 STALLED_LIMIT = 10
-_UNSET = object()
 REPORTER_KINDS: tuple[str, ...] = tuple(k.value for k in OrgKind)
 
 _PROGRESS = frozenset(
@@ -98,8 +97,6 @@ class Rules:
     day_seconds: float = 9 * 3600.0
     stalled_limit: int = STALLED_LIMIT
     trend_count: int = 12
-    #: Deadline of a first cycle when the ``created`` event predates deadlines in event data.
-    initial_deadline: Callable[[datetime, int], datetime] | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,17 +125,23 @@ def parse_time(value: object) -> datetime | None:
 
 
 class Replay:
-    """One ticket's facts as of an instant, rebuilt event by event."""
+    """One ticket's facts as of an instant, rebuilt event by event.
+
+    The SLA clock is an ``SlaClock`` moved by the very functions the services use on live
+    tickets (``sla.start_cycle``, ``pause``, ``resume``, ``restart``, ``extend``, ``rebudget``),
+    so a digest's historical deadlines cannot drift from the live ones. Where an event records
+    the deadline the services stored, the replay checks itself against it; a disagreement (history
+    written before an input was recorded) takes the recorded deadline (``sla.matching_deadline``)
+    and is counted in ``sla_corrections``.
+    """
 
     __slots__ = (
-        "_clock",
+        "_extension",
         "acknowledged_at",
         "assignee_id",
         "category",
         "closed_at",
         "created_at",
-        "cycle_start",
-        "deadline",
         "ext_approved",
         "ext_refused",
         "ext_requested",
@@ -146,13 +149,13 @@ class Replay:
         "group_id",
         "last_progress",
         "last_resumed",
-        "paused_since",
-        "paused_total",
         "priority",
         "rating",
         "rejected_at",
         "reopened",
         "resolved_at",
+        "sla",
+        "sla_corrections",
         "sla_days",
         "state",
         "ticket_id",
@@ -167,15 +170,18 @@ class Replay:
         self.priority = "normal"
         self.assignee_id: int | None = None
         self.created_at: datetime | None = None
-        self.cycle_start: datetime | None = None
         #: Filing or the latest reopen: where "stalled" starts counting when nothing happened.
         self.work_start: datetime | None = None
-        self.deadline: datetime | None = None
+        #: The SLA clock as the services held it (None before the ``created`` event).
+        self.sla: SlaClock | None = None
+        #: Recorded deadlines the replay had to adopt because its own differed.
+        self.sla_corrections = 0
+        #: The clock before an approved extension and the approval's instant, until the
+        #: ``deadline_changed`` event carrying the new deadline arrives.
+        self._extension: tuple[SlaClock, datetime] | None = None
         self.first_response_due: datetime | None = None
         self.acknowledged_at: datetime | None = None
         self.rejected_at: datetime | None = None
-        self.paused_since: datetime | None = None
-        self.paused_total = 0.0
         self.last_progress: datetime | None = None
         self.last_resumed: datetime | None = None
         self.resolved_at: datetime | None = None
@@ -186,7 +192,6 @@ class Replay:
         self.ext_refused = 0
         self.reopened = 0
         self.rating: int | None = None
-        self._clock: SlaClock | object | None = _UNSET
 
     # -- derived facts ------------------------------------------------------------------------
 
@@ -194,26 +199,18 @@ class Replay:
     def is_open(self) -> bool:
         return self.state in OPEN
 
+    @property
+    def deadline(self) -> datetime | None:
+        return self.sla.deadline_at if self.sla is not None else None
+
+    @property
+    def paused_since(self) -> datetime | None:
+        return self.sla.paused_since if self.sla is not None else None
+
     def clock(self, rules: Rules) -> SlaClock | None:
-        """The SLA clock as the services held it, so ``escalation.sla`` judges it as it judges
-        live tickets. The budget is read back from the recorded deadline (``deadline = start +
-        budget + completed pauses`` in business time), which needs no knowledge of the taxonomy
-        or priorities in force back then."""
-        if self._clock is not _UNSET:
-            return self._clock  # type: ignore[return-value]
-        if self.cycle_start is None or self.deadline is None:
-            self._clock = None
-            return None
-        budget = rules.calendar.business_seconds_between(self.cycle_start, self.deadline) - self.paused_total
-        self._clock = SlaClock(
-            cycle=1,
-            cycle_started_at=self.cycle_start,
-            budget_seconds=max(budget, 0.0),
-            paused_seconds=self.paused_total,
-            paused_since=self.paused_since,
-            deadline_at=self.deadline,
-        )
-        return self._clock  # type: ignore[return-value]
+        """The SLA clock, judged by ``hotline.domain.sla`` as live tickets are."""
+        del rules
+        return self.sla
 
     def overdue(self, rules: Rules, at: datetime) -> bool:
         """``sla.is_overdue``: past the deadline in business time, a pause stopping the clock."""
@@ -238,22 +235,51 @@ class Replay:
         return rules.calendar.business_seconds_between(max(marks), at) / rules.day_seconds
 
 
-def _close_pause(r: Replay, at: datetime, rules: Rules) -> None:
-    if r.paused_since is not None:
-        if at > r.paused_since:
-            r.paused_total += rules.calendar.business_seconds_between(r.paused_since, at)
-        r.paused_since = None
+def _resume(r: Replay, at: datetime, rules: Rules) -> None:
+    if r.sla is not None:
+        r.sla = sla.resume(rules.calendar, r.sla, at)
+
+
+def _recorded(r: Replay, data: Mapping[str, object], rules: Rules) -> None:
+    """Check the replayed clock against the deadline the event recorded, if it recorded one."""
+    recorded = parse_time(data.get("deadline"))
+    if recorded is None or r.sla is None or recorded == r.sla.deadline_at:
+        return
+    r.sla = sla.matching_deadline(rules.calendar, r.sla, recorded)
+    r.sla_corrections += 1
+
+
+def _deadline_changed(r: Replay, data: Mapping[str, object], rules: Rules) -> None:
+    """The deadline moved: an approved extension (a new cycle from the approval), a reopen
+    (already restarted by the ``reopened`` event) or a new SLA length (recategorisation,
+    priority) -- each with the function the services used."""
+    cal = rules.calendar
+    recorded = parse_time(data.get("deadline"))
+    days = data.get("sla_days")
+    if r._extension is not None and recorded is not None:
+        before, approved_at = r._extension
+        r._extension = None
+        # ``requested``: the date the services passed to ``sla.extend`` (recorded since #20).
+        requested = parse_time(data.get("requested")) or recorded
+        try:
+            r.sla = sla.extend(cal, before, requested, approved_at)
+        except ValueError:  # not later than the deadline of the time: take the record
+            pass
+    elif isinstance(days, int) and r.sla is not None and data.get("reason") != "reopen":
+        r.sla_days = days
+        r.sla = sla.rebudget(cal, r.sla, days)
+    _recorded(r, data, rules)
 
 
 def apply(r: Replay, e: EventRow, rules: Rules, group_ids: Mapping[str, int]) -> None:
     """Move the replay over one event (events of one ticket in order of time, then id)."""
     kind, at = e.kind, e.at
     data = e.data or {}
-    r._clock = _UNSET
+    cal = rules.calendar
     if e.to_state:
         r.state = e.to_state
     if kind == "created":
-        r.created_at = r.cycle_start = r.work_start = at
+        r.created_at = r.work_start = at
         r.state = e.to_state or "new"
         r.category = str(data.get("category") or "")
         r.priority = str(data.get("priority") or "normal")
@@ -261,12 +287,13 @@ def apply(r: Replay, e: EventRow, rules: Rules, group_ids: Mapping[str, int]) ->
         code = data.get("group")
         if code in group_ids:
             r.group_id = group_ids[code]  # type: ignore[index]
-        r.deadline = parse_time(data.get("deadline"))
-        if r.deadline is None and rules.initial_deadline is not None:
-            r.deadline = rules.initial_deadline(at, r.sla_days)
+        r.sla = sla.start_cycle(cal, at, r.sla_days)
+        _recorded(r, data, rules)
         r.first_response_due = parse_time(data.get("first_response_due")) or (
-            rules.calendar.add_business_days(at, rules.first_response_business_days)
+            sla.first_response_due(cal, at, rules.first_response_business_days)
         )
+    elif r.sla is None:
+        pass  # events before the ticket's creation (a clipped history): nothing to move
     elif kind == "assigned":
         assignee = data.get("assignee_id")
         r.assignee_id = int(assignee) if assignee is not None else r.assignee_id
@@ -277,30 +304,28 @@ def apply(r: Replay, e: EventRow, rules: Rules, group_ids: Mapping[str, int]) ->
         if r.acknowledged_at is None:
             r.acknowledged_at = at
     elif kind == "paused":
-        if r.paused_since is None:
-            r.paused_since = at
+        r.sla = sla.pause(cal, r.sla, max(at, r.sla.cycle_started_at))
     elif kind == "resumed":
-        _close_pause(r, at, rules)
-        r.deadline = parse_time(data.get("deadline")) or r.deadline
+        _resume(r, at, rules)
+        _recorded(r, data, rules)
         r.last_resumed = at
     elif kind == "resolved":
-        _close_pause(r, at, rules)
+        _resume(r, at, rules)
         r.resolved_at = at
     elif kind == "reopened":
-        r.paused_since = None
-        r.paused_total = 0.0
-        r.cycle_start = r.work_start = at
+        r.sla = sla.restart(cal, r.sla, at, r.sla_days)
+        r.work_start = at
         r.reopened += 1
         r.resolved_at = r.closed_at = None
     elif kind in _REJECTED:
-        r.paused_since = None
+        _resume(r, at, rules)
         r.closed_at = at
         if r.rejected_at is None:
             r.rejected_at = at
     elif kind in _CLOSED:
         r.closed_at = at
     elif kind == "deadline_changed":
-        r.deadline = parse_time(data.get("deadline")) or r.deadline
+        _deadline_changed(r, data, rules)
     elif kind == "recategorised":
         r.category = str(data.get("new") or r.category)
         code = data.get("group")
@@ -311,13 +336,10 @@ def apply(r: Replay, e: EventRow, rules: Rules, group_ids: Mapping[str, int]) ->
     elif kind == "extension_requested":
         r.ext_requested += 1
     elif kind == "extension_approved":
-        # ``escalation.sla.extend``: a new cycle from the approval; a waiting ticket keeps
-        # waiting, from now. The new deadline follows in a ``deadline_changed`` event.
+        # ``sla.extend``: a new cycle from the approval (a waiting ticket keeps waiting, from
+        # now), ending at the deadline the following ``deadline_changed`` event records.
         r.ext_approved += 1
-        r.cycle_start = at
-        r.paused_total = 0.0
-        if r.paused_since is not None:
-            r.paused_since = at
+        r._extension = (r.sla, at)
     elif kind == "extension_refused":
         r.ext_refused += 1
     elif kind == "rated":

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from sqlalchemy import and_, case, distinct, func, not_, null, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hotline.app import Deps
+from hotline.deps import Deps
 from hotline.digests.compute import OPEN, Rules, compute_digest
 from hotline.digests.model import (
     AlertRow,
@@ -29,6 +29,7 @@ from hotline.digests.model import (
 )
 from hotline.digests.period import Period, trend_weeks
 from hotline.domain.enums import TERMINAL_STATES, Role
+from storage import batching
 from storage.models import GroupAlert, Organisation, OwnerGroup, Person, Ticket, TicketEvent
 
 T = TypeVar("T")
@@ -40,25 +41,18 @@ _OPEN = sorted(OPEN)
 
 def rules_for(deps: Deps) -> Rules:
     """The digest rules of this installation (calendar, thresholds)."""
-    from escalation import sla
-
     calendar = deps.calendar
-
-    def initial_deadline(at: datetime, days: int) -> datetime:
-        return sla.start_cycle(calendar, at, days).deadline_at
-
     return Rules(
         calendar=calendar,
         first_response_business_days=deps.settings.first_response_business_days,
         red_alert_threshold=deps.settings.red_alert_overdue_threshold,
         day_seconds=calendar.business_day_seconds,
-        initial_deadline=initial_deadline,
     )
 
 
-def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
+def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    """``items`` in slices of ``CHUNK`` ids (shared with ``digests.export``)."""
+    return batching.chunks(items, size)
 
 
 @dataclass(frozen=True)
@@ -118,7 +112,7 @@ async def load_events(session: AsyncSession, ticket_ids: Sequence[int], end: dat
         TicketEvent.id,
     )
     out: list[EventRow] = []
-    for chunk in _chunks(ticket_ids):
+    for chunk in chunks(ticket_ids):
         stmt = select(*cols).where(TicketEvent.ticket_id.in_(chunk), TicketEvent.at < end)
         out.extend(EventRow._make(row) for row in await session.execute(stmt))
     return out
@@ -126,7 +120,7 @@ async def load_events(session: AsyncSession, ticket_ids: Sequence[int], end: dat
 
 async def load_tickets(session: AsyncSession, ticket_ids: Sequence[int]) -> dict[int, TicketInfo]:
     out: dict[int, TicketInfo] = {}
-    for chunk in _chunks(ticket_ids):
+    for chunk in chunks(ticket_ids):
         stmt = (
             select(
                 Ticket.id,

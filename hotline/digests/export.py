@@ -29,9 +29,9 @@ from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hotline.app import Deps
+from hotline.deps import Deps
 from hotline.digests.compute import Replay, Rules, parse_time, replay_tickets
-from hotline.digests.data import DigestInputs, _chunks, load_inputs, rules_for
+from hotline.digests.data import DigestInputs, chunks, load_inputs, rules_for
 from hotline.digests.model import Digest
 from hotline.digests.period import Period
 from hotline.digests.render import period_title
@@ -92,7 +92,7 @@ async def load_period_events(session: AsyncSession, period: Period) -> list[Peri
 
 async def _descriptions(session: AsyncSession, ids: Iterable[int]) -> dict[int, str]:
     out: dict[int, str] = {}
-    for chunk in _chunks(sorted(ids)):
+    for chunk in chunks(sorted(ids)):
         rows = await session.execute(select(Ticket.id, Ticket.description).where(Ticket.id.in_(chunk)))
         out.update({int(tid): text or "" for tid, text in rows})
     return out
@@ -114,7 +114,7 @@ def _mentioned(events: Iterable[PeriodEvent]) -> set[int]:
 async def _people_names(session: AsyncSession, ids: Iterable[int]) -> dict[int, str]:
     wanted = sorted({i for i in ids if i is not None})
     names: dict[int, str] = {}
-    for chunk in _chunks(wanted):
+    for chunk in chunks(wanted):
         rows = await session.execute(select(Person.id, Person.display_name).where(Person.id.in_(chunk)))
         names.update({int(pid): name for pid, name in rows})
     return names

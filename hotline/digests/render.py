@@ -7,7 +7,7 @@ people's names are user text and are escaped wherever they land; catalogue strin
 
 Telegram accepts only a small HTML subset and 4096 characters a message, so chat templates use
 ``b``/``i`` only, never across a line, and the text is cut between items (``pack_messages``);
-the channel's own splitter (``bot.text.split_message``) is the fallback for an oversized item.
+the channel's own splitter (``hotline.text.split_message``) is the fallback for an oversized item.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from bot.text import TELEGRAM_MESSAGE_LIMIT, split_message, utf16_length
 from hotline.digests.kinds import Kinds
 from hotline.digests.model import Digest, GroupDigest, ReporterDigest, TicketLine
 from hotline.digests.period import Period, display_label
 from hotline.i18n import format_local_date, format_local_datetime, normalise_language, t
 from hotline.taxonomy import Taxonomy
+from hotline.text import TELEGRAM_MESSAGE_LIMIT, split_message, utf16_length
 from templates import TEMPLATES_DIR
 
 RAG_MARK = {"green": "🟢", "amber": "🟠", "red": "🔴"}
@@ -218,7 +218,7 @@ def pack_messages(text: str, limit: int = TELEGRAM_MESSAGE_LIMIT) -> list[str]:
     Whole items (a line and its indented continuation) are packed greedily, so a ticket never
     starts in one message and ends in the next; the templates keep every tag within a line, so
     each piece is balanced. An item longer than a message (never produced by the templates)
-    falls back to ``bot.text.split_message``.
+    falls back to ``hotline.text.split_message``.
     """
     pieces: list[str] = []
     current: str | None = None

@@ -21,7 +21,6 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from handlers.events import OutboundMessage
 from hotline.digests.chart import chart_png
 from hotline.digests.compute import group_view, reporter_view
 from hotline.digests.data import DigestInputs, build_digest_with_inputs
@@ -31,6 +30,7 @@ from hotline.digests.render import caption, html_report, telegram_messages
 from hotline.domain.enums import Role
 from hotline.errors import InvalidInput
 from hotline.i18n import normalise_language
+from hotline.messages import OutboundMessage
 from hotline.services.notify import contact_for, enqueue
 from storage.models import DigestRun, Person
 

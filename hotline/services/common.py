@@ -6,12 +6,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from escalation.ladder import sla_clock_of
-from escalation.sla import SlaClock
-from hotline.app import Deps
-from hotline.domain import ids
+from hotline.deps import Deps
+from hotline.domain import ids, sla
 from hotline.domain.enums import EventKind
+from hotline.domain.ladder import sla_clock_of
 from hotline.domain.lifecycle import Action, next_state
+from hotline.domain.sla import SlaClock
 from hotline.errors import NotFound
 from hotline.i18n import format_local_date, t
 from storage.models import OwnerGroup, Person, Ticket, TicketEvent
@@ -84,10 +84,10 @@ def apply_sla(ticket: Ticket, clock: SlaClock) -> None:
 
 
 def sla_days_for(deps: Deps, category: str, priority: str) -> int:
-    days = deps.taxonomy.category(category).sla_days
-    if priority == "critical":
-        days = min(days, deps.settings.critical_sla_days)
-    return days
+    """``sla.sla_days`` with this installation's taxonomy and critical cap."""
+    return sla.sla_days(
+        deps.taxonomy.category(category).sla_days, priority, deps.settings.critical_sla_days
+    )
 
 
 async def get_ticket(uow: UnitOfWork, ref_text: str, *, for_update: bool = True) -> Ticket:

@@ -11,9 +11,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from escalation import ladder, sla
-from escalation.sweep import fire_now
-from hotline.app import Deps
+from hotline.deps import Deps
+from hotline.domain import ladder, sla
 from hotline.domain import payloads as P
 from hotline.domain.enums import (
     OPEN_STATES,
@@ -28,8 +27,10 @@ from hotline.errors import InvalidInput, NotFound
 from hotline.i18n import format_local_date
 from hotline.services import permissions as perm
 from hotline.services.common import apply_sla, record, sla_clock, sla_days_for, transition
+from hotline.services.escalations import fire_now
 from hotline.services.kinds import add_affected
-from hotline.services.tickets import _check_text, _tell_person, _tell_reporter, route
+from hotline.services.telling import check_text, tell_person, tell_reporter
+from hotline.services.tickets import route
 from storage.models import Extension, LabelledExample, Person, Ticket
 from storage.uow import UnitOfWork
 
@@ -43,12 +44,8 @@ def _require_open(ticket: Ticket) -> None:
 
 def _rebudget(deps: Deps, ticket: Ticket, days: int) -> None:
     """Same cycle start, new SLA length (recategorisation or a priority change)."""
-    budget = sla.start_cycle(deps.calendar, ticket.cycle_started_at, days).budget_seconds
     ticket.sla_days = days
-    ticket.budget_seconds = budget
-    ticket.deadline_at = deps.calendar.add_business_seconds(
-        ticket.cycle_started_at, budget + ticket.paused_seconds
-    )
+    apply_sla(ticket, sla.rebudget(deps.calendar, sla_clock(ticket), days))
 
 
 async def recategorise(
@@ -71,7 +68,8 @@ async def recategorise(
     record(uow, ticket, EventKind.RECATEGORISED, at=now, actor=actor, note=None,
            old=old_category, new=category, old_group_id=old_group_id, group=group.code)
     record(uow, ticket, EventKind.DEADLINE_CHANGED, at=now, actor=actor,
-           deadline=ticket.deadline_at.isoformat(), cycle=ticket.cycle, reason="recategorised")
+           deadline=ticket.deadline_at.isoformat(), cycle=ticket.cycle, reason="recategorised",
+           sla_days=ticket.sla_days)
     uow.session.add(LabelledExample(text=ticket.description, label=category, source="correction",
                                     ticket_id=ticket.id, created_by_id=actor.id, created_at=now))
     moved = was_triage or old_group_id != group.id or ticket.assignee_id is None
@@ -79,7 +77,7 @@ async def recategorise(
     # lead can reassign it. Anything else goes to the new group's least-loaded member.
     if moved and ticket.state != TicketState.WAITING_REPORTER.value:
         await route(uow, deps, ticket, group)
-    await _tell_reporter(uow, deps, ticket, "tickets.recategorised")
+    await tell_reporter(uow, deps, ticket, "tickets.recategorised")
 
 
 async def set_priority(
@@ -95,17 +93,18 @@ async def set_priority(
     _rebudget(deps, ticket, sla_days_for(deps, ticket.category, priority.value))
     record(uow, ticket, EventKind.PRIORITY_CHANGED, at=now, actor=actor, old=old, new=priority.value)
     record(uow, ticket, EventKind.DEADLINE_CHANGED, at=now, actor=actor,
-           deadline=ticket.deadline_at.isoformat(), cycle=ticket.cycle, reason="priority")
-    await _tell_person(uow, deps, ticket, ticket.assignee_id, "tickets.priority_changed", skip=actor)
+           deadline=ticket.deadline_at.isoformat(), cycle=ticket.cycle, reason="priority",
+           sla_days=ticket.sla_days)
+    await tell_person(uow, deps, ticket, ticket.assignee_id, "tickets.priority_changed", skip=actor)
 
 
 async def reject(uow: UnitOfWork, deps: Deps, ticket: Ticket, actor: Person, reason: str) -> None:
     perm.require(perm.is_coordinator(actor), "reject tickets")
-    note = _check_text(reason, deps, "reason")
+    note = check_text(reason, deps, "reason")
     now = deps.clock.now()
     transition(uow, ticket, Action.REJECT, EventKind.REJECTED, at=now, actor=actor, note=note)
     ticket.closed_at = now
-    await _tell_reporter(uow, deps, ticket, "tickets.rejected", note=note)
+    await tell_reporter(uow, deps, ticket, "tickets.rejected", note=note)
 
 
 async def link_duplicate(
@@ -127,7 +126,7 @@ async def link_duplicate(
     if reporter is not None:
         await add_affected(uow, deps, original, reporter, ticket.contact_id, source="duplicate",
                            via=ticket)
-    await _tell_reporter(uow, deps, ticket, "tickets.duplicate", original=original.ref)
+    await tell_reporter(uow, deps, ticket, "tickets.duplicate", original=original.ref)
 
 
 # --------------------------------------------------------------------------------------------
@@ -144,11 +143,11 @@ async def request_extension(
     waiting for the sweep: a coordinator approving it before the next sweep would open a new
     cycle starting after the request, where the sweep no longer looks
     (``ladder.extension_request_step`` has the rule). The escalation is written the sweep's way
-    (``escalation.sweep.fire_now``), so a later sweep sees the level fired and adds nothing.
+    (``hotline.services.escalations.fire_now``), so a later sweep sees the level fired and adds nothing.
     """
     perm.require(perm.can_work(actor, ticket), "request an extension")
     _require_open(ticket)
-    note = _check_text(reason, deps, "reason")
+    note = check_text(reason, deps, "reason")
     now = deps.clock.now()
     if new_deadline <= ticket.deadline_at or new_deadline <= now:
         raise InvalidInput("new deadline must be after the current one",
@@ -179,7 +178,7 @@ async def request_extension(
         # the coordinators, and the request they must act on should stay their latest message.
         await fire_now(uow, deps, ticket, step)
     for coordinator in await uow.people.with_role(Role.COORDINATOR):
-        await _tell_person(
+        await tell_person(
             uow, deps, ticket, coordinator.id, "tickets.extension_requested", skip=actor,
             note=note, actor=actor.display_name,
             new_deadline=lambda lang: format_local_date(new_deadline, lang, deps.settings.timezone),
@@ -228,13 +227,14 @@ async def decide_extension(
         record(uow, ticket, EventKind.EXTENSION_APPROVED, at=now, actor=actor, note=note,
                extension_id=ext.id)
         record(uow, ticket, EventKind.DEADLINE_CHANGED, at=now, actor=actor,
-               deadline=ticket.deadline_at.isoformat(), cycle=ticket.cycle, reason="extension")
-        await _tell_person(uow, deps, ticket, requester, "tickets.extension_approved", skip=actor)
-        await _tell_reporter(uow, deps, ticket, "tickets.deadline_extended")
+               deadline=ticket.deadline_at.isoformat(), cycle=ticket.cycle, reason="extension",
+               requested=new_deadline.isoformat())
+        await tell_person(uow, deps, ticket, requester, "tickets.extension_approved", skip=actor)
+        await tell_reporter(uow, deps, ticket, "tickets.deadline_extended")
     else:
         ext.status = ExtensionStatus.REFUSED.value
         record(uow, ticket, EventKind.EXTENSION_REFUSED, at=now, actor=actor, note=note,
                extension_id=ext.id)
-        await _tell_person(uow, deps, ticket, requester, "tickets.extension_refused", skip=actor,
+        await tell_person(uow, deps, ticket, requester, "tickets.extension_refused", skip=actor,
                            note=note or "")
     return ext

@@ -55,7 +55,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Table, delete, func, literal, or_, select, tuple_
 
-from hotline.app import App
+from hotline.deps import App
 from hotline.domain.enums import OutboxStatus
 from storage.models import InboundUpdate, OutboxMessage
 

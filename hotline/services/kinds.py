@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from hotline.app import Deps
+from hotline.deps import Deps
 from hotline.domain.enums import EventKind, OrgKind, Role, TicketState
 from hotline.errors import InvalidInput
 from hotline.services import permissions as perm
 from hotline.services.common import record
-from hotline.services.tickets import _tell_person
+from hotline.services.telling import tell_person
 from storage.models import Contact, Organisation, Person, Ticket, TicketFollower
 from storage.uow import UnitOfWork
 
@@ -76,5 +76,5 @@ async def follow(
     added = await add_affected(uow, deps, ticket, reporter,
                                contact.id if contact is not None else None, source="intake")
     if added:
-        await _tell_person(uow, deps, ticket, ticket.assignee_id, "tickets.followed")
+        await tell_person(uow, deps, ticket, ticket.assignee_id, "tickets.followed")
     return ticket

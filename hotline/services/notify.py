@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from handlers.events import Button, OutboundMessage
 from hotline.domain.enums import OutboxStatus
 from hotline.i18n import t
+from hotline.messages import Button, OutboundMessage
 from storage.models import Contact, Person, Ticket
 from storage.repositories import QueuedMessage
 from storage.uow import UnitOfWork

@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from hotline.app import Deps
+from hotline.deps import Deps
 from hotline.domain.enums import GROUP_ROLES, OrgKind, Role
 from hotline.errors import InvalidInput
 from hotline.i18n import LANGUAGES
@@ -229,7 +229,13 @@ async def join(
 
 
 async def set_language(uow: UnitOfWork, person: Person, language: str) -> None:
+    """The person's chat language (``vi`` or ``en``), kept for every later message."""
     person.language = set_language_value(language)
+
+
+async def set_digest_opt_in(uow: UnitOfWork, person: Person, wanted: bool) -> None:
+    """Whether the weekly digest of a reporter's open tickets reaches them (``/digest on|off``)."""
+    person.digest_opt_in = wanted
 
 
 async def cancel_exposed_invite(uow: UnitOfWork, deps: Deps, code: str) -> bool:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
 
-from hotline.app import Deps
+from hotline.deps import Deps
+from hotline.domain.enums import ExtensionStatus
 from hotline.i18n import format_local_datetime
 from hotline.services.common import get_ticket
 from hotline.services.tickets import overdue_business_days, rag_of
@@ -16,7 +18,9 @@ from storage.models import (
     Organisation,
     OwnerGroup,
     Person,
+    Ticket,
     TicketEvent,
+    TicketFollower,
 )
 from storage.uow import UnitOfWork
 
@@ -168,3 +172,48 @@ async def ticket_detail(uow: UnitOfWork, deps: Deps, ref: str) -> dict[str, Any]
             if isinstance(e, TicketEvent)
         ],
     }
+
+
+# --- the chat's read side ---------------------------------------------------------------------
+
+
+async def pending_extension(uow: UnitOfWork, ticket_id: int) -> Extension | None:
+    """The ticket's extension request waiting for a decision, if any."""
+    row = await uow.session.execute(
+        select(Extension).where(
+            Extension.ticket_id == ticket_id, Extension.status == ExtensionStatus.PENDING.value
+        )
+    )
+    return row.scalars().first()
+
+
+async def extension(uow: UnitOfWork, extension_id: int) -> Extension | None:
+    return await uow.session.get(Extension, extension_id)
+
+
+async def organisation(uow: UnitOfWork, organisation_id: int | None) -> Organisation | None:
+    return await uow.session.get(Organisation, organisation_id) if organisation_id else None
+
+
+async def recent_events(uow: UnitOfWork, ticket_id: int, limit: int) -> list[TicketEvent]:
+    """The ticket's last ``limit`` events, oldest first."""
+    rows = await uow.session.execute(
+        select(TicketEvent)
+        .where(TicketEvent.ticket_id == ticket_id)
+        .order_by(TicketEvent.at.desc(), TicketEvent.id.desc())
+        .limit(limit)
+    )
+    return list(reversed(list(rows.scalars())))
+
+
+async def followed_tickets(
+    uow: UnitOfWork, person_id: int, states: Sequence[str], limit: int
+) -> list[Ticket]:
+    """Originals the person follows (their own report was linked to them as a duplicate),
+    in the given states, earliest deadline first."""
+    rows = await uow.session.execute(
+        select(Ticket).join(TicketFollower, TicketFollower.ticket_id == Ticket.id)
+        .where(TicketFollower.person_id == person_id, Ticket.state.in_(list(states)))
+        .order_by(Ticket.deadline_at).limit(limit)
+    )
+    return list(rows.scalars())

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import String, and_, cast, exists, literal, or_, select
 
-from hotline.app import Deps
+from hotline.deps import Deps
 from hotline.domain import payloads as P
 from hotline.domain.rating import RATEABLE_STATES, STARS, finished_at, reminder_due
 from hotline.services.common import ticket_params

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from hotline.app import App, Deps
+from hotline.deps import App, Deps
 from hotline.similarity.score import (
     ANCHOR_BONUS,
     COVERAGE_WEIGHT,

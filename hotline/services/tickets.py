@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from escalation import sla
-from hotline.app import Deps
 from hotline.clock import local_midnight
-from hotline.domain import ids
+from hotline.deps import Deps
+from hotline.domain import ids, routing, sla
 from hotline.domain import payloads as P
 from hotline.domain.enums import OPEN_STATES, EventKind, Priority, Role, TicketState
 from hotline.domain.lifecycle import Action, can
@@ -28,13 +27,12 @@ from hotline.services.common import (
     record,
     sla_clock,
     sla_days_for,
-    ticket_params,
     transition,
 )
-from hotline.services.notify import ButtonSpec, notify
 from hotline.services.similarity import index_ticket
+from hotline.services.telling import check_text, tell_person, tell_reporter
 from hotline.taxonomy import FALLBACK_CATEGORY
-from storage.models import Attachment, Contact, OwnerGroup, Person, Ticket, TicketFollower
+from storage.models import Attachment, Contact, OwnerGroup, Person, Ticket
 from storage.uow import UnitOfWork
 
 MAX_TITLE = 120
@@ -67,66 +65,6 @@ def make_title(description: str) -> str:
     return first if len(first) <= MAX_TITLE else first[: MAX_TITLE - 1].rstrip() + "…"
 
 
-def _check_text(text: str, deps: Deps, what: str) -> str:
-    cleaned = text.strip()
-    if not cleaned:
-        raise InvalidInput(f"{what} is empty", key="error.empty_text")
-    if len(cleaned) > deps.settings.max_message_chars:
-        raise InvalidInput(
-            f"{what} is longer than {deps.settings.max_message_chars} characters",
-            key="error.text_too_long",
-            limit=deps.settings.max_message_chars,
-        )
-    return cleaned
-
-
-async def _followers(uow: UnitOfWork, ticket: Ticket) -> list[Person]:
-    from sqlalchemy import select
-
-    rows = await uow.session.execute(
-        select(Person).join(TicketFollower, TicketFollower.person_id == Person.id).where(
-            TicketFollower.ticket_id == ticket.id
-        )
-    )
-    return list(rows.scalars())
-
-
-async def _tell_reporter(
-    uow: UnitOfWork, deps: Deps, ticket: Ticket, key: str, *,
-    not_before: datetime | None = None, **params: object,
-) -> None:
-    """The reporter and anyone following the ticket (reporters of linked duplicates).
-
-    ``not_before`` holds the messages in the outbox until then (see ``auto_close``).
-    """
-    now = deps.clock.now()
-    group = await uow.people.group_by_id(ticket.group_id)
-    base = ticket_params(deps, ticket, group) | params
-    reporter = await uow.people.get(ticket.reporter_id)
-    recipients = [reporter] if reporter is not None else []
-    recipients += [p for p in await _followers(uow, ticket) if p.id != ticket.reporter_id]
-    buttons = base.pop("buttons", ())
-    for person in recipients:
-        await notify(uow, person, key, now=now, ticket=ticket, buttons=buttons,
-                     not_before=not_before, **base)  # type: ignore[arg-type]
-
-
-async def _tell_person(
-    uow: UnitOfWork, deps: Deps, ticket: Ticket, person_id: int | None, key: str,
-    *, skip: Person | None = None, buttons: ButtonSpec = (), **params: object,
-) -> None:
-    if person_id is None or (skip is not None and skip.id == person_id):
-        return
-    person = await uow.people.get(person_id)
-    if person is None:
-        return
-    group = await uow.people.group_by_id(ticket.group_id)
-    await notify(
-        uow, person, key, now=deps.clock.now(), ticket=ticket, buttons=buttons,
-        **(ticket_params(deps, ticket, group) | params),
-    )
-
-
 # --------------------------------------------------------------------------------------------
 # Filing and routing
 # --------------------------------------------------------------------------------------------
@@ -147,7 +85,7 @@ async def file_ticket(
 ) -> Ticket:
     """Create a ticket; ``category=None`` sends it to the coordinators' triage queue."""
     perm.require(reporter.role == Role.REPORTER.value, "file a report")
-    text = _check_text(description, deps, "report")
+    text = check_text(description, deps, "report")
     now = deps.clock.now()
     filed_today = await uow.tickets.count_filed_since(
         reporter.id, local_midnight(now, deps.settings.timezone))
@@ -190,8 +128,8 @@ async def file_ticket(
         description=text,
         sla_days=days,
         accepted_at=now,
-        first_response_due_at=deps.calendar.add_business_days(
-            now, deps.settings.first_response_business_days
+        first_response_due_at=sla.first_response_due(
+            deps.calendar, now, deps.settings.first_response_business_days
         ),
         created_at=now,
         updated_at=now,
@@ -215,7 +153,7 @@ async def file_ticket(
     )
     if triage:
         for coordinator in await uow.people.with_role(Role.COORDINATOR):
-            await _tell_person(
+            await tell_person(
                 uow, deps, ticket, coordinator.id, "tickets.triage_needed",
                 buttons=[[("buttons.triage", P.build(P.TRIAGE, ticket.ref))]],
             )
@@ -228,15 +166,17 @@ async def file_ticket(
 
 
 async def choose_assignee(uow: UnitOfWork, deps: Deps, group: OwnerGroup) -> Person | None:
-    """Least-loaded member of the group (round robin on ties; leads if it has no members);
-    None when the group claims from its queue or has nobody."""
+    """``routing.least_loaded`` over the group's tiers (members, then leads); None when the
+    group claims from its queue or has nobody."""
     if group.claim_from_queue:
         return None
-    for roles in ([Role.MEMBER.value], [Role.LEAD.value]):
-        loaded = await uow.tickets.with_open_load(roles, group.id)
-        if loaded:
-            epoch = datetime.min.replace(tzinfo=deps.clock.now().tzinfo)
-            return min(loaded, key=lambda pl: (pl[1], pl[0].last_assigned_at or epoch, pl[0].id))[0]
+    epoch = datetime.min.replace(tzinfo=deps.clock.now().tzinfo)
+    for tier in routing.ASSIGNEE_TIERS:
+        chosen = routing.least_loaded(
+            await uow.tickets.with_open_load([r.value for r in tier], group.id), epoch
+        )
+        if chosen is not None:
+            return chosen
     return None
 
 
@@ -262,7 +202,7 @@ async def _announce_to_group(uow: UnitOfWork, deps: Deps, ticket: Ticket, group:
     if not people:
         people = await uow.people.with_role(Role.COORDINATOR)
     for person in people:
-        await _tell_person(
+        await tell_person(
             uow, deps, ticket, person.id, "tickets.in_group_queue",
             buttons=[[("buttons.claim", P.build(P.CLAIM, ticket.ref))]],
         )
@@ -280,13 +220,13 @@ async def assign(
     ticket.assignee_id = assignee.id
     ticket.needs_triage = False
     assignee.last_assigned_at = now
-    await _tell_person(
+    await tell_person(
         uow, deps, ticket, assignee.id, "tickets.assigned_to_you", skip=actor,
         buttons=[[("buttons.acknowledge", P.build(P.ACK, ticket.ref))]],
         description=ticket.description[:500],
     )
     if previous is not None and previous != assignee.id:
-        await _tell_person(uow, deps, ticket, previous, "tickets.reassigned_away", skip=actor)
+        await tell_person(uow, deps, ticket, previous, "tickets.reassigned_away", skip=actor)
 
 
 async def claim(uow: UnitOfWork, deps: Deps, ticket: Ticket, member: Person) -> None:
@@ -315,14 +255,14 @@ async def acknowledge(uow: UnitOfWork, deps: Deps, ticket: Ticket, actor: Person
     if ticket.acknowledged_at is None:
         ticket.acknowledged_at = now
     ticket.last_progress_at = now
-    await _tell_reporter(uow, deps, ticket, "tickets.acknowledged")
+    await tell_reporter(uow, deps, ticket, "tickets.acknowledged")
 
 
 async def post_update(
     uow: UnitOfWork, deps: Deps, ticket: Ticket, actor: Person, text: str
 ) -> None:
     perm.require(perm.can_work(actor, ticket), "update this ticket")
-    note = _check_text(text, deps, "update")
+    note = check_text(text, deps, "update")
     if ticket.state not in (TicketState.IN_PROGRESS.value, TicketState.WAITING_REPORTER.value):
         # An update implies work has started: acknowledge on the way if needed.
         if can(TicketState(ticket.state), Action.ACKNOWLEDGE):
@@ -333,7 +273,7 @@ async def post_update(
     now = deps.clock.now()
     record(uow, ticket, EventKind.MESSAGE, at=now, actor=actor, note=note)
     ticket.last_progress_at = now
-    await _tell_reporter(uow, deps, ticket, "tickets.update", note=note)
+    await tell_reporter(uow, deps, ticket, "tickets.update", note=note)
 
 
 async def request_info(
@@ -341,14 +281,14 @@ async def request_info(
 ) -> None:
     """Ask the reporter; the SLA clock pauses until they answer."""
     perm.require(perm.can_work(actor, ticket), "ask the reporter for information")
-    note = _check_text(question, deps, "question")
+    note = check_text(question, deps, "question")
     now = deps.clock.now()
     transition(uow, ticket, Action.REQUEST_INFO, EventKind.INFO_REQUESTED, at=now, actor=actor,
                note=note)
     apply_sla(ticket, sla.pause(deps.calendar, sla_clock(ticket), now))
     record(uow, ticket, EventKind.PAUSED, at=now, actor=actor)
     ticket.last_progress_at = now
-    await _tell_reporter(
+    await tell_reporter(
         uow, deps, ticket, "tickets.info_requested", note=note,
         buttons=[[("buttons.answer", P.build(P.ANSWER, ticket.ref))]],
     )
@@ -371,7 +311,7 @@ async def add_info(
                  "add information to this ticket")
     if ticket.state in (TicketState.CLOSED.value, TicketState.REJECTED.value):
         raise InvalidInput("ticket is closed", key="error.ticket_closed", ref=ticket.ref)
-    note = _check_text(text, deps, "information") if text.strip() or not attachments else ""
+    note = check_text(text, deps, "information") if text.strip() or not attachments else ""
     now = deps.clock.now()
     if ticket.state == TicketState.WAITING_REPORTER.value:
         event = transition(uow, ticket, Action.PROVIDE_INFO, EventKind.INFO_PROVIDED, at=now,
@@ -388,7 +328,7 @@ async def add_info(
     for item in attachments:
         record(uow, ticket, EventKind.ATTACHMENT, at=now, actor=reporter, kind=item.kind,
                file_name=item.file_name)
-    await _tell_person(uow, deps, ticket, ticket.assignee_id, key, note=note or "📎",
+    await tell_person(uow, deps, ticket, ticket.assignee_id, key, note=note or "📎",
                        buttons=[[("buttons.update", P.build(P.UPDATE, ticket.ref))]])
 
 
@@ -396,7 +336,7 @@ async def resolve(
     uow: UnitOfWork, deps: Deps, ticket: Ticket, actor: Person, resolution: str
 ) -> None:
     perm.require(perm.can_work(actor, ticket), "resolve this ticket")
-    note = _check_text(resolution, deps, "resolution")
+    note = check_text(resolution, deps, "resolution")
     now = deps.clock.now()
     was_paused = ticket.paused_since is not None
     transition(uow, ticket, Action.RESOLVE, EventKind.RESOLVED, at=now, actor=actor, note=note,
@@ -405,7 +345,7 @@ async def resolve(
         apply_sla(ticket, sla.resume(deps.calendar, sla_clock(ticket), now))
     ticket.resolved_at = now
     ticket.last_progress_at = now
-    await _tell_reporter(
+    await tell_reporter(
         uow, deps, ticket, "tickets.resolved", note=note,
         buttons=[[("buttons.confirm", P.build(P.CONFIRM, ticket.ref)),
                   ("buttons.reopen", P.build(P.REOPEN, ticket.ref))]],
@@ -417,7 +357,7 @@ async def confirm(uow: UnitOfWork, deps: Deps, ticket: Ticket, reporter: Person)
     now = deps.clock.now()
     transition(uow, ticket, Action.CLOSE, EventKind.CONFIRMED, at=now, actor=reporter)
     ticket.closed_at = now
-    await _tell_person(uow, deps, ticket, ticket.assignee_id, "tickets.confirmed")
+    await tell_person(uow, deps, ticket, ticket.assignee_id, "tickets.confirmed")
 
 
 async def auto_close(
@@ -435,7 +375,7 @@ async def auto_close(
     transition(uow, ticket, Action.CLOSE, EventKind.AUTO_CLOSED, at=now, actor=None,
                business_days=deps.settings.auto_close_business_days)
     ticket.closed_at = now
-    await _tell_reporter(uow, deps, ticket, "tickets.auto_closed", not_before=not_before,
+    await tell_reporter(uow, deps, ticket, "tickets.auto_closed", not_before=not_before,
                          days=deps.settings.auto_close_business_days)
 
 
@@ -461,12 +401,12 @@ async def rate(
                            days=window)
     if not isinstance(stars, int) or not 1 <= stars <= 5:
         raise InvalidInput("rating must be 1 to 5", key="error.bad_rating")
-    note = _check_text(comment, deps, "comment") if comment and comment.strip() else None
+    note = check_text(comment, deps, "comment") if comment and comment.strip() else None
     now = deps.clock.now()
     ticket.rating = stars
     ticket.rating_comment = note
     record(uow, ticket, EventKind.RATED, at=now, actor=reporter, note=note, stars=stars)
-    await _tell_person(uow, deps, ticket, ticket.assignee_id, "tickets.rated", stars=stars,
+    await tell_person(uow, deps, ticket, ticket.assignee_id, "tickets.rated", stars=stars,
                        note=note or "")
 
 
@@ -475,7 +415,7 @@ async def reopen(
 ) -> None:
     """Back to work with a fresh SLA cycle: resolved any time, closed within the window."""
     perm.require(perm.is_reporter_side(reporter, ticket), "reopen this ticket")
-    note = _check_text(reason, deps, "reason")
+    note = check_text(reason, deps, "reason")
     now = deps.clock.now()
     if ticket.state == TicketState.CLOSED.value:
         window = deps.settings.reopen_window_business_days
@@ -489,18 +429,19 @@ async def reopen(
     ticket.resolved_at = None
     ticket.closed_at = None
     await index_ticket(uow, deps, ticket)  # suggestible again (its postings may be pruned)
-    ticket.first_response_due_at = deps.calendar.add_business_days(
-        now, deps.settings.first_response_business_days
+    ticket.first_response_due_at = sla.first_response_due(
+        deps.calendar, now, deps.settings.first_response_business_days
     )
     record(uow, ticket, EventKind.DEADLINE_CHANGED, at=now, actor=reporter,
-           deadline=ticket.deadline_at.isoformat(), cycle=ticket.cycle, reason="reopen")
+           deadline=ticket.deadline_at.isoformat(), cycle=ticket.cycle, reason="reopen",
+           sla_days=ticket.sla_days)
     assignee = await uow.people.get(ticket.assignee_id) if ticket.assignee_id else None
     if assignee is None or not assignee.active:
         group = await uow.people.group_by_id(ticket.group_id)
         if group is not None:
             await route(uow, deps, ticket, group)
         return
-    await _tell_person(uow, deps, ticket, assignee.id, "tickets.reopened", note=note,
+    await tell_person(uow, deps, ticket, assignee.id, "tickets.reopened", note=note,
                        buttons=[[("buttons.acknowledge", P.build(P.ACK, ticket.ref))]])
 
 

@@ -4,11 +4,7 @@ One aiohttp application (the framework the chat webhooks already use), server-re
 Jinja2 pages, no front-end build and no scripts. Entry points:
 
 * ``build_web_app(app)`` / ``setup_web(aiohttp_app, app)`` / ``WebServer`` (``hotline.web.app``);
-* ``create_signin_link(uow, deps, person)`` for the bot's ``/web`` command (``signin``);
-* ``status_url(settings, ref, check_code)`` for the reporter's confirmation (``links``).
+
+The bot's ``/web`` sign-in link (``hotline.services.signin``) and the reporter's status link
+(``hotline.links``) live below this package, so chat handlers never import the web.
 """
-
-from hotline.web.links import status_url
-from hotline.web.signin import create_signin_link
-
-__all__ = ["create_signin_link", "status_url"]

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from hotline.app import App
+from hotline.deps import App
 from hotline.web import api, pages, sessions
 from hotline.web.middleware import web_middleware
 from hotline.web.render import STATIC_DIR

@@ -8,7 +8,7 @@ report, computed with the digest's replay (``Replay``/``apply``) over the same r
 * per ticket, its facts at the period's end (group, category, state, RAG, reporter kind), so
   lists and filters use the digest's view of each ticket, not today's ticket table;
 * per owner group, tickets resolved *on time* (not overdue at their last resolution in the
-  period, judged by ``escalation.sla`` as the digest judges overdue) and the satisfaction of
+  period, judged by ``hotline.domain.sla`` as the digest judges overdue) and the satisfaction of
   the tickets rated in the period (the digest reports satisfaction by category and reporter
   kind, not by group).
 
@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hotline.app import Deps
+from hotline.deps import Deps
 from hotline.digests.compute import (
     REPORTER_KINDS,
     Replay,

@@ -13,7 +13,8 @@ from typing import Any
 from aiohttp import web
 
 from hotline.digests.chart import chart_png
-from hotline.web import exports, params, sessions, signin, views
+from hotline.services import signin
+from hotline.web import exports, params, sessions, views
 from hotline.web.http import (
     Viewer,
     WebError,

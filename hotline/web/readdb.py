@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from hotline.app import Deps
 from hotline.config import Settings
+from hotline.deps import Deps
 from storage.db import create_engine, make_sessionmaker, normalise_url
 
 

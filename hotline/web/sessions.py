@@ -21,8 +21,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from hotline.app import App, Deps
-from hotline.web import tokens
+from hotline.deps import App, Deps
+from hotline.services import tokens
 from storage.db import upsert_insert
 from storage.models import KeyValue
 from storage.uow import UnitOfWork

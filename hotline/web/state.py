@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hotline.app import App
+from hotline.deps import App
 from hotline.digests.model import Digest
 from hotline.errors import ConfigError
 from hotline.web.cache import Entry, FigureCache

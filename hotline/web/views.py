@@ -1,8 +1,8 @@
 """What each page shows, as plain data: the JSON API returns it, the templates render it.
 
 One builder per page means the HTML and the API cannot drift apart, and a test comparing the
-API with the digest also vouches for the page. Visibility is decided here, per ticket, with
-``hotline.services.permissions.can_view`` -- the chat's rule.
+API with the digest also vouches for the page. Visibility is decided per ticket by
+``hotline.services.visibility`` -- the rule the chat uses too.
 """
 
 from __future__ import annotations
@@ -12,15 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from hotline.digests.compute import escalation_messages
 from hotline.digests.kinds import kinds_json
 from hotline.digests.model import Digest, GroupRow, TicketLine, TrendWeek
 from hotline.digests.period import Period, display_label
 from hotline.domain.enums import ExtensionStatus, Role
-from hotline.services import permissions as perm
-from hotline.services.common import get_ticket
+from hotline.services import visibility
 from hotline.services.tickets import rag_of
 from hotline.web.figures import Figures, GroupExtra, TicketRow
 from hotline.web.params import Filters
@@ -32,7 +31,6 @@ from storage.models import (
     Person,
     Ticket,
     TicketEvent,
-    TicketFollower,
 )
 from storage.uow import UnitOfWork
 
@@ -94,7 +92,7 @@ def row_json(row: TicketRow) -> dict[str, Any]:
 
 def row_visible(person: Person, row: Any) -> bool:
     """``can_view`` on a row that has the ticket's ownership fields (a ``TicketRow``)."""
-    return perm.can_view(person, row)
+    return visibility.can_see_row(person, row)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,7 +184,7 @@ async def pending_extensions(state: WebState, person: Person, filters: Filters,
             continue
         if filters.category is not None and x.category != filters.category:
             continue
-        if not perm.can_view(person, x):  # type: ignore[arg-type]
+        if not visibility.can_see_row(person, x):
             continue
         out.append(x.item)
         if len(out) >= limit:
@@ -235,18 +233,15 @@ async def staff_tickets(state: WebState, person: Person, filters: Filters, offse
 
 async def reporter_tickets(state: WebState, person: Person, offset: int, limit: int) -> dict[str, Any]:
     """A reporter's organisation's tickets (and originals they follow), live, newest first."""
-    visible = [Ticket.reporter_id == person.id,
-               Ticket.id.in_(select(TicketFollower.ticket_id).where(TicketFollower.person_id == person.id))]
-    if person.organisation_id is not None:
-        visible.append(Ticket.organisation_id == person.organisation_id)
     now = state.app.clock.now()
     async with state.read.sessions() as session:
         stmt = (select(Ticket, OwnerGroup.code).join(OwnerGroup, OwnerGroup.id == Ticket.group_id)
-                .where(or_(*visible)).order_by(Ticket.created_at.desc(), Ticket.id.desc()))
+                .where(visibility.reporter_scope(person))
+                .order_by(Ticket.created_at.desc(), Ticket.id.desc()))
         found = (await session.execute(stmt)).all()
     items = []
     for ticket, code in found:
-        if not perm.can_view(person, ticket, is_follower=True):
+        if not visibility.can_see_row(person, ticket, is_follower=True):  # in scope above
             continue
         items.append({"ref": ticket.ref, "title": ticket.title, "state": ticket.state,
                       "rag": _live_rag(state, ticket, now), "group": code,
@@ -263,18 +258,9 @@ async def reporter_tickets(state: WebState, person: Person, offset: int, limit: 
 
 async def ticket_page(state: WebState, person: Person, ref: str) -> dict[str, Any]:
     """The ticket with its whole history, if ``person`` may see it; otherwise exactly the
-    answer for a missing ticket (``NotFound``), as in the chat."""
-    from hotline.errors import NotFound
-
+    answer for a missing ticket (``NotFound``), as in the chat (``services.visibility``)."""
     async with UnitOfWork(state.read.sessions) as uow:
-        ticket = await get_ticket(uow, ref, for_update=False)
-        follower = False
-        if person.role == Role.REPORTER.value and ticket.reporter_id != person.id:
-            found = await uow.session.execute(select(TicketFollower.id).where(
-                TicketFollower.ticket_id == ticket.id, TicketFollower.person_id == person.id))
-            follower = found.first() is not None
-        if not perm.can_view(person, ticket, is_follower=follower):
-            raise NotFound("ticket not visible", key="error.ticket_not_found", ref=ticket.ref)
+        ticket = await visibility.visible_ticket(uow, person, ref, for_update=False)
         events = await uow.events.for_ticket(ticket.id)
         group = await uow.people.group_by_id(ticket.group_id)
         staff = person.role != Role.REPORTER.value
@@ -323,7 +309,7 @@ def _live_rag(state: WebState, ticket: Ticket, now: datetime | None = None) -> s
 
 
 def _status_path(ticket: Ticket) -> str:
-    from hotline.web.links import status_path
+    from hotline.links import status_path
 
     return status_path(ticket.ref, ticket.check_code)
 

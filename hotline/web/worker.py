@@ -33,11 +33,11 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from escalation.calendar import BusinessCalendar
-from hotline.app import App, Deps
 from hotline.clock import SystemClock
 from hotline.config import Settings
+from hotline.deps import App, Deps
 from hotline.digests.period import Period
+from hotline.domain.calendar import BusinessCalendar
 from hotline.taxonomy import Taxonomy
 from hotline.web.figures import TREND_WEEKS, Figures, Snapshot, compute_figures, compute_snapshot
 from hotline.web.readdb import ReadApp, ReadDatabase, in_memory

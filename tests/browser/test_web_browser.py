@@ -23,7 +23,7 @@ import pytest
 import pytest_asyncio
 from openpyxl import load_workbook
 
-from hotline.web.links import status_path
+from hotline.links import status_path
 from tests.browser import world as W
 from tests.browser.harness import Browser, chromium_path
 from tests.browser.webtest import Served, path_of, served
@@ -68,7 +68,7 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 async def link_from_engine(world: W.World, person_id: int) -> str:
     """What ``/web`` in the chat answers: the engine's reply carries the one-time link."""
     from handlers.engine import Engine
-    from handlers.events import InboundEvent
+    from hotline.messages import InboundEvent
 
     contact = world.contacts[person_id]
     event = InboundEvent(channel=contact.channel, update_id=f"web-{person_id}-{os.urandom(4).hex()}",

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 import aiohttp
 from aiohttp import web
 
-from hotline.app import App
+from hotline.deps import App
+from hotline.services.signin import create_signin_link
 from hotline.web.app import build_web_app
-from hotline.web.signin import create_signin_link
 from hotline.web.state import STATE, WebState
 from storage.models import Person, Ticket
 

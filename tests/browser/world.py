@@ -18,12 +18,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from hotline.app import App, open_app
 from hotline.clock import ManualClock
 from hotline.config import Settings
+from hotline.deps import App
 from hotline.domain.enums import OPEN_STATES, OrgKind, Role
 from hotline.errors import HotlineError
 from hotline.services import coordination, tickets
+from hotline.services.app import open_app
 from storage.models import Contact, Person, Ticket
 from tests.factories import file, make_reporter, make_staff
 

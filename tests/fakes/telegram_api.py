@@ -47,6 +47,7 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiohttp import ClientSession, ClientTimeout, web
 
 from tests.fakes import fake_token
+from tests.fakes.loopback import LoopbackServer
 
 WEBHOOK_SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
@@ -273,7 +274,7 @@ def render_html(text: str) -> str:
     return "".join(parser.out)
 
 
-class FakeTelegramServer:
+class FakeTelegramServer(LoopbackServer):
     """An aiohttp app answering ``/bot<token>/<method>`` like the Bot API does."""
 
     def __init__(
@@ -294,16 +295,13 @@ class FakeTelegramServer:
             "can_read_all_group_messages": False,
             "supports_inline_queries": False,
         }
-        self.host = host
-        self.port: int | None = None
+        super().__init__(host)
         self.calls: list[ApiCall] = []
         self.answered_callbacks: list[dict[str, Any]] = []
         self.commands: dict[tuple[str, str], list[dict[str, str]]] = {}
         self.webhook: dict[str, Any] = {}
         self.chat_actions: list[dict[str, Any]] = []
 
-        self._runner: web.AppRunner | None = None
-        self._client: ClientSession | None = None
         self._updates: list[dict[str, Any]] = []
         self._allowed_updates: list[str] | None = None
         self._waiters: set[asyncio.Event] = set()
@@ -319,7 +317,6 @@ class FakeTelegramServer:
         self._failures: dict[str, list[_Failure]] = {}
         self._failed_chats: dict[int | str, ApiError] = {}
         self._hangs: dict[str, list[list[float]]] = {}
-        self._call_listeners: set[asyncio.Event] = set()
         self._sent_listeners: dict[int | str, set[asyncio.Event]] = {}
         self._methods: dict[
             str, tuple[str, Callable[[dict[str, Any], dict[str, UploadedFile]], Awaitable[Any]]]
@@ -345,39 +342,14 @@ class FakeTelegramServer:
         }
 
     # --- lifecycle --------------------------------------------------------------------------
-    async def start(self) -> FakeTelegramServer:
-        app = web.Application(client_max_size=60 * 1024 * 1024)
-        app.router.add_route("*", "/bot{token}/{method}", self._dispatch)
-        # handler_cancellation: a client that gives up (timeout, stop) cancels our long poll
-        # or hang instead of leaving it running; a short shutdown keeps test teardown quick.
-        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        return self
+    client_max_size = 60 * 1024 * 1024
 
-    async def close(self) -> None:
+    def _add_routes(self, app: web.Application) -> None:
+        app.router.add_route("*", "/bot{token}/{method}", self._dispatch)
+
+    def _release_waiters(self) -> None:
         for waiter in self._waiters:
             waiter.set()
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeTelegramServer:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    @property
-    def base_url(self) -> str:
-        if self.port is None:
-            raise RuntimeError("server not started")
-        return f"http://{self.host}:{self.port}"
 
     # --- inspection -------------------------------------------------------------------------
     def calls_to(self, method: str) -> list[ApiCall]:
@@ -386,14 +358,7 @@ class FakeTelegramServer:
 
     async def wait_for_calls(self, method: str, count: int = 1, *, within: float = 5.0) -> list[ApiCall]:
         """Wait until ``method`` was called at least ``count`` times (for async flows)."""
-        async with asyncio.timeout(within):
-            while len(self.calls_to(method)) < count:
-                event = asyncio.Event()
-                self._call_listeners.add(event)
-                try:
-                    await event.wait()
-                finally:
-                    self._call_listeners.discard(event)
+        await self._wait_until(lambda: len(self.calls_to(method)) >= count, within)
         return self.calls_to(method)
 
     def sent_messages(self, chat_id: int | str) -> list[SentMessage]:
@@ -489,9 +454,7 @@ class FakeTelegramServer:
         headers = {"Content-Type": "application/json"}
         if secret is not None:
             headers[WEBHOOK_SECRET_HEADER] = str(secret)
-        if self._client is None or self._client.closed:
-            self._client = ClientSession()
-        async with self._client.post(
+        async with self.client.post(
             target, data=json.dumps(update), headers=headers, timeout=ClientTimeout(total=within)
         ) as response:
             return response.status, await response.text()
@@ -762,8 +725,7 @@ class FakeTelegramServer:
         name, handler = entry
         params, files = await _read_params(request)
         self.calls.append(ApiCall(name, params, files, asyncio.get_running_loop().time()))
-        for listener in self._call_listeners:
-            listener.set()
+        self._notify_call()
 
         hangs = self._hangs.get(name.lower())
         if hangs:

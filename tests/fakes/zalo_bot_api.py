@@ -32,9 +32,10 @@ from dataclasses import dataclass
 from types import EllipsisType
 from typing import Any
 
-from aiohttp import ClientSession, ClientTimeout, web
+from aiohttp import ClientTimeout, web
 
 from tests.fakes import fake_token
+from tests.fakes.loopback import LoopbackServer
 
 SECRET_HEADER = "X-Bot-Api-Secret-Token"
 TEXT_LIMIT = 2000
@@ -86,12 +87,11 @@ class SentMessage:
     photo: str | None = None
 
 
-class FakeZaloBotServer:
+class FakeZaloBotServer(LoopbackServer):
     def __init__(self, *, token: str | None = None, host: str = "127.0.0.1", max_poll_seconds: float = 1.0,
                  no_update_http_status: int = 200) -> None:
         self.token = token or fake_token()
-        self.host = host
-        self.port: int | None = None
+        super().__init__(host)
         #: Cap on one long poll, so tests never wait the real 30 seconds.
         self.max_poll_seconds = max_poll_seconds
         #: HTTP status sent with ``error_code`` 408 (the body is what clients must read).
@@ -102,61 +102,26 @@ class FakeZaloBotServer:
         self.webhook_deliveries: list[tuple[int, str]] = []
         self._updates: list[dict[str, Any]] = []
         self._update_waiters: set[asyncio.Event] = set()
-        self._call_listeners: set[asyncio.Event] = set()
         self._sent: dict[str, list[SentMessage]] = {}
         self._failures: dict[str, list[list[Any]]] = {}
         self._hangs: dict[str, list[list[float]]] = {}
         self._failed_chats: dict[str, ApiError] = {}
         self._message_ids = itertools.count(1)
-        self._runner: web.AppRunner | None = None
-        self._client: ClientSession | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
-    async def start(self) -> FakeZaloBotServer:
-        app = web.Application()
+    def _add_routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/bot{token}/{method}", self._dispatch)
-        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        return self
 
-    async def close(self) -> None:
+    def _release_waiters(self) -> None:
         for waiter in self._update_waiters:
             waiter.set()
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeZaloBotServer:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    @property
-    def base_url(self) -> str:
-        if self.port is None:
-            raise RuntimeError("server not started")
-        return f"http://{self.host}:{self.port}"
 
     # --- inspection --------------------------------------------------------------------------
     def calls_to(self, method: str) -> list[ApiCall]:
         return [c for c in self.calls if c.method == method]
 
     async def wait_for_calls(self, method: str, count: int = 1, *, within: float = 5.0) -> list[ApiCall]:
-        async with asyncio.timeout(within):
-            while len(self.calls_to(method)) < count:
-                event = asyncio.Event()
-                self._call_listeners.add(event)
-                try:
-                    await event.wait()
-                finally:
-                    self._call_listeners.discard(event)
+        await self._wait_until(lambda: len(self.calls_to(method)) >= count, within)
         return self.calls_to(method)
 
     def sent(self, chat_id: str) -> list[SentMessage]:
@@ -166,14 +131,7 @@ class FakeZaloBotServer:
         return [m.text or "" for m in self.sent(chat_id)]
 
     async def wait_for_sent(self, chat_id: str, count: int = 1, *, within: float = 5.0) -> list[SentMessage]:
-        async with asyncio.timeout(within):
-            while len(self.sent(chat_id)) < count:
-                event = asyncio.Event()
-                self._call_listeners.add(event)
-                try:
-                    await event.wait()
-                finally:
-                    self._call_listeners.discard(event)
+        await self._wait_until(lambda: len(self.sent(chat_id)) >= count, within)
         return self.sent(chat_id)
 
     @property
@@ -224,9 +182,7 @@ class FakeZaloBotServer:
         if secret is not None:
             headers[SECRET_HEADER] = str(secret)
         body = {"ok": True, "result": update} if wrapped else update
-        if self._client is None or self._client.closed:
-            self._client = ClientSession()
-        async with self._client.post(target, data=json.dumps(body), headers=headers,
+        async with self.client.post(target, data=json.dumps(body), headers=headers,
                                      timeout=ClientTimeout(total=within)) as response:
             result = (response.status, await response.text())
         self.webhook_deliveries.append(result)
@@ -279,8 +235,7 @@ class FakeZaloBotServer:
         if not isinstance(params, dict):
             return ApiError(400, "Bad Request: body must be an object").response()
         self.calls.append(ApiCall(method, params, asyncio.get_running_loop().time()))
-        for listener in list(self._call_listeners):
-            listener.set()
+        self._notify_call()
         if request.match_info["token"] != self.token:
             return ApiError(401).response()
         hangs = self._hangs.get(method)
@@ -371,8 +326,7 @@ class FakeZaloBotServer:
     def _record(self, method: str, chat_id: str, text: str | None, photo: str | None = None) -> Any:
         message_id = f"{next(self._message_ids):020x}"
         self._sent.setdefault(chat_id, []).append(SentMessage(method, chat_id, message_id, text, photo))
-        for listener in list(self._call_listeners):
-            listener.set()
+        self._notify_call()
         return {"message_id": message_id, "date": int(time.time() * 1000)}
 
     async def _send_message(self, params: dict[str, Any]) -> Any:

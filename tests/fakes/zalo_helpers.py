@@ -14,8 +14,8 @@ from contextlib import asynccontextmanager
 from aiohttp import web
 
 from bot.delivery import ChannelSender, DeliveryResult
-from handlers.events import InboundEvent, OutboundMessage
-from hotline.app import App
+from hotline.deps import App
+from hotline.messages import InboundEvent, OutboundMessage
 from storage.models import OutboxMessage
 
 

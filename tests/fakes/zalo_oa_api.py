@@ -35,7 +35,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import ClientSession, ClientTimeout, web
+from aiohttp import ClientTimeout, web
+
+from tests.fakes.loopback import LoopbackServer
 
 APP_ID = "2553928453557884079"
 APP_SECRET = "fakeAppSecretKeyForTests"
@@ -92,15 +94,14 @@ class _Token:
     issued: list[str] = field(default_factory=list)
 
 
-class FakeZaloOAServer:
+class FakeZaloOAServer(LoopbackServer):
     def __init__(self, *, app_id: str = APP_ID, app_secret: str = APP_SECRET,
                  oa_secret_key: str = OA_SECRET_KEY, host: str = "127.0.0.1",
                  expires_in: int = 90000) -> None:
         self.app_id = app_id
         self.app_secret = app_secret
         self.oa_secret_key = oa_secret_key
-        self.host = host
-        self.port: int | None = None
+        super().__init__(host)
         self.expires_in = expires_in
         self.send_calls: list[tuple[dict[str, Any], str | None, float]] = []
         self.oauth_calls: list[OAuthCall] = []
@@ -114,42 +115,12 @@ class FakeZaloOAServer:
         self._oauth_failures: list[list[Any]] = []
         self._oauth_delay = 0.0
         self._failed_users: dict[str, int] = {}
-        self._listeners: set[asyncio.Event] = set()
         self._ids = itertools.count(1)
-        self._runner: web.AppRunner | None = None
-        self._client: ClientSession | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
-    async def start(self) -> FakeZaloOAServer:
-        app = web.Application()
+    def _add_routes(self, app: web.Application) -> None:
         app.router.add_post("/v3.0/oa/message/cs", self._send)
         app.router.add_post("/v4/oa/access_token", self._oauth)
-        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        return self
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeZaloOAServer:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    @property
-    def base_url(self) -> str:
-        if self.port is None:
-            raise RuntimeError("server not started")
-        return f"http://{self.host}:{self.port}"
 
     # --- tokens ------------------------------------------------------------------------------
     def issue_tokens(self) -> tuple[str, str]:
@@ -181,14 +152,7 @@ class FakeZaloOAServer:
         return [m.text or "" for m in self.sent(user_id)]
 
     async def wait_for_sent(self, user_id: str, count: int = 1, *, within: float = 5.0) -> list[SentOA]:
-        async with asyncio.timeout(within):
-            while len(self.sent(user_id)) < count:
-                event = asyncio.Event()
-                self._listeners.add(event)
-                try:
-                    await event.wait()
-                finally:
-                    self._listeners.discard(event)
+        await self._wait_until(lambda: len(self.sent(user_id)) >= count, within)
         return self.sent(user_id)
 
     # --- failure injection -------------------------------------------------------------------
@@ -282,10 +246,8 @@ class FakeZaloOAServer:
             headers["X-ZEvent-Signature"] = f"mac={value}" if prefix else value
         if tamper:
             body = body.replace(b'"text": "', b'"text": "X', 1) if b'"text": "' in body else body + b" "
-        if self._client is None or self._client.closed:
-            self._client = ClientSession()
         started = time.monotonic()
-        async with self._client.post(url, data=body, headers=headers,
+        async with self.client.post(url, data=body, headers=headers,
                                      timeout=ClientTimeout(total=within)) as response:
             return response.status, await response.text(), time.monotonic() - started
 
@@ -338,8 +300,7 @@ class FakeZaloOAServer:
             return self._error(-201, problem)
         message_id = f"{next(self._ids):032x}"
         self._sent.setdefault(user_id, []).append(SentOA(user_id, message, message_id, token))
-        for listener in list(self._listeners):
-            listener.set()
+        self._notify_call()
         return web.json_response({"error": 0, "message": "Success",
                                   "data": {"message_id": message_id, "user_id": user_id}})
 

@@ -21,10 +21,10 @@ from sqlalchemy import select as sql_select
 from bot import numbered
 from bot.console import ConsoleChat
 from handlers.engine import Engine
-from handlers.events import Button, OutboundMessage
 from handlers.harness import ScriptedClassifier
-from hotline.app import App
+from hotline.deps import App
 from hotline.domain.enums import Role, TicketState
+from hotline.messages import Button, OutboundMessage
 from storage.models import OutboxMessage, Ticket
 from tests.factories import make_staff
 
@@ -225,7 +225,7 @@ async def test_numbered_menu_survives_in_the_database(app: App) -> None:
         await numbered.remember(uow, "zalo_bot", "c1", ["lang:vi", "lang:en"], app.clock.now())
         await uow.commit()
     menus = numbered.NumberedMenus(app)
-    from handlers.events import InboundEvent
+    from hotline.messages import InboundEvent
 
     event = InboundEvent(channel="zalo_bot", update_id="1", user_id="c1", chat_id="c1", text="2")
     pressed = await menus.resolve(event)

@@ -20,8 +20,8 @@ from bot.console import ConsoleChat
 from escalation.sweep import sweep
 from handlers.engine import Engine
 from handlers.harness import ScriptedClassifier, ScriptedUser
-from hotline.app import App
 from hotline.clock import ManualClock
+from hotline.deps import App
 from hotline.domain import payloads as P
 from hotline.domain.enums import Role, TicketState
 from hotline.domain.reports import EXAMPLE_EN, EXAMPLE_VI

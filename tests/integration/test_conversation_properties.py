@@ -30,15 +30,16 @@ from bot import numbered
 from bot.console import ConsoleChat
 from handlers import choices
 from handlers.engine import Engine
-from handlers.events import OutboundMessage
 from handlers.harness import ScriptedClassifier, ScriptedUser
-from hotline.app import App, open_app
 from hotline.clock import ManualClock
 from hotline.config import Settings
+from hotline.deps import App
 from hotline.domain.enums import Role
 from hotline.domain.reports import is_report
 from hotline.i18n import plain, t
+from hotline.messages import OutboundMessage
 from hotline.services import tickets as ticket_service
+from hotline.services.app import open_app
 from storage.models import Conversation, Ticket, TicketEvent
 from tests.conftest import _truncate, local
 from tests.dbutil import scratch_dir

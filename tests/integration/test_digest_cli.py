@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from hotline.app import open_app
 from hotline.clock import ManualClock
 from hotline.config import Settings
 from hotline.domain.enums import Role
+from hotline.services.app import open_app
 from storage import migrate
 from tests.conftest import local
 from tests.factories import file, make_reporter, make_staff

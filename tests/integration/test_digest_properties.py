@@ -26,16 +26,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from escalation import ladder, sla
-from hotline.app import App, open_app
 from hotline.clock import ManualClock
 from hotline.config import Settings
+from hotline.deps import App
 from hotline.digests import build_digest
 from hotline.digests import period as P
 from hotline.digests.model import Digest
+from hotline.domain import ladder, sla
 from hotline.domain.enums import OPEN_STATES, OrgKind, Priority, Role
 from hotline.errors import HotlineError
 from hotline.services import coordination, tickets
+from hotline.services.app import open_app
 from hotline.services.common import sla_clock
 from storage.models import Extension, GroupAlert, Organisation, Ticket, TicketEvent
 from tests.conftest import _truncate, local

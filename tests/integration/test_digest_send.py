@@ -13,8 +13,8 @@ from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
 from sqlalchemy import func, select, update
 
-from hotline.app import App
 from hotline.clock import ManualClock
+from hotline.deps import App
 from hotline.digests import build_digest, parse_audience, send_digest, send_scheduled_digests
 from hotline.digests import period as P
 from hotline.digests.export import load_export, write_csv, write_xlsx

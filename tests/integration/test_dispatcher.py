@@ -27,11 +27,11 @@ from bot.delivery import DeliveryResult
 from bot.dispatcher import OutboxDispatcher
 from bot.ratelimit import ChatLimits
 from bot.telegram.sender import TelegramSender
-from bot.text import split_message
-from handlers.events import Button, OutboundMessage
-from hotline.app import App
 from hotline.clock import ManualClock, ensure_utc
+from hotline.deps import App
+from hotline.messages import Button, OutboundMessage
 from hotline.services.notify import enqueue
+from hotline.text import split_message
 from storage.models import Contact, OutboxMessage
 from tests.fakes.telegram_api import FakeTelegramServer
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from bot.dispatcher import OutboxDispatcher, default_splitters, html_splitter
 from bot.ratelimit import ChatLimits, Pacer, is_group_chat
-from handlers.events import Button, OutboundMessage
+from hotline.messages import Button, OutboundMessage
 
 T0 = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)
 

@@ -19,7 +19,8 @@ from sqlalchemy import update
 from bot.dispatcher import OutboxDispatcher
 from bot.ratelimit import ChatLimits
 from bot.telegram.sender import TelegramSender
-from hotline.app import App, open_app
+from hotline.deps import App
+from hotline.services.app import open_app
 from storage.models import OutboxMessage
 from tests.fakes.telegram_api import FakeTelegramServer, make_test_bot
 from tests.integration.test_dispatcher import (

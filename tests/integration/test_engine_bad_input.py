@@ -13,13 +13,13 @@ import pytest
 from sqlalchemy import func, select
 
 from handlers.engine import Engine
-from handlers.events import InboundEvent
 from handlers.harness import ScriptedClassifier, ScriptedUser
-from hotline.app import App
 from hotline.clock import ManualClock
+from hotline.deps import App
 from hotline.domain import payloads as P
 from hotline.domain.enums import Role
 from hotline.i18n import plain, t
+from hotline.messages import InboundEvent
 from hotline.services import people
 from storage.models import (
     Conversation,

@@ -13,13 +13,13 @@ import pytest
 from sqlalchemy import func, select
 
 from handlers.engine import Engine
-from handlers.events import OutboundMessage
 from handlers.harness import ScriptedClassifier, ScriptedUser
-from hotline.app import App
 from hotline.clock import ManualClock
+from hotline.deps import App
 from hotline.domain import payloads as P
 from hotline.domain.enums import ExtensionStatus, Role, TicketState
 from hotline.i18n import plain, t
+from hotline.messages import OutboundMessage
 from hotline.services.common import get_ticket
 from storage.models import (
     Attachment,
@@ -397,7 +397,7 @@ async def test_start_language_choice_and_lang_switch_mid_flow(app: App, engine: 
 
 async def test_attachments_and_several_messages_make_one_report(app: App,
                                                                 engine: Engine) -> None:
-    from handlers.events import Attachment as InAttachment
+    from hotline.messages import Attachment as InAttachment
 
     _, rep = await reporter(app, engine, "vi")
     await rep.say("/report")

@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import select
 
 from escalation.sweep import SweepReport, sweep
-from hotline.app import App
 from hotline.clock import ManualClock
+from hotline.deps import App
 from hotline.digests import build_digest
 from hotline.digests import period as P
 from hotline.domain.enums import EventKind, Role

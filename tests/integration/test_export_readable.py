@@ -18,8 +18,8 @@ from pathlib import Path
 from openpyxl import load_workbook
 
 from escalation.sweep import sweep
-from hotline.app import App
 from hotline.clock import ManualClock
+from hotline.deps import App
 from hotline.digests import build_digest
 from hotline.digests import period as P
 from hotline.digests.export import load_export, write_csv, write_json, write_xlsx

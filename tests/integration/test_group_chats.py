@@ -22,9 +22,9 @@ from sqlalchemy import select
 
 from bot import numbered
 from handlers.engine import Engine
-from handlers.events import InboundEvent
-from hotline.app import App
+from hotline.deps import App
 from hotline.domain.enums import Role
+from hotline.messages import InboundEvent
 from hotline.services import people
 from storage.models import Contact, Invite, KeyValue, OutboxMessage, Person
 from tests.factories import file, make_reporter, make_staff

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
-from hotline.app import App
+from hotline.deps import App
 from hotline.services.groups import sync_owner_groups
 from storage.models import OwnerGroup
 

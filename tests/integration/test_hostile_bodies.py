@@ -29,10 +29,10 @@ from bot.zalo.bot_intake import SECRET_HEADER, bot_webhook_app
 from bot.zalo.bot_mapping import update_to_event
 from bot.zalo.oa_intake import TIMESTAMP_HEADER, oa_webhook_app, signature_header
 from handlers.engine import Engine
-from handlers.events import InboundEvent
-from hotline.app import App
+from hotline.deps import App
 from hotline.domain.enums import Role
 from hotline.i18n import t
+from hotline.messages import InboundEvent
 from storage.models import InboundUpdate
 from tests.factories import make_staff
 from tests.fakes.telegram_api import FakeTelegramServer

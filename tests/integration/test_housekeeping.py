@@ -15,14 +15,15 @@ import pytest
 from sqlalchemy import insert, select
 from typer.testing import CliRunner
 
-from escalation.leader import SingleProcessLeadership
+from escalation.leadership import SingleProcessLeadership
 from escalation.scheduler import build_scheduler
-from hotline.app import App, open_app
 from hotline.cli.main import app as cli
 from hotline.clock import ManualClock
 from hotline.config import Settings, load_settings
+from hotline.deps import App
 from hotline.domain.enums import OutboxStatus
 from hotline.errors import ConfigError
+from hotline.services.app import open_app
 from hotline.services.housekeeping import TERMINAL_OUTBOX_STATES, prune_transport_tables
 from storage.models import InboundUpdate, OutboxMessage
 from tests.conftest import VN, local

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from handlers.engine import Engine
 from handlers.harness import ScriptedClassifier, ScriptedUser
-from hotline.app import App
+from hotline.deps import App
 from hotline.digests import build_digest
 from hotline.digests.period import week_of
 from hotline.digests.render import kinds_headline, telegram_text

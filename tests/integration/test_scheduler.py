@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-import sys
-import types
 from datetime import datetime
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 
-from escalation.leader import AdvisoryLockLeadership, SingleProcessLeadership, lock_key
-from escalation.scheduler import build_scheduler, latest_occasion, load_digest_sender
-from hotline.app import App
+from escalation.leadership import AdvisoryLockLeadership, SingleProcessLeadership, lock_key
+from escalation.scheduler import build_scheduler, latest_occasion
 from hotline.clock import ManualClock
 from hotline.config import Settings
+from hotline.deps import App
 from storage.db import create_engine
 from tests.conftest import VN, local
 from tests.fakes.leadership import Never
@@ -26,15 +23,14 @@ pytestmark = pytest.mark.timeout(60)
 
 @pytest.fixture
 def digests(monkeypatch: pytest.MonkeyPatch) -> list[tuple[datetime, str]]:
-    """A stand-in for ``hotline.digests`` that records what it was asked to send."""
+    """A stand-in for ``hotline.digests.send_scheduled_digests`` (the scheduler's default
+    sender) that records what it was asked to send."""
     calls: list[tuple[datetime, str]] = []
 
     async def send_scheduled_digests(app: App, now: datetime, kind: str) -> None:
         calls.append((now, kind))
 
-    module = types.ModuleType("hotline.digests")
-    module.send_scheduled_digests = send_scheduled_digests  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "hotline.digests", module)
+    monkeypatch.setattr("escalation.scheduler.send_scheduled_digests", send_scheduled_digests)
     return calls
 
 
@@ -116,20 +112,6 @@ async def test_digest_once_per_occasion_with_catch_up(
     assert not await successor.run_digest("week")
 
 
-async def test_missing_digest_module_is_skipped_with_a_log_line(
-    app: App, clock: ManualClock, monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    monkeypatch.setitem(sys.modules, "hotline.digests", None)  # import raises ModuleNotFoundError
-    assert load_digest_sender() is None
-    scheduler = build_scheduler(app, leadership=SingleProcessLeadership())
-    await scheduler.leadership.refresh()
-    clock.set(local(2027, 2, 8, 8, 0))
-    with caplog.at_level(logging.INFO, logger="escalation.scheduler"):
-        assert not await scheduler.run_digest("week")
-    assert "not installed" in caplog.text
-
-
 async def test_scheduler_runs_sweeps_and_catches_up_on_its_own(
     app: App, clock: ManualClock, digests: list[tuple[datetime, str]]
 ) -> None:
@@ -200,7 +182,7 @@ async def test_only_one_of_two_postgres_schedulers_leads(
 ) -> None:
     if not is_pg:
         pytest.skip("advisory-lock leadership needs PostgreSQL")
-    from hotline.app import open_app
+    from hotline.services.app import open_app
 
     other_app = await open_app(settings, clock, sync_groups=False)
     schedulers: list[Any] = [build_scheduler(app), build_scheduler(other_app)]

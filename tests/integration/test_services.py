@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from hotline.app import App
 from hotline.clock import ManualClock
+from hotline.deps import App
 from hotline.domain.enums import EventKind, OrgKind, Priority, Role, TicketState
 from hotline.domain.lifecycle import IllegalTransition
 from hotline.errors import ConfigError, Forbidden, InvalidInput, NotFound

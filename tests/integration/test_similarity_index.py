@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from hotline.app import App
+from hotline.deps import App
 from hotline.domain.enums import OrgKind, Role
 from hotline.services import coordination, similarity, tickets
 from storage.models import Person, SimilarityDoc, SimilarityTerm, Ticket

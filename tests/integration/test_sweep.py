@@ -15,12 +15,13 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from escalation.alerts import overdue_by_group, red_groups
 from escalation.sweep import SweepReport, sweep
-from hotline.app import App, open_app
 from hotline.clock import ManualClock
+from hotline.deps import App
 from hotline.domain.enums import EventKind, Priority, Role, TicketState
 from hotline.services import coordination, tickets
+from hotline.services.alerts import overdue_by_group, red_groups
+from hotline.services.app import open_app
 from hotline.services.common import get_ticket
 from storage.models import (
     Escalation,

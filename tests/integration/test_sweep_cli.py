@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from hotline.app import open_app
 from hotline.cli.main import app as cli
 from hotline.clock import ManualClock
 from hotline.config import Settings
+from hotline.services.app import open_app
 from tests.conftest import local
 from tests.factories import file, make_reporter, make_staff
 

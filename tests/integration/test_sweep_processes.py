@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, select
 
-from escalation import sla
 from escalation.sweep import sweep
-from hotline.app import App
+from hotline.deps import App
+from hotline.domain import sla
 from hotline.domain.enums import EventKind, Role
 from storage.models import Escalation, OutboxMessage, Ticket, TicketEvent
 from tests.conftest import REPO_ROOT, local

@@ -18,11 +18,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import insert, select
 
-from escalation import ladder, scan, sla
-from escalation.ladder import Thresholds
+from escalation import scan
 from escalation.sweep import _plan
-from hotline.app import App
+from hotline.deps import App
+from hotline.domain import ladder, sla
 from hotline.domain.enums import Role
+from hotline.domain.ladder import Thresholds
 from storage.models import Escalation, Ticket
 from tests.conftest import local
 from tests.factories import make_reporter, make_staff

@@ -23,9 +23,10 @@ from sqlalchemy import func, select
 
 from bot.ratelimit import ChatLimits
 from bot.runtime import BotRuntime
-from handlers.events import InboundEvent, OutboundMessage
-from hotline.app import App
+from hotline.deps import App
 from hotline.domain.enums import Role, TicketState
+from hotline.messages import InboundEvent, OutboundMessage
+from hotline.web.app import setup_web
 from storage.models import InboundUpdate, OutboxMessage, Ticket
 from tests.factories import make_staff
 from tests.fakes.telegram_api import FakeTelegramServer, SentMessage, make_test_bot
@@ -241,7 +242,7 @@ async def test_the_web_is_served_beside_the_webhook(
 
     fake = telegram_server
     app.settings = app.settings.model_copy(update={"webhook_secret": SecretStr(SECRET)})
-    async with bot_running(app, fake, webhook=True, port=0, scheduler=False, web=True) as runtime:
+    async with bot_running(app, fake, webhook=True, port=0, scheduler=False, web=setup_web) as runtime:
         base = runtime.local_url
         assert base is not None and runtime.telegram_webhook_url is not None
         async with aiohttp.ClientSession() as client:

@@ -14,8 +14,8 @@ from sqlalchemy import select
 
 from bot.ratelimit import ChatLimits
 from bot.runtime import BotRuntime
-from hotline.app import App
 from hotline.cli import main as cli
+from hotline.deps import App
 from hotline.errors import ConfigError
 from storage.models import OutboxMessage
 from tests.fakes.telegram_api import FakeTelegramServer, make_test_bot

@@ -13,7 +13,7 @@ import pytest
 from aiogram.types import Update
 
 from bot.telegram.mapping import event_from_update
-from handlers.events import Attachment, InboundEvent
+from hotline.messages import Attachment, InboundEvent
 from tests.fakes.telegram_api import FakeTelegramServer
 
 BOT = "hotline_test_bot"

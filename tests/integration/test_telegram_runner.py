@@ -23,9 +23,9 @@ from aiohttp import ClientSession, web
 from bot.telegram.client import bot_from_settings
 from bot.telegram.commands import COMMANDS, set_bot_commands
 from bot.telegram.runner import PollingRunner, WebhookRunner
-from handlers.events import InboundEvent
 from hotline.config import Settings
 from hotline.errors import ConfigError
+from hotline.messages import InboundEvent
 from tests.fakes.telegram_api import WEBHOOK_SECRET_HEADER, FakeTelegramServer
 
 pytest_plugins = ["tests.fakes.conftest_telegram"]

@@ -13,7 +13,7 @@ from aiogram import Bot
 
 from bot.delivery import ChannelSender, DeliveryResult
 from bot.telegram.sender import CallbackDataTooLong, OutboundMessageError, TelegramSender
-from handlers.events import Button, OutboundMessage
+from hotline.messages import Button, OutboundMessage
 from tests.fakes.telegram_api import FakeTelegramServer, make_test_bot
 
 pytest_plugins = ["tests.fakes.conftest_telegram"]

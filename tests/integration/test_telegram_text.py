@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.text import split_message, strip_tags, utf16_length
+from hotline.text import split_message, strip_tags, utf16_length
 from tests.fakes.telegram_api import ApiError, render_html
 
 TAG = re.compile(r"<[^<>]+>")

@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import func, select
 
 from handlers.engine import Engine
-from handlers.events import Button, OutboundMessage
 from handlers.harness import ScriptedClassifier, ScriptedUser
-from hotline.app import App
 from hotline.clock import ManualClock
+from hotline.deps import App
+from hotline.messages import Button, OutboundMessage
 from hotline.services.notify import enqueue
 from storage.models import Conversation, OutboxMessage
 from tests.factories import make_reporter

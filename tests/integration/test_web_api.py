@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from hotline.app import App
+from hotline.deps import App
 from hotline.web.app import add_routes
 from tests.browser.apicheck import load
 

@@ -17,10 +17,11 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import func, select
 
-from hotline.app import App
+from hotline.deps import App
 from hotline.domain.enums import Role
-from hotline.web import sessions, signin
-from hotline.web.tokens import token_key
+from hotline.services import signin
+from hotline.services.tokens import token_key
+from hotline.web import sessions
 from storage.models import KeyValue, Person
 from tests.browser import world as W
 from tests.browser.webtest import Served, csrf_of, path_of, served, sign_in, signin_link

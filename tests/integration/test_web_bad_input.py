@@ -16,8 +16,8 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
+from hotline.links import status_path
 from hotline.web.app import build_web_app
-from hotline.web.links import status_path
 from hotline.web.middleware import CSP
 from hotline.web.state import STATE, parse_proxies
 from storage.models import Ticket

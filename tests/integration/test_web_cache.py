@@ -13,7 +13,7 @@ from datetime import timedelta
 import aiohttp
 import pytest
 
-from hotline.app import App
+from hotline.deps import App
 from hotline.services import tickets
 from tests.browser import world as W
 from tests.browser.webtest import Served, served, sign_in

@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from hotline.app import open_app
 from hotline.cli.main import app as cli
 from hotline.clock import ManualClock
 from hotline.config import Settings
 from hotline.domain.enums import Role
 from hotline.errors import HotlineError
+from hotline.services.app import open_app
 from tests.conftest import local
 from tests.factories import make_staff
 

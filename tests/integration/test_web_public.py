@@ -15,8 +15,8 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import func, select
 
-from hotline.app import App
-from hotline.web.links import status_path, status_url
+from hotline.deps import App
+from hotline.links import status_path, status_url
 from hotline.web.middleware import CSP
 from storage.models import KeyValue, Ticket, TicketEvent
 from tests.browser import world as W

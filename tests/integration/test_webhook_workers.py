@@ -16,8 +16,8 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
-from hotline.app import open_app
 from hotline.config import Settings
+from hotline.services.app import open_app
 from storage import migrate
 from storage.models import InboundUpdate
 from tests.dbutil import admin_execute

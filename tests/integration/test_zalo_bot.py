@@ -14,8 +14,8 @@ from bot.zalo.bot_mapping import update_to_event
 from bot.zalo.bot_sender import ZaloBotSender
 from bot.zalo.choices import NumberedMenus
 from bot.zalo.common import ZaloTransportError, to_plain
-from handlers.events import Button, OutboundMessage
-from hotline.app import App
+from hotline.deps import App
+from hotline.messages import Button, OutboundMessage
 from storage.models import InboundUpdate, KeyValue
 from tests.fakes.zalo_bot_api import FakeZaloBotServer
 from tests.fakes.zalo_helpers import Recorder, serve

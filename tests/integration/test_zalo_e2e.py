@@ -29,7 +29,7 @@ from bot.zalo.oa_sender import ZaloOASender
 from bot.zalo.oa_tokens import OATokenManager
 from handlers.engine import Engine
 from handlers.harness import ScriptedClassifier
-from hotline.app import App
+from hotline.deps import App
 from storage.models import Contact, InboundUpdate, OutboxMessage, Person, Ticket
 from tests.fakes.zalo_bot_api import FakeZaloBotServer
 from tests.fakes.zalo_helpers import EngineProbe, drain_outbox, serve

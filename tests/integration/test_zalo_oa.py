@@ -16,10 +16,11 @@ from bot.zalo.oa_intake import compute_mac, oa_webhook_app, verify_signature
 from bot.zalo.oa_mapping import FollowChange, event_to_inbound
 from bot.zalo.oa_sender import ZaloOASender
 from bot.zalo.oa_tokens import TOKEN_KEY, OATokenManager, TokenState
-from handlers.events import Button, OutboundMessage
-from hotline.app import App, open_app
 from hotline.clock import ManualClock
 from hotline.config import Settings
+from hotline.deps import App
+from hotline.messages import Button, OutboundMessage
+from hotline.services.app import open_app
 from storage.models import Contact, InboundUpdate, KeyValue
 from tests.fakes.zalo_helpers import Recorder, serve
 from tests.fakes.zalo_oa_api import APP_ID, APP_SECRET, OA_SECRET_KEY, FakeZaloOAServer

@@ -9,8 +9,8 @@ from bot.zalo.bot_intake import ZaloBotPoller
 from bot.zalo.bot_sender import ZaloBotSender
 from bot.zalo.oa_sender import ZaloOASender
 from bot.zalo.setup import build_zalo, check_settings
-from hotline.app import App
 from hotline.config import Settings
+from hotline.deps import App
 from hotline.errors import ConfigError
 
 

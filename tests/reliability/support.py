@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from hotline.app import App
+from hotline.deps import App
 from hotline.domain.enums import OrgKind
 from hotline.services import people
 from storage.models import Contact, OutboxMessage, Person
@@ -66,8 +66,8 @@ async def _child_run(start: datetime, options: dict[str, Any], ready: Any, hung:
     from bot.runtime import BotRuntime
     from bot.telegram.client import bot_from_settings
     from handlers.harness import ScriptedClassifier
-    from hotline.app import open_app
     from hotline.config import load_settings
+    from hotline.services.app import open_app
     from tests.integration.test_dispatcher import RunningClock
 
     settings = load_settings()

@@ -31,7 +31,7 @@ from sqlalchemy import select
 
 from bot.runtime import BotRuntime
 from handlers.harness import ScriptedClassifier
-from hotline.app import App
+from hotline.deps import App
 from hotline.domain.enums import OrgKind, Role
 from storage.models import Base, KeyValue, OutboxMessage
 from tests.factories import file, make_staff

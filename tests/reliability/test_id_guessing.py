@@ -24,11 +24,11 @@ from aiohttp import web
 from sqlalchemy import select, update
 
 from bot import numbered
-from bot.runtime import load_web_setup
 from handlers.engine import Engine
-from handlers.events import InboundEvent
-from hotline.app import App
+from hotline.deps import App
 from hotline.domain.enums import OrgKind, Role
+from hotline.messages import InboundEvent
+from hotline.web.app import setup_web
 from storage.models import Base, Ticket
 from tests.factories import file, make_staff
 from tests.reliability.support import register
@@ -115,10 +115,7 @@ async def test_guessed_references_are_refused_like_missing_ones(app: App) -> Non
 
 
 async def status_page_answers(app: App, ref: str, absent: str, code: str) -> list[int]:
-    """1 per wrong-code request whose answer differs from the missing ticket's; [] if no web."""
-    setup_web = load_web_setup()
-    if setup_web is None:
-        return []
+    """1 per wrong-code request whose answer differs from the missing ticket's."""
     server = web.Application()
     setup_web(server, app)
     runner = web.AppRunner(server, access_log=None)

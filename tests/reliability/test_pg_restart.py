@@ -30,8 +30,9 @@ from sqlalchemy import select
 
 from bot.runtime import BotRuntime
 from handlers.harness import ScriptedClassifier
-from hotline.app import App, open_app
 from hotline.config import Settings
+from hotline.deps import App
+from hotline.services.app import open_app
 from storage.db import create_engine, create_schema
 from storage.models import InboundUpdate, Ticket
 from tests.conftest import local

@@ -26,7 +26,7 @@ import pytest
 from sqlalchemy import select, update
 
 from escalation.sweep import sweep
-from hotline.app import App
+from hotline.deps import App
 from hotline.domain.enums import Role
 from storage.models import Contact, InboundUpdate, Ticket
 from tests.factories import make_staff

@@ -31,11 +31,12 @@ from sqlalchemy import event, func, select, text
 
 from bot import numbered
 from handlers.engine import Engine
-from handlers.events import InboundEvent
 from handlers.harness import ScriptedClassifier
-from hotline.app import App, open_app
+from hotline.deps import App
 from hotline.domain.enums import Role
 from hotline.i18n import t
+from hotline.messages import InboundEvent
+from hotline.services.app import open_app
 from storage.models import Invite, OutboxMessage, Ticket, TicketEvent
 from tests.conftest import REPO_ROOT
 from tests.factories import make_staff

@@ -23,9 +23,10 @@ from sqlalchemy import select
 from bot.dispatcher import OutboxDispatcher
 from bot.telegram.client import bot_from_settings
 from bot.telegram.sender import TelegramSender
-from hotline.app import App, open_app
 from hotline.clock import SystemClock
 from hotline.config import load_settings
+from hotline.deps import App
+from hotline.services.app import open_app
 from storage.models import OutboxMessage
 from tests.fakes.telegram_api import FakeTelegramServer
 from tests.integration.test_dispatcher import add_rows, texts, wait_until

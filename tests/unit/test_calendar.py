@@ -33,8 +33,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from escalation.calendar import BusinessCalendar
 from hotline.config import Settings
+from hotline.domain.calendar import BusinessCalendar
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 H = 3600.0

@@ -11,8 +11,6 @@ from typing import Any
 
 import pytest
 
-from escalation import sla
-from escalation.calendar import BusinessCalendar
 from hotline.digests import period as P
 from hotline.digests.compute import (
     Rules,
@@ -23,6 +21,8 @@ from hotline.digests.compute import (
     reporter_view,
 )
 from hotline.digests.model import AlertRow, EventRow, GroupInfo, TicketInfo, TrendRow
+from hotline.domain import sla
+from hotline.domain.calendar import BusinessCalendar
 from hotline.errors import InvalidInput
 from tests.conftest import local
 
@@ -31,7 +31,6 @@ RULES = Rules(
     calendar=CAL,
     day_seconds=CAL.business_day_seconds,
     red_alert_threshold=1,
-    initial_deadline=lambda at, days: sla.start_cycle(CAL, at, days).deadline_at,
 )
 GROUPS = [
     GroupInfo(1, "mps", "Bộ Công an", "Ministry of Public Security"),

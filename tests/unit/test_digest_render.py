@@ -10,11 +10,8 @@ from html.parser import HTMLParser
 import pytest
 from PIL import Image
 
-from bot.text import TELEGRAM_MESSAGE_LIMIT, utf16_length
-from escalation import sla
-from escalation.calendar import BusinessCalendar
 from hotline.digests import period as P
-from hotline.digests.chart import chart_png
+from hotline.digests.chart import chart_png, overdue_title
 from hotline.digests.compute import Rules, compute_digest, group_view, reporter_view
 from hotline.digests.model import AlertRow, Digest, EventRow, GroupInfo, TicketInfo, TrendRow
 from hotline.digests.render import (
@@ -24,7 +21,10 @@ from hotline.digests.render import (
     telegram_messages,
     telegram_text,
 )
+from hotline.domain import sla
+from hotline.domain.calendar import BusinessCalendar
 from hotline.taxonomy import load_taxonomy
+from hotline.text import TELEGRAM_MESSAGE_LIMIT, utf16_length
 from tests.conftest import local
 
 CAL = BusinessCalendar()
@@ -253,3 +253,16 @@ def test_a_running_period_is_titled_as_of_its_instant(big: Digest) -> None:
     assert "cuối kỳ" not in page.split("<footer>")[1]
     finished = P.parse_week("2026-W48")
     assert P.as_of(finished, at) is finished and P.display_label(finished, "vi") == "2026-W48"
+
+
+def test_the_overdue_chart_of_a_running_period_is_not_titled_at_its_end(big: Digest) -> None:
+    """The chart's overdue panel is judged as of now for a running week: its title carries the
+    "to Thursday 03/12 14:35" label, never "at the end of"; a finished week keeps "cuối kỳ"."""
+    from dataclasses import replace
+
+    running = replace(big, period=P.as_of(P.parse_week("2026-W49"), local(2026, 12, 3, 14, 35)))
+    assert overdue_title(running, "vi") == "Phiếu quá hạn theo nhóm xử lý\n2026-W49, đến thứ Năm 03/12 14:35"
+    assert overdue_title(running, "en") == "Overdue per owner group\n2026-W49, to Thursday 03/12 14:35"
+    finished = replace(big, period=P.parse_week("2026-W48"))
+    assert overdue_title(finished, "vi") == "Phiếu quá hạn theo nhóm xử lý\ncuối kỳ 2026-W48"
+    assert overdue_title(finished, "en") == "Overdue per owner group\nat the end of 2026-W48"

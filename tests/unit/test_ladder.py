@@ -14,10 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from escalation import ladder
-from escalation.ladder import Extras, Reason, Thresholds, TicketSnapshot
 from hotline.config import Settings
+from hotline.domain import ladder
 from hotline.domain.enums import EscalationLevel as L
+from hotline.domain.ladder import Extras, Reason, Thresholds, TicketSnapshot
 
 DAY = 9 * 3600  # one business day of the fake calendar, in seconds
 T0 = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)  # 09:00 in Hanoi
@@ -319,7 +319,7 @@ def test_property_horizon_pruning_is_exact_on_the_fake_calendar(raw: tuple, now:
 
 @pytest.fixture(scope="module")
 def vn_calendar() -> object:
-    from escalation.calendar import BusinessCalendar
+    from hotline.domain.calendar import BusinessCalendar
 
     return BusinessCalendar.from_settings(Settings(_env_file=None))  # type: ignore[call-arg]
 
@@ -334,7 +334,7 @@ def test_property_horizon_pruning_is_exact_on_the_vietnamese_calendar(
 
 def test_fraction_one_is_the_deadline_on_the_vietnamese_calendar(vn_calendar: object) -> None:
     """The ladder's instants use the same arithmetic as the SLA clock's deadline."""
-    from escalation import sla
+    from hotline.domain import sla
 
     start = datetime(2027, 2, 3, 3, 30, tzinfo=UTC)  # Wednesday before Tết 2027, 10:30 local
     clock = sla.start_cycle(vn_calendar, start, 10)  # type: ignore[arg-type]
@@ -352,7 +352,7 @@ def test_property_not_before_never_passes_the_calendar(
     start: datetime, seconds: float, hours: tuple[int, int]
 ) -> None:
     """The cheap bound is a true lower bound for any working hours, across weekends and Tết."""
-    from escalation.calendar import BusinessCalendar
+    from hotline.domain.calendar import BusinessCalendar
 
     cfg = Settings(work_start_hour=hours[0], work_end_hour=hours[1],
                    _env_file=None)  # type: ignore[call-arg]

@@ -13,9 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from handlers import choices
-from handlers.events import Button
 from hotline.domain.reports import EXAMPLE_EN, EXAMPLE_VI, fold, has_words, is_report
 from hotline.i18n import catalogue
+from hotline.messages import Button
 
 REAL = [
     "Chưa có nghị định hướng dẫn Luật Dữ liệu",

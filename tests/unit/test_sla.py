@@ -14,10 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from escalation import sla
-from escalation.calendar import BusinessCalendar
-from escalation.sla import SlaClock
+from hotline.domain import sla
+from hotline.domain.calendar import BusinessCalendar
 from hotline.domain.enums import Rag
+from hotline.domain.sla import SlaClock
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 H = 3600.0
@@ -30,7 +30,7 @@ def local(*args: int) -> datetime:
 
 
 def check_invariant(clock: SlaClock) -> None:
-    """What services and the escalation ladder rely on (hotline/services, escalation/ladder.py)."""
+    """What services and the escalation ladder rely on (hotline/services, hotline/domain/ladder.py)."""
     assert clock.deadline_at == CAL.add_business_seconds(
         clock.cycle_started_at, clock.budget_seconds + clock.paused_seconds)
     for value in (clock.cycle_started_at, clock.deadline_at, clock.paused_since):

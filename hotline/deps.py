@@ -1,7 +1,7 @@
-"""Composition root: builds the dependencies once and hands them to whoever needs them.
+"""The dependency container: what services, callers and the app layer pass down.
 
 There are no module-level sessions or singletons; a process (CLI command, bot runner, test)
-creates one ``App`` and passes it (or its ``Deps`` part) down.
+creates one ``App`` (``hotline.services.app.open_app``) and passes it (or its ``Deps`` part) down.
 """
 
 from __future__ import annotations
@@ -11,11 +11,10 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from escalation.calendar import BusinessCalendar
 from hotline.clock import Clock, SystemClock
 from hotline.config import Settings, load_settings
+from hotline.domain.calendar import BusinessCalendar
 from hotline.taxonomy import Taxonomy, load_taxonomy
-from storage.db import create_engine, create_schema, make_sessionmaker
 from storage.uow import UnitOfWork
 
 if TYPE_CHECKING:
@@ -63,32 +62,3 @@ def build_deps(settings: Settings | None = None, clock: Clock | None = None) -> 
         calendar=BusinessCalendar.from_settings(settings),
         taxonomy=load_taxonomy(settings.taxonomy_file),
     )
-
-
-async def open_app(
-    settings: Settings | None = None,
-    clock: Clock | None = None,
-    *,
-    create_tables: bool = False,
-    sync_groups: bool = True,
-) -> App:
-    """Connect, optionally create the schema (tests, demo), and sync owner groups."""
-    deps = build_deps(settings, clock)
-    engine = create_engine(deps.settings.database_url, echo=deps.settings.database_echo)
-    app = App(
-        settings=deps.settings,
-        clock=deps.clock,
-        calendar=deps.calendar,
-        taxonomy=deps.taxonomy,
-        engine=engine,
-        sessions=make_sessionmaker(engine),
-    )
-    if create_tables:
-        await create_schema(engine)
-    if sync_groups:
-        from hotline.services.groups import sync_owner_groups
-
-        async with app.uow() as uow:
-            await sync_owner_groups(uow, app.taxonomy)
-            await uow.commit()
-    return app

@@ -7,50 +7,25 @@ still be offered: a stale or forged press is refused without touching anything.
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from handlers.context import Context, stale
 from hotline.domain import payloads as P
-from hotline.domain.enums import OPEN_STATES, ExtensionStatus, Role, TicketState
+from hotline.domain.enums import OPEN_STATES, Role, TicketState
 from hotline.domain.rating import finished_at, rating_open
-from hotline.errors import HotlineError, NotFound
+from hotline.errors import HotlineError
 from hotline.services import permissions as perm
-from hotline.services.common import get_ticket
-from storage.models import Extension, Person, Ticket, TicketFollower
+from hotline.services import queries, visibility
+from storage.models import Person, Ticket
 
 _WORKING = {TicketState.ASSIGNED, TicketState.REOPENED, TicketState.IN_PROGRESS,
             TicketState.WAITING_REPORTER}
 
 
-async def is_follower(ctx: Context, person: Person, ticket: Ticket) -> bool:
-    row = await ctx.uow.session.execute(
-        select(TicketFollower.id).where(
-            TicketFollower.ticket_id == ticket.id, TicketFollower.person_id == person.id
-        )
-    )
-    return row.first() is not None
-
-
 async def visible_ticket(ctx: Context, ref_text: str, *, for_update: bool = True) -> Ticket:
-    """The ticket if the caller may see it; otherwise exactly the answer for a missing one,
-    so nobody learns that someone else's ticket exists."""
-    person = ctx.require_person()
-    ticket = await get_ticket(ctx.uow, ref_text, for_update=for_update)
-    follower = person.role == Role.REPORTER.value and ticket.reporter_id != person.id and (
-        await is_follower(ctx, person, ticket)
+    """The ticket if the caller may see it (``hotline.services.visibility``, the rule the web
+    and the API use too); otherwise exactly the answer for a missing one."""
+    return await visibility.visible_ticket(
+        ctx.uow, ctx.require_person(), ref_text, for_update=for_update
     )
-    if not perm.can_view(person, ticket, is_follower=follower):
-        raise NotFound("ticket not visible", key="error.ticket_not_found", ref=ticket.ref)
-    return ticket
-
-
-async def pending_extension(ctx: Context, ticket: Ticket) -> Extension | None:
-    row = await ctx.uow.session.execute(
-        select(Extension).where(
-            Extension.ticket_id == ticket.id, Extension.status == ExtensionStatus.PENDING.value
-        )
-    )
-    return row.scalars().first()
 
 
 def staff_actions(person: Person, ticket: Ticket, *, extension_pending: bool) -> list[str]:
@@ -106,7 +81,7 @@ async def actions_for(ctx: Context, ticket: Ticket) -> list[str]:
                                 can_rate=rating_open(ticket.state, finished, ctx.now, window))
     if not perm.is_staff(person):
         return []
-    pending = await pending_extension(ctx, ticket) is not None
+    pending = await queries.pending_extension(ctx.uow, ticket.id) is not None
     return staff_actions(person, ticket, extension_pending=pending)
 
 

@@ -37,13 +37,13 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
-from escalation import sla
-from escalation.sla import SlaClock
+from hotline.domain import sla
 from hotline.domain.enums import OPEN_STATES, EscalationLevel, Priority, TicketState
+from hotline.domain.sla import SlaClock
 
 if TYPE_CHECKING:
-    from escalation.calendar import BusinessCalendar
     from hotline.config import Settings
+    from hotline.domain.calendar import BusinessCalendar
 
 OPEN_STATE_VALUES: frozenset[str] = frozenset(s.value for s in OPEN_STATES)
 LEVELS: tuple[EscalationLevel, ...] = (

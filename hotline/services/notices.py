@@ -19,16 +19,16 @@ from markupsafe import Markup
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from escalation import sla
-from escalation.alerts import RedGroup
-from escalation.ladder import Reason, Step, Thresholds, sla_clock_of
-from escalation.scan import IN_CHUNK, chunks
-from handlers.events import OutboundMessage
 from hotline.config import Settings
 from hotline.domain import payloads as P
+from hotline.domain import sla
 from hotline.domain.enums import EscalationLevel, ExtensionStatus, Role
+from hotline.domain.ladder import Reason, Step, Thresholds, sla_clock_of
 from hotline.i18n import format_local_date, t
+from hotline.messages import OutboundMessage
+from hotline.services.alerts import RedGroup
 from hotline.services.notify import ButtonSpec, localise_buttons, outbox_values
+from storage.batching import IN_CHUNK, chunks
 from storage.models import Contact, Extension, OwnerGroup, Person, Ticket
 
 

@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from escalation.ladder import OPEN_STATE_VALUES, is_overdue, overdue_cutoff
-from hotline.app import Deps
+from hotline.deps import Deps
 from hotline.domain.enums import Role
+from hotline.domain.ladder import OPEN_STATE_VALUES, is_overdue, overdue_cutoff
 from hotline.services.notify import notify
 from storage.models import GroupAlert, OwnerGroup, Person, Ticket
 from storage.uow import UnitOfWork
 
 if TYPE_CHECKING:
-    from escalation.calendar import BusinessCalendar
+    from hotline.domain.calendar import BusinessCalendar
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from hotline.domain.enums import Rag
 
 if TYPE_CHECKING:
-    from escalation.calendar import BusinessCalendar
+    from hotline.domain.calendar import BusinessCalendar
 
 __all__ = [
     "EPSILON_SECONDS",
@@ -34,11 +34,14 @@ __all__ = [
     "extend",
     "first_response_due",
     "is_overdue",
+    "matching_deadline",
     "pause",
     "rag",
+    "rebudget",
     "remaining_seconds",
     "restart",
     "resume",
+    "sla_days",
     "start_cycle",
     "used_fraction",
     "used_seconds",
@@ -66,6 +69,13 @@ class SlaClock:
     @property
     def paused(self) -> bool:
         return self.paused_since is not None
+
+
+def sla_days(category_days: int, priority: str, critical_days: int) -> int:
+    """Business days a ticket gets: its category's SLA, capped for critical tickets (SPEC §5)."""
+    if priority == "critical":
+        return min(category_days, critical_days)
+    return category_days
 
 
 def start_cycle(cal: BusinessCalendar, start: datetime, sla_days: float, cycle: int = 1) -> SlaClock:
@@ -134,6 +144,27 @@ def extend(cal: BusinessCalendar, clock: SlaClock, new_deadline: datetime, at: d
         paused_since=at if clock.paused_since is not None else None,
         deadline_at=cal.add_business_seconds(at, budget),
     )
+
+
+def rebudget(cal: BusinessCalendar, clock: SlaClock, sla_days: float) -> SlaClock:
+    """Same cycle, same start and pauses, a new length (recategorisation, a priority change)."""
+    budget = start_cycle(cal, clock.cycle_started_at, sla_days).budget_seconds
+    return replace(
+        clock,
+        budget_seconds=budget,
+        deadline_at=cal.add_business_seconds(clock.cycle_started_at, budget + clock.paused_seconds),
+    )
+
+
+def matching_deadline(cal: BusinessCalendar, clock: SlaClock, deadline: datetime) -> SlaClock:
+    """The clock whose budget ends at a recorded ``deadline`` (same cycle, start and pauses).
+
+    For history written before the inputs of a change were recorded: a digest replaying such an
+    event takes the deadline the services stored then.
+    """
+    deadline = _utc(deadline)
+    budget = cal.business_seconds_between(clock.cycle_started_at, deadline) - clock.paused_seconds
+    return replace(clock, budget_seconds=max(budget, 0.0), deadline_at=deadline)
 
 
 def restart(cal: BusinessCalendar, clock: SlaClock, at: datetime, sla_days: float) -> SlaClock:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 
-from hotline.app import Deps
-from hotline.web import tokens
-from hotline.web.links import signin_url
+from hotline.deps import Deps
+from hotline.links import signin_url
+from hotline.services import tokens
 from storage.models import Person
 from storage.uow import UnitOfWork
 
