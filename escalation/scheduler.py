@@ -209,8 +209,9 @@ class HotlineScheduler:
                 return None
             try:
                 postings = await prune_postings(self.app)
-                log.info("housekeeping: similarity postings of %d ticket(s) pruned, %d re-posted "
-                         "(%.2fs)", postings.tickets, postings.reposted, postings.seconds)
+                log.info("similarity index: postings of %d ticket(s) no longer suggested pruned, "
+                         "%d re-posted (%.2fs)", postings.tickets, postings.reposted,
+                         postings.seconds)
             except Exception:
                 log.exception("similarity pruning failed; tomorrow's run will prune what is due")
         log.info(

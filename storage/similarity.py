@@ -183,8 +183,8 @@ async def frequencies(session: AsyncSession, terms: Sequence[str]) -> list[int]:
             f"SELECT {i} AS i, (SELECT COUNT(*) FROM (SELECT 1 AS one FROM similarity_terms "
             f"WHERE term = :t{i} LIMIT {DF_CAP}) AS f{i}) AS df" for i in range(len(terms))))
         _DF_CACHE[len(terms)] = stmt
-    counts = dict((await session.execute(
-        stmt, {f"t{i}": term_key(t) for i, t in enumerate(terms)})).tuples().all())
+    rows = await session.execute(stmt, {f"t{i}": term_key(t) for i, t in enumerate(terms)})
+    counts = {int(i): int(df) for i, df in rows}
     return [int(counts.get(i, 0)) for i in range(len(terms))]
 
 
