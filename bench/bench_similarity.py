@@ -13,7 +13,8 @@ Figures:
   other words (English, short, no diacritics, typos: the problems' English and short wordings
   and the held-out pairs' texts), wall and CPU of this process (on PostgreSQL the server's time
   is in wall only) -- baseline: p99 of a ticket lookup by reference (one indexed row), same
-  run; the first search of the process (loading the rarity table) is reported on its own;
+  run; the first search (statements not yet cached) and building the rarity table (once per
+  process, at its first similarity use) are reported on their own;
 * quality of the candidate step: for a sample of queries, the best suggestible ticket by
   scoring *every* suggestible ticket (exhaustive) against what the search returns: same best
   score, same decision at the chat's threshold;
@@ -54,7 +55,7 @@ from bench.common import (
 from hotline.clock import ManualClock
 from hotline.domain.enums import OrgKind
 from hotline.services import people
-from hotline.similarity.score import profile, profile_of, similarity
+from hotline.similarity.score import _idf, profile, profile_of, similarity
 from hotline.similarity.text import anchors, canonical_words, terms_of
 from storage.models import SimilarityDoc, SimilarityTerm, Ticket
 from storage.similarity import suggestible, term_key
@@ -195,6 +196,10 @@ async def run(kind: str, n: int) -> dict[str, Any]:
                                                   kind=OrgKind.ENTERPRISE, contact_name="Seed")
             await uow.commit()
             groups = [g.id for g in await uow.people.groups()]
+        _idf.cache_clear()
+        t0 = time.perf_counter()
+        _idf()  # the rarity table: built at a process's first similarity use
+        out["idf_ms"] = (time.perf_counter() - t0) * 1000
         t0 = time.perf_counter()
         tickets, docs, posts = _rows(n, rng, clock.now(), seed.id, seed.organisation_id, groups)
         out["rows_s"] = time.perf_counter() - t0
@@ -216,7 +221,7 @@ async def run(kind: str, n: int) -> dict[str, Any]:
                 select(func.count(Ticket.id)).where(Ticket.state == "in_progress"))).scalar_one())
         _, queries = _texts()
 
-        async with app.uow() as uow:  # the process's first search loads the rarity table
+        async with app.uow() as uow:  # the first search: statements not yet prepared/cached
             t = time.perf_counter()
             await search(uow, app, queries[-1])
             out["first_ms"] = (time.perf_counter() - t) * 1000
@@ -290,11 +295,12 @@ def main() -> None:
                   f"{r['postings_before']:,}", f"{r['pruned_tickets']:,}, {r['prune_s']:.1f}",
                   f"{r['postings']:,}"] for r in rows])
     print_table("Similarity search", ["database", "search p50 ms", "search p99 ms", "CPU p50 ms",
-                                      "CPU p99 ms", "first search ms",
+                                      "CPU p99 ms", "first search ms (+ rarity table)",
                                       "baseline: lookup by ref p99 ms", "queries with a suggestion",
                                       "target p99 < 50 ms"],
                 [[r["kind"], f"{r['p50']:.1f}", f"{r['p99']:.1f}", f"{r['cpu_p50']:.1f}",
-                  f"{r['cpu_p99']:.1f}", f"{r['first_ms']:.0f}", f"{r['lookup_p99']:.2f}",
+                  f"{r['cpu_p99']:.1f}", f"{r['first_ms']:.0f} (+{r['idf_ms']:.0f})",
+                  f"{r['lookup_p99']:.2f}",
                   f"{r['found']}/{QUERIES}", "met" if r["p99"] < 50 else "NOT met"] for r in rows])
     print_table("Candidates against exhaustive scoring of every suggestible ticket",
                 ["database", "queries", "same best score", "same decision at the threshold"],
@@ -311,7 +317,8 @@ def main() -> None:
     for r in rows:
         note = (f"{r['n']:,} tickets ({r['open']:,} open, {r['postings']:,} postings), {QUERIES} "
                 f"queries, p50 {r['p50']:.1f} ms, CPU p50/p99 {r['cpu_p50']:.1f}/{r['cpu_p99']:.1f} ms, "
-                f"first search {r['first_ms']:.0f} ms; best = exhaustive {r['same_best']}/{r['sample']}; "
+                f"first search {r['first_ms']:.0f} ms + {r['idf_ms']:.0f} ms rarity table; "
+                f"best = exhaustive {r['same_best']}/{r['sample']}; "
                 f"{load}")
         p99, lookup = float(r["p99"]), float(r["lookup_p99"])
         with_, without = float(r["intake_with"]), float(r["intake_without"])
