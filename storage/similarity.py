@@ -164,6 +164,17 @@ def _candidates_statement(terms: int, exclude: int, not_reporter: bool,
     return stmt
 
 
+#: A term key no posting has (keys are 31-bit, non-negative): pads a statement's term list.
+NO_TERM = -1
+
+
+def _padded(count: int) -> int:
+    """Term lists are padded to a multiple of 8 (with ``NO_TERM``, which costs one index probe),
+    so a handful of statement shapes serve every query: each new shape is one more statement
+    to prepare and plan (PostgreSQL) and cache, and a search with a new shape paid for it."""
+    return -(-count // 8) * 8
+
+
 #: Postings counted per term when measuring how rare a query's terms are in the index: a term
 #: this common counts as common, however much more common it is.
 DF_CAP = 200
@@ -177,13 +188,15 @@ async def frequencies(session: AsyncSession, terms: Sequence[str]) -> list[int]:
     most ``DF_CAP`` index entries per term."""
     if not terms:
         return []
-    stmt = _DF_CACHE.get(len(terms))
+    size = _padded(len(terms))
+    stmt = _DF_CACHE.get(size)
     if stmt is None:
         stmt = text(" UNION ALL ".join(
             f"SELECT {i} AS i, (SELECT COUNT(*) FROM (SELECT 1 AS one FROM similarity_terms "
-            f"WHERE term = :t{i} LIMIT {DF_CAP}) AS f{i}) AS df" for i in range(len(terms))))
-        _DF_CACHE[len(terms)] = stmt
-    rows = await session.execute(stmt, {f"t{i}": term_key(t) for i, t in enumerate(terms)})
+            f"WHERE term = :t{i} LIMIT {DF_CAP}) AS f{i}) AS df" for i in range(size)))
+        _DF_CACHE[size] = stmt
+    keys = [term_key(t) for t in terms] + [NO_TERM] * (size - len(terms))
+    rows = await session.execute(stmt, {f"t{i}": k for i, k in enumerate(keys)})
     counts = {int(i): int(df) for i, df in rows}
     return [int(counts.get(i, 0)) for i in range(len(terms))]
 
@@ -212,7 +225,8 @@ async def candidates(session: AsyncSession, query: Query, resolved_since: dateti
     ``POOL`` documents and tickets, whatever the size of the index (see ``_candidates_sql``)."""
     if not query.terms or query.norm <= 0:
         return []
-    stmt = _candidates_statement(len(query.terms), len(exclude), not_reporter is not None,
+    size = _padded(len(query.terms))
+    stmt = _candidates_statement(size, len(exclude), not_reporter is not None,
                                  not_organisation is not None)
     params: dict[str, object] = {
         "since": resolved_since, "limit": limit, "qn": query.norm, "cosine": query.cosine,
@@ -223,6 +237,8 @@ async def candidates(session: AsyncSession, query: Query, resolved_since: dateti
         params[f"t{i}"] = term_key(term)
         params[f"w{i}"] = 0.0 if anchor else float(weight) ** 2
         params[f"a{i}"] = int(anchor)
+    for i in range(len(query.terms), size):
+        params[f"t{i}"], params[f"w{i}"], params[f"a{i}"] = NO_TERM, 0.0, 0
     for i, ticket_id in enumerate(exclude):
         params[f"x{i}"] = ticket_id
     if not_reporter is not None:
