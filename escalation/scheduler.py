@@ -7,8 +7,10 @@ APScheduler 3 (``AsyncIOScheduler``) in the programme's time zone runs, in every
 * ``weekly-digest`` on ``weekly_digest_weekday`` at ``weekly_digest_hour``:00;
 * ``monthly-report`` on ``monthly_report_day`` at the same hour;
 * ``housekeeping`` daily at 03:30: prunes old inbound update ids and finished outbox rows
-  (``hotline.services.housekeeping``). A night when no leader ran is simply covered by the next
-  one (everything overdue is still overdue), so there is no catch-up for it.
+  (``hotline.services.housekeeping``), and the similarity postings of tickets no longer
+  suggested (``hotline.services.similarity.prune_postings``). A night when no leader ran is
+  simply covered by the next one (everything overdue is still overdue), so there is no
+  catch-up for it.
 
 Only the leader does the work; followers' jobs return at once, so when the leader dies a
 follower carries on at its next election without rebuilding anything.
@@ -43,6 +45,7 @@ from hotline.config import Settings
 from hotline.deps import App
 from hotline.digests import send_scheduled_digests
 from hotline.services.housekeeping import PruneReport, prune_transport_tables
+from hotline.services.similarity import prune_postings
 from storage.db import upsert_insert
 from storage.models import KeyValue
 
@@ -204,6 +207,13 @@ class HotlineScheduler:
             except Exception:
                 log.exception("housekeeping failed; tomorrow's run will prune what is due")
                 return None
+            try:
+                postings = await prune_postings(self.app)
+                log.info("similarity index: postings of %d ticket(s) no longer suggested pruned, "
+                         "%d re-posted (%.2fs)", postings.tickets, postings.reposted,
+                         postings.seconds)
+            except Exception:
+                log.exception("similarity pruning failed; tomorrow's run will prune what is due")
         log.info(
             "housekeeping: pruned %d inbound update id(s) older than %d days and %d finished "
             "outbox message(s) older than %d days in %d batch(es) (%.2fs)",

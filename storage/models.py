@@ -222,6 +222,14 @@ class SimilarityDoc(Base):
     #: Decree/law numbers and years named in the report, space-separated (``text.anchors``).
     anchors: Mapped[str] = mapped_column(String(400), default="")
     indexed_at: Mapped[datetime]
+    #: Whether the ticket's terms are in ``similarity_terms``: only while it may be suggested
+    #: (open, or resolved recently); housekeeping prunes the postings of the others.
+    posted: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: Euclidean norm of the document's word weights (``score.Profile.norm``), so the candidate
+    #: query ranks by cosine and coverage as the score does; NULL: indexed before it existed.
+    norm: Mapped[float | None] = mapped_column(Float, default=None)
+
+    __table_args__ = (Index("ix_similarity_docs_posted", "posted", "ticket_id"),)
 
 
 class SimilarityTerm(Base):

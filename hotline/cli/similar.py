@@ -25,17 +25,22 @@ def similar(
     limit: int = typer.Option(5, "--limit", min=1, max=50, help="how many tickets to list"),
     reindex: bool = typer.Option(False, "--reindex",
                                  help="index tickets filed before the similarity index existed"),
+    prune: bool = typer.Option(False, "--prune",
+                               help="drop the index postings of tickets no longer suggested "
+                                    "(the nightly housekeeping does this)"),
 ) -> None:
     """Find tickets about the same problem as TEXT (any wording, with or without diacritics,
     English or Vietnamese), or evaluate the similarity rule on labelled pairs."""
     try:
-        given = sum(x for x in (text is not None, eval_file is not None, reindex))
+        given = sum(x for x in (text is not None, eval_file is not None, reindex, prune))
         if given != 1:
-            raise InvalidInput("give one of: a TEXT, --eval FILE, --reindex")
+            raise InvalidInput("give one of: a TEXT, --eval FILE, --reindex, --prune")
         if eval_file is not None:
             _evaluate(eval_file, as_json)
         elif reindex:
             _reindex(as_json)
+        elif prune:
+            _prune(as_json)
         else:
             _search(text or "", limit, as_json)
     except HotlineError as exc:
@@ -63,6 +68,19 @@ def _reindex(as_json: bool) -> None:
 
     written = run_async(_go)
     print(json.dumps({"indexed": written}) if as_json else f"indexed {written} tickets")
+
+
+def _prune(as_json: bool) -> None:
+    from hotline.services.similarity import prune_postings
+
+    async def _go() -> dict[str, float | int]:
+        async with opened_app() as hotline:
+            return (await prune_postings(hotline)).to_json()
+
+    result = run_async(_go)
+    print(json.dumps(result) if as_json else
+          f"pruned the postings of {result['tickets']} tickets ({result['postings']} rows), "
+          f"re-posted {result['reposted']}, in {result['seconds']} s")
 
 
 def _search(text: str, limit: int, as_json: bool) -> None:

@@ -428,6 +428,7 @@ async def reopen(
     ticket.reopen_count += 1
     ticket.resolved_at = None
     ticket.closed_at = None
+    await index_ticket(uow, deps, ticket)  # suggestible again (its postings may be pruned)
     ticket.first_response_due_at = sla.first_response_due(
         deps.calendar, now, deps.settings.first_response_business_days
     )

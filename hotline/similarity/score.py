@@ -76,11 +76,12 @@ def term_weight(term: str) -> float:
     return idf.get(term, unseen) * (1.2 if "_" in term else 1.0)
 
 
-def profile_of(words: list[str], found_anchors: frozenset[str]) -> Profile:
-    """The profile of a canonical text (what the index stores), without re-normalising."""
+def profile_of(words: list[str], found_anchors: frozenset[str], *, chars: bool = True) -> Profile:
+    """The profile of a canonical text (what the index stores), without re-normalising.
+    ``chars=False`` leaves the character pieces out (see ``upper_bound``)."""
     weights = {t: term_weight(t) for t in terms_of(words) if not t.startswith("#")}
     norm = math.sqrt(sum(w * w for w in weights.values()))
-    return Profile(weights, norm, char_grams(words), found_anchors)
+    return Profile(weights, norm, char_grams(words) if chars else frozenset(), found_anchors)
 
 
 def profile(text: str) -> Profile:
@@ -91,21 +92,37 @@ def profiles(texts: list[str]) -> list[Profile]:
     return [profile(t) for t in texts]
 
 
-def similarity(a: Profile, b: Profile) -> float:
-    """0 (nothing shared) .. 1 (same problem, same words)."""
-    if not a.weights or not b.weights:
-        return 0.0
+def _words_part(a: Profile, b: Profile) -> float:
     small, large = (a, b) if a.norm <= b.norm else (b, a)
     shared = sum(w * w for t, w in small.weights.items() if t in large.weights)
     dot = sum(w * large.weights[t] for t, w in small.weights.items() if t in large.weights)
     cosine = dot / (a.norm * b.norm)
     coverage = shared / (small.norm * small.norm)
-    chars = (len(a.chars & b.chars) / math.sqrt(len(a.chars) * len(b.chars))
-             if a.chars and b.chars else 0.0)
-    score = WORD_WEIGHT * cosine + COVERAGE_WEIGHT * coverage + CHAR_WEIGHT * chars
+    return WORD_WEIGHT * cosine + COVERAGE_WEIGHT * coverage
+
+
+def _final(a: Profile, b: Profile, score: float) -> float:
     if a.anchors and b.anchors:
         score = score + ANCHOR_BONUS if a.anchors & b.anchors else score * ANCHOR_PENALTY
     return min(max(score, 0.0), 1.0)
+
+
+def similarity(a: Profile, b: Profile) -> float:
+    """0 (nothing shared) .. 1 (same problem, same words)."""
+    if not a.weights or not b.weights:
+        return 0.0
+    chars = (len(a.chars & b.chars) / math.sqrt(len(a.chars) * len(b.chars))
+             if a.chars and b.chars else 0.0)
+    return _final(a, b, _words_part(a, b) + CHAR_WEIGHT * chars)
+
+
+def upper_bound(a: Profile, b: Profile) -> float:
+    """``similarity(a, b)`` can be no higher than this (its character part taken as perfect):
+    a search skips the character pieces of a candidate whose bound is below the threshold.
+    Needs no character pieces."""
+    if not a.weights or not b.weights:
+        return 0.0
+    return _final(a, b, _words_part(a, b) + CHAR_WEIGHT)
 
 
 def similarity_of(a: str, b: str) -> float:

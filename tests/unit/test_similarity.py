@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from hotline.config import Settings
 from hotline.similarity.evaluate import evaluate, read_pairs
-from hotline.similarity.score import similarity_of
+from hotline.similarity.score import profile, profile_of, similarity, similarity_of, upper_bound
 from hotline.similarity.text import anchors, canonical, fold
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -71,3 +71,13 @@ def test_eval_cli_prints_the_figures_as_json() -> None:
                          capture_output=True, text=True, check=True)
     figures = json.loads(out.stdout)
     assert set(figures) == {"n", "auc", "threshold", "precision", "recall"}
+
+
+def test_the_bound_a_search_skips_by_is_never_below_the_score() -> None:
+    # A search leaves out the character pieces of candidates whose bound is below the threshold:
+    # exact only if the bound is never below the real score.
+    pairs = read_pairs(DATA / "similar_pairs_tune.jsonl") + read_pairs(DATA / "similar_pairs_heldout.jsonl")
+    for pair in pairs:
+        a, b = profile(pair.a), profile(pair.b)
+        bare = profile_of(canonical(pair.b).split(), anchors(pair.b), chars=False)
+        assert upper_bound(a, bare) >= similarity(a, b) - 1e-12
