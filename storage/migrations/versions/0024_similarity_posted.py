@@ -1,8 +1,8 @@
 """similarity index: postings only for tickets that may be suggested (similarity_docs.posted);
 document norms for ranking candidates (similarity_docs.norm)
 
-Revision ID: 0022
-Revises: 0021
+Revision ID: 0024_similarity_posted
+Revises: 0023_inbox
 Create Date: 2026-12-03 13:20:00
 
 Every existing document has its postings, so ``posted`` starts true; the next housekeeping run
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0022"
-down_revision: str | None = "0021"
+revision: str = "0024_similarity_posted"
+down_revision: str | None = "0023_inbox"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
