@@ -297,6 +297,62 @@ def workers_cpu(parent: int) -> float:
     return total
 
 
+def worker_pids(parent: int) -> list[int]:
+    """``hotline run`` (``parent``) and its direct children (the forked workers), from /proc."""
+    pids = [parent]
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent:
+            pids.append(int(entry.name))
+    return pids
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident set size of a live process (``VmHWM``), in MiB; 0 if it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+async def first_update_served(url: str, fake: FakeTelegramServer, uid: int,
+                              folder: Path) -> float:
+    """Seconds from starting ``hotline run --webhook`` (one worker, the database already
+    migrated and populated) until the reply to the first update reached the fake Bot API:
+    imports, connecting, getMe/setMyCommands, binding, then one /help through inbox and engine."""
+    user = fake.user(uid, f"User{uid}", None, username=None, language_code="vi")
+    before = len(fake.sent_messages(uid))
+    started = time.perf_counter()
+    proc, webhook, _ = await start_workers(url, fake, 1, False, folder, wait=False)
+    update = fake.command_update("help", user=user)
+    body = json.dumps(update).encode()
+    headers = {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": SECRET}
+    try:
+        async with aiohttp.ClientSession() as session:
+            while True:
+                try:
+                    async with session.post(webhook, data=body, headers=headers) as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientConnectionError:
+                    pass
+                if proc.returncode is not None or time.perf_counter() - started > 120:
+                    raise RuntimeError("hotline run did not serve an update within 120 s")
+                await asyncio.sleep(0.02)
+        await fake.wait_for_sent(uid, before + 1, within=60)
+        return time.perf_counter() - started
+    finally:
+        await stop_workers(proc)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -304,7 +360,8 @@ def free_port() -> int:
 
 
 async def start_workers(url: str, fake: FakeTelegramServer, workers: int, web: bool,
-                        folder: Path) -> tuple[asyncio.subprocess.Process, str, Path]:
+                        folder: Path, *, wait: bool = True
+                        ) -> tuple[asyncio.subprocess.Process, str, Path]:
     port = free_port()
     env = {
         **os.environ,
@@ -329,6 +386,8 @@ async def start_workers(url: str, fake: FakeTelegramServer, workers: int, web: b
                                                 stderr=asyncio.subprocess.STDOUT)
     handle.close()
     url_ = f"http://127.0.0.1:{port}/telegram/webhook"
+    if not wait:
+        return proc, url_, log
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.returncode is not None:
@@ -443,7 +502,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 # --- main ---------------------------------------------------------------------------------------
-async def run(args: argparse.Namespace) -> list[Result]:
+async def run(args: argparse.Namespace, *, measure_startup: bool = True) -> list[Result]:
     n_users = min(args.users, max(1, args.updates))
     users = list(range(FIRST_USER, FIRST_USER + n_users))
     warm_users = list(range(FIRST_USER + n_users, FIRST_USER + n_users + args.sessions))
@@ -489,6 +548,9 @@ async def run(args: argparse.Namespace) -> list[Result]:
                 cpu = workers_cpu(proc.pid) - cpu
                 print(f"load: {len(timed.latencies):,} updates in {timed.seconds:.1f} s", flush=True)
                 await asyncio.sleep(2.0)  # the last replies leave the outbox
+                pids = worker_pids(proc.pid)
+                serving = pids[1:] or pids  # with one worker, hotline run serves itself
+                rss = max(peak_rss_mb(pid) for pid in serving)
             finally:
                 await gen.close()
                 code = await stop_workers(proc)
@@ -501,6 +563,11 @@ async def run(args: argparse.Namespace) -> list[Result]:
             for uid, counts in source.items():
                 everything.actions[uid].update(counts)
         ok, lines = await verify(url, everything, members)
+        # Start-up, after the verification (its /help reply is not part of the load's count).
+        startup: float | None = None
+        if measure_startup:
+            with tempfile.TemporaryDirectory() as folder:
+                startup = await first_update_served(url, fake, warm_users[0], Path(folder))
     if code != 0:
         ok = False
         lines.append(f"hotline run exited with {code}: {worker_log[-1500:]}")
@@ -520,11 +587,13 @@ async def run(args: argparse.Namespace) -> list[Result]:
         f"(load average at the end {load_avg})",
         ["updates", "users", "workers", "connections", "updates/s",
          "POST->200 (recorded) p50 / p95 / p99 / max ms", "POST->reply p50 / p95 / p99 ms",
-         "worker CPU ms/update", "baseline 403 req/s", "ratio", "verified"],
+         "worker CPU ms/update", "peak RSS of a worker MiB", "start-up to first update served s",
+         "baseline 403 req/s", "ratio", "verified"],
         [[f"{len(ms):,}", f"{n_users:,}", args.workers, args.concurrency, f"{rate:,.0f}",
           f"{p50:.0f} / {p95:.0f} / {p99:.0f} / {max(ms):.0f}",
           f"{r50:.0f} / {r95:.0f} / {r99:.0f}",
-          f"{cpu / len(ms) * 1e3:.1f}", f"{base_rate:,.0f}",
+          f"{cpu / len(ms) * 1e3:.1f}", f"{rss:.0f}",
+          "—" if startup is None else f"{startup:.2f}", f"{base_rate:,.0f}",
           f"{rate / base_rate:.3f}", "yes" if ok else "NO"]],
     )
     met = p99 <= 300 and p95 <= 150
@@ -550,6 +619,12 @@ async def run(args: argparse.Namespace) -> list[Result]:
         Result(name, "postgres", w + "POST->reply p99", r99, "ms", None, None, note=size),
         Result(name, "postgres", w + "worker CPU per update", cpu / len(ms) * 1e3, "ms", None,
                None, note=size),
+        Result(name, "postgres", w + "peak RSS of one worker after the load", rss, "MiB", None,
+               None, note=size),
+        *([] if startup is None else [
+            Result(name, "postgres", "start-up: hotline run to first update served", startup, "s",
+                   None, None, note="one worker, database migrated and populated; /help through "
+                   "inbox, engine and outbox to the fake Bot API")]),
         Result(name, "postgres", "updates with exactly their effect", 100.0 if ok else 0.0, "%",
                None, None, target="100 %", met=ok, note="; ".join(lines)[:500]),
     ]
@@ -580,7 +655,7 @@ def main() -> None:
     failed = False
     for workers in counts:
         args.workers = workers
-        these = asyncio.run(run(args))
+        these = asyncio.run(run(args, measure_startup=workers == counts[0]))
         rates.append(these[0].value)
         failed |= these[-1].met is False
         results += these
