@@ -32,6 +32,7 @@ import copy
 import dataclasses
 import json
 import logging
+import os
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -332,6 +333,10 @@ class InboxRunner:
     def _thread_main(self, after: Callable[[], None],
                      finish: Callable[[BaseException | None], None]) -> None:
         error: BaseException | None = None
+        # When the CPU is short the operating system runs the webhook's acknowledgements (and the
+        # outbox) first; the processor still gets every cycle they leave, which under a burst is
+        # nearly all of them (settings.inbox_processor_nice; measured in bench/load_webhook.py).
+        _lower_priority(self.app.settings.inbox_processor_nice)
         try:
             asyncio.run(self._thread_run(after))
         except BaseException as failure:  # reported to the bot's loop, which stops the runtime
@@ -412,3 +417,14 @@ async def submit_or_record(worker: Any, event: InboundEvent, raw: bytes | str | 
     await worker.submit(event)
     return True
 
+
+def _lower_priority(nice: int) -> None:
+    """Lower this thread's scheduling priority by ``nice`` (a no-op where threads cannot have
+    their own priority: on Linux ``setpriority`` on the thread id affects only that thread)."""
+    if not sys.platform.startswith("linux") or nice <= 0:
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + nice)
+    except OSError:
+        log.debug("could not lower the inbox processor's priority", exc_info=True)
