@@ -280,36 +280,32 @@ async def setup(url: str, users: list[int]) -> list[int]:
     return members
 
 
-def workers_cpu(parent: int) -> float:
-    """CPU seconds used so far by ``hotline run`` (``parent``) and its children, from /proc
-    (Linux): the workers are its children, or itself with one worker."""
-    total = 0.0
-    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == parent or int(entry.name) == parent:
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name (empty if the process is gone)."""
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return []
 
 
 def worker_pids(parent: int) -> list[int]:
     """``hotline run`` (``parent``) and its direct children (the forked workers), from /proc."""
-    pids = [parent]
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == parent:
-            pids.append(int(entry.name))
-    return pids
+    children = [int(entry.name) for entry in Path("/proc").iterdir()
+                if entry.name.isdigit() and (fields := _stat(int(entry.name)))
+                and int(fields[1]) == parent]
+    return [parent, *children]
+
+
+def workers_cpu(parent: int) -> float:
+    """CPU seconds used so far by ``hotline run`` (``parent``) and its children, from /proc
+    (Linux): the workers are its children, or itself with one worker."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = 0.0
+    for pid in worker_pids(parent):
+        fields = _stat(pid)
+        if fields:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def peak_rss_mb(pid: int) -> float:
