@@ -38,11 +38,11 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from handlers.engine import Engine, database_unreachable
+from handlers.engine import Engine
 from hotline.deps import App
 from hotline.messages import InboundEvent, OutboundMessage
 from storage import inbox as store
-from storage.db import create_engine, make_sessionmaker
+from storage.db import create_engine, database_unreachable, make_sessionmaker
 
 log = logging.getLogger(__name__)
 

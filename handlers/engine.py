@@ -42,6 +42,7 @@ from hotline.messages import InboundEvent, OutboundMessage, sanitised
 from hotline.services import people
 from hotline.services.notify import enqueue
 from storage.conversation_state import ConversationState
+from storage.db import database_unreachable
 from storage.models import Contact, Person
 from storage.uow import UnitOfWork
 
@@ -204,30 +205,6 @@ class Engine:
             _log_failure("could not record the apology", event, exc)
             return [OutboundMessage(channel=event.channel, chat_id=event.chat_id,
                                     text=str(t("error.generic", lang)))]
-
-
-def database_unreachable(exc: BaseException) -> bool:
-    """Whether ``exc`` means the database could not be reached (refused or lost connection,
-    server starting up or shutting down): a passing condition, unlike a failing statement."""
-    try:
-        import asyncpg
-    except ImportError:  # SQLite-only installation
-        asyncpg = None  # type: ignore[assignment]
-    transient: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
-    if asyncpg is not None:
-        transient += (asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError)
-    current: BaseException | None = exc
-    for _ in range(8):
-        if current is None:
-            return False
-        if isinstance(current, transient) or getattr(current, "connection_invalidated", False):
-            return True
-        if asyncpg is not None and isinstance(current, asyncpg.InterfaceError) and "closed" in str(current):
-            return True
-        current = current.__cause__ or current.__context__
-    return False
-
-
 
 
 def _log_failure(what: str, event: InboundEvent, exc: BaseException) -> None:

@@ -113,3 +113,25 @@ def upsert_insert(session: AsyncSession, table: Any) -> Any:
 
 def is_postgres(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database could not be reached (refused or lost connection,
+    server starting up or shutting down): a passing condition, unlike a failing statement.
+    asyncpg is imported here, not at the top, so a SQLite-only process never loads it."""
+    import asyncpg
+
+    transient: tuple[type[BaseException], ...] = (
+        ConnectionError, TimeoutError,
+        asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError,
+    )
+    current: BaseException | None = exc
+    for _ in range(8):
+        if current is None:
+            return False
+        if isinstance(current, transient) or getattr(current, "connection_invalidated", False):
+            return True
+        if isinstance(current, asyncpg.InterfaceError) and "closed" in str(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
