@@ -4,9 +4,11 @@ What is measured: ``hotline run --webhook`` as wired by ``bot.runtime.BotRuntime
 guard, aiogram's ``SimpleRequestHandler``, mapping, per-chat lock, ``Engine.handle`` with its
 one transaction per update) receiving real HTTP POSTs on loopback. Each update is a text
 message from one of many registered reporters (a new report draft: de-duplication, contact
-touch, step load, classification, draft stored, reply written to the outbox). Telegram's
-webhook waits for our 200, which comes only after the engine committed, so "answered" means
-"committed". The outbox dispatcher and the web pages are off: this is the inbound path.
+touch, step load, classification, draft stored, reply written to the outbox). The webhook
+answers 200 once the raw update is recorded in the inbox (``bot.inbox``); the engine processes
+it from there, so a round is timed from its first POST until every one of its updates is
+committed (its ``inbound_updates`` row written in the transaction of its effect). The outbox
+dispatcher and the web pages are off: this is the inbound path.
 
 Baseline, measured in the same run: aiogram's bare dispatch behind the same webhook server
 (``bot.telegram.runner.WebhookRunner``: same guard, same parsing, same mapping and lock) with
@@ -159,6 +161,15 @@ async def committed(app: App) -> int:
         return int(await uow.session.scalar(select(func.count()).select_from(InboundUpdate)) or 0)
 
 
+async def settled(app: App, expected: int, within: float = 300.0) -> None:
+    """Wait until ``expected`` updates are committed (the inbox processes after the 200)."""
+    deadline = time.perf_counter() + within
+    while (done := await committed(app)) < expected:
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"{done} of {expected} updates committed after {within:.0f} s")
+        await asyncio.sleep(0.005)
+
+
 class MinimalTransaction:
     """Stands in for the engine behind the same runtime: only the transaction every update needs
     in this design -- claim the update id, load the caller, store a changed step, queue one
@@ -218,10 +229,15 @@ async def run(kind: str, n: int, n_users: int, concurrency: int, repeats: int) -
             for target in targets.values():
                 assert target is not None
                 await post(target, updates(fake, users, WARMUP), concurrency)
+            await settled(app, 2 * WARMUP)  # engine and minimal commit theirs; bare commits none
             for _ in range(repeats):
                 for name, target in targets.items():
                     start_count = await committed(app)
-                    seconds = await post(target, updates(fake, users, n), concurrency)
+                    started = time.perf_counter()
+                    await post(target, updates(fake, users, n), concurrency)
+                    if name != "bare":
+                        await settled(app, start_count + n)
+                    seconds = time.perf_counter() - started
                     done = await committed(app) - start_count
                     if done != (0 if name == "bare" else n):
                         raise RuntimeError(f"{name}: {done} of {n} updates committed")
