@@ -46,7 +46,7 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pydantic import SecretStr
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from bench.common import (
     Result,
@@ -166,7 +166,10 @@ async def settled(app: App, expected: int, within: float = 300.0) -> None:
     deadline = time.perf_counter() + within
     while (done := await committed(app)) < expected:
         if time.perf_counter() > deadline:
-            raise RuntimeError(f"{done} of {expected} updates committed after {within:.0f} s")
+            async with app.uow() as uow:
+                left = (await uow.session.execute(text("SELECT count(*) FROM inbox"))).scalar_one()
+            raise RuntimeError(f"{done} of {expected} updates committed after {within:.0f} s "
+                               f"({left} still in the inbox)")
         await asyncio.sleep(0.005)
 
 
