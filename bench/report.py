@@ -248,6 +248,14 @@ def table_rows(outcome: Outcome) -> list[str]:
     return rows
 
 
+def _without_machine_paths(text: str) -> str:
+    """A failed benchmark's traceback with the checkout and the Python installation named
+    relatively: the report is committed, and this machine's paths mean nothing elsewhere."""
+    for path, name in ((ROOT, ""), (sys.base_prefix, "<python>/"), (sys.prefix, "<venv>/")):
+        text = text.replace(str(path) + "/", name)
+    return text
+
+
 def output_section(outcome: Outcome) -> list[str]:
     argv = outcome.command[1:]
     if "--json" in argv:  # the temporary file is plumbing, not part of the command
@@ -258,7 +266,8 @@ def output_section(outcome: Outcome) -> list[str]:
              "</summary>", ""]
     kept = [line for line in outcome.output.splitlines()
             if line.startswith(("|", "#")) or line.strip() == ""]
-    body = "\n".join(kept).strip() if outcome.code == 0 else outcome.output.strip()[-4000:]
+    body = ("\n".join(kept).strip() if outcome.code == 0
+            else _without_machine_paths(outcome.output.strip())[-4000:])
     return lines + (["```", body, "```"] if outcome.code != 0 else [body]) + ["", "</details>", ""]
 
 
@@ -284,9 +293,11 @@ def updated(previous: str, outcomes: list[Outcome], *, command: str, started: st
             first = found[0]
             lines = [line for i, line in enumerate(lines) if i not in found[1:]]
             lines[first:first + 1] = new_rows
-        else:
-            end = max(i for i, line in enumerate(lines) if line.startswith("| "))
-            lines[end + 1:end + 1] = new_rows
+        else:  # a new benchmark, or a failed one without figures: at the summary table's end
+            head = next(i for i, line in enumerate(lines) if line.startswith("| benchmark |"))
+            end = next((i for i in range(head, len(lines)) if not lines[i].startswith("| ")),
+                       len(lines))
+            lines[end:end] = new_rows
         start = next((i for i, line in enumerate(lines)
                       if line.startswith("<details>") and f"bench/{outcome.bench.script}" in line), None)
         section = output_section(outcome)

@@ -58,3 +58,24 @@ def test_a_later_update_supersedes_the_earlier_header_line_for_its_rows() -> Non
     again = rerun(both, ("beta", 7.0))
     assert notes(again) == ["beta", "alpha"]
     assert notes(rerun(again, ("alpha", 5.0))) == ["alpha", "beta"]
+
+
+def test_a_failed_rerun_lands_in_the_summary_table_with_no_machine_paths() -> None:
+    """A benchmark that failed has no figures: its row goes at the end of the summary table
+    (not after the last table of some benchmark's output), and its traceback names the checkout
+    and the Python installation relatively, since the report is committed."""
+    bench = report.Bench("beta", "bench_b.py", [], [], json=True)
+    trace = (f'Traceback (most recent call last):\n  File "{report.ROOT}/bench/bench_b.py", line 9\n'
+             f'  File "{sys.base_prefix}/lib/python3.11/asyncio/runners.py", line 190\n'
+             "RuntimeError: 3 of 10 committed")
+    failed = report.Outcome(bench, [sys.executable, f"{report.BENCH}/bench_b.py", "10"], 3.0, 1,
+                            trace, [], error="exit 1")
+    again = report.updated(full_report(), [failed], command="bench/run --update --only beta",
+                           started="2026-11-23 12:00", loads=LOADS)
+    lines = again.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("| benchmark |"))
+    table = lines[head:next(i for i in range(head, len(lines)) if not lines[i].startswith("| "))]
+    assert table[-1].startswith("| beta | | **exit 1** |") and "3 of 10 committed" in table[-1]
+    assert str(report.ROOT) not in again and str(sys.base_prefix) not in again
+    assert 'File "bench/bench_b.py", line 9' in again
+    assert 'File "<python>/lib/python3.11/asyncio/runners.py"' in again
