@@ -38,9 +38,9 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from handlers.engine import Engine
+from handlers.engine import Engine, committed
 from hotline.deps import App
-from hotline.messages import InboundEvent, OutboundMessage
+from hotline.messages import InboundEvent
 from storage import inbox as store
 from storage.db import create_engine, database_unreachable, make_sessionmaker
 
@@ -54,6 +54,12 @@ Decoder = Callable[[Any], InboundEvent | None]
 POLL_INTERVAL = 1.0
 #: Seconds a thread may hold the GIL while another waits for it (see ``InboxRunner.start``).
 SWITCH_INTERVAL = 0.001
+
+
+def _turn(turns: asyncio.Lock | None) -> contextlib.AbstractAsyncContextManager[Any]:
+    """SQLite's turn at writing (the runtime's lock shared by webhook and processor), or no
+    wait at all where the database takes writers side by side."""
+    return turns if turns is not None else contextlib.nullcontext()
 
 
 class Inbox:
@@ -74,10 +80,7 @@ class Inbox:
             raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False))
         kwargs = {"channel": event.channel, "update_id": str(event.update_id),
                   "chat_id": str(event.chat_id), "payload": payload, "now": self.app.clock.now()}
-        if self.turns is not None:
-            async with self.turns:
-                await store.record(self.app.engine, **kwargs)
-        else:
+        async with _turn(self.turns):
             await store.record(self.app.engine, **kwargs)
         self.recorded += 1
         self._wake()
@@ -106,11 +109,6 @@ class Inbox:
             log.warning("%s update %s not recorded within %.1f s: answered non-2xx, the channel "
                         "delivers it again", event.channel, event.update_id, within)
             return False
-
-
-def _stored(replies: list[OutboundMessage]) -> bool:
-    """Whether the engine committed (see ``bot.runtime._stored``)."""
-    return all("outbox_id" in reply.meta for reply in replies)
 
 
 class InboxProcessor:
@@ -229,10 +227,7 @@ class InboxProcessor:
         if not ids:
             return
         try:
-            if self.turns is not None:
-                async with self.turns:
-                    await store.forget(self.app.engine, ids)
-            else:
+            async with _turn(self.turns):
                 await store.forget(self.app.engine, ids)
         except Exception as error:  # processed again later, which changes nothing
             log.warning("inbox: processed rows not deleted (%s)", type(error).__name__)
@@ -249,12 +244,9 @@ class InboxProcessor:
             if decoder is None:
                 log.error("inbox: no reader for channel %r; update skipped", channel)
             return True
-        if self.turns is not None:
-            async with self.turns:
-                replies = await self.engine.handle(event)
-        else:
+        async with _turn(self.turns):
             replies = await self.engine.handle(event)
-        return _stored(replies)
+        return committed(replies)
 
 
 class InboxRunner:

@@ -56,7 +56,7 @@ from bot.telegram.sender import TelegramSender
 from bot.zalo import setup as zalo_setup
 from bot.zalo.decoders import zalo_decoders
 from escalation.scheduler import build_scheduler
-from handlers.engine import Engine
+from handlers.engine import Engine, committed
 from hotline.config import Settings
 from hotline.deps import App
 from hotline.errors import ConfigError
@@ -224,7 +224,7 @@ class BotRuntime:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + DB_RETRY_SECONDS
         pause = 0.2
-        while not _stored(await self._handle_once(event)):
+        while not committed(await self._handle_once(event)):
             if loop.time() >= deadline:
                 log.error("database unreachable for %.0f s: %s update %s dropped",
                           DB_RETRY_SECONDS, event.channel, event.update_id)
@@ -402,12 +402,6 @@ class BotRuntime:
         if self.bot is not None:
             await self.bot.session.close()
         log.info("bot stopped")
-
-
-def _stored(replies: list[OutboundMessage]) -> bool:
-    """Whether the engine committed its work: every reply it returns carries the id of its
-    outbox row, except the apology it could not write because the database is down."""
-    return all("outbox_id" in reply.meta for reply in replies)
 
 
 async def _settle(task: asyncio.Task[Any] | None, *, cancel: bool = False) -> None:

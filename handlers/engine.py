@@ -207,6 +207,13 @@ class Engine:
                                     text=str(t("error.generic", lang)))]
 
 
+def committed(replies: list[OutboundMessage]) -> bool:
+    """Whether ``Engine.handle`` committed its work: every reply it returns carries the id of
+    its outbox row, except the apology it could not write because the database is down. The
+    callers (the runtime's retry, the inbox) process an update again until this holds."""
+    return all("outbox_id" in reply.meta for reply in replies)
+
+
 def _log_failure(what: str, event: InboundEvent, exc: BaseException) -> None:
     """Where it failed, never what the user wrote: exception messages can quote SQL parameters
     (user text), so only the exception types and the frame locations are logged."""
