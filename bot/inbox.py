@@ -56,7 +56,7 @@ POLL_INTERVAL = 1.0
 SWITCH_INTERVAL = 0.001
 
 
-def _turn(turns: asyncio.Lock | None) -> contextlib.AbstractAsyncContextManager[Any]:
+def turn(turns: asyncio.Lock | None) -> contextlib.AbstractAsyncContextManager[Any]:
     """SQLite's turn at writing (the runtime's lock shared by webhook and processor), or no
     wait at all where the database takes writers side by side."""
     return turns if turns is not None else contextlib.nullcontext()
@@ -80,7 +80,7 @@ class Inbox:
             raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False))
         kwargs = {"channel": event.channel, "update_id": str(event.update_id),
                   "chat_id": str(event.chat_id), "payload": payload, "now": self.app.clock.now()}
-        async with _turn(self.turns):
+        async with turn(self.turns):
             await store.record(self.app.engine, **kwargs)
         self.recorded += 1
         self._wake()
@@ -227,7 +227,7 @@ class InboxProcessor:
         if not ids:
             return
         try:
-            async with _turn(self.turns):
+            async with turn(self.turns):
                 await store.forget(self.app.engine, ids)
         except Exception as error:  # processed again later, which changes nothing
             log.warning("inbox: processed rows not deleted (%s)", type(error).__name__)
@@ -244,7 +244,7 @@ class InboxProcessor:
             if decoder is None:
                 log.error("inbox: no reader for channel %r; update skipped", channel)
             return True
-        async with _turn(self.turns):
+        async with turn(self.turns):
             replies = await self.engine.handle(event)
         return committed(replies)
 

@@ -48,7 +48,7 @@ from aiohttp import web
 from bot import numbered
 from bot.delivery import ChannelSender
 from bot.dispatcher import OutboxDispatcher
-from bot.inbox import Decoder, Inbox, InboxRunner
+from bot.inbox import Decoder, Inbox, InboxRunner, turn
 from bot.telegram.commands import set_bot_commands
 from bot.telegram.inbox import TelegramInboxIntake, telegram_decoder
 from bot.telegram.runner import DEFAULT_DRAIN_TIMEOUT, PollingRunner, WebhookRunner
@@ -237,10 +237,8 @@ class BotRuntime:
             self.dispatcher.wake()
 
     async def _handle_once(self, event: InboundEvent) -> list[OutboundMessage]:
-        if self._sqlite_turns is not None:
-            async with self._sqlite_turns:
-                return await self.engine.handle(event)
-        return await self.engine.handle(event)
+        async with turn(self._sqlite_turns):
+            return await self.engine.handle(event)
 
     # --- lifecycle ------------------------------------------------------------------------------
     def stop(self) -> None:
