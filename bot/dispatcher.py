@@ -89,7 +89,7 @@ from bot.ratelimit import GLOBAL_MARGIN, ChatLimits, SharedPacer, is_group_chat
 from hotline.clock import Clock
 from hotline.deps import App
 from hotline.domain.enums import OutboxStatus
-from hotline.messages import OutboundMessage
+from hotline.messages import BULK_DEDUPE_PREFIX, OutboundMessage
 from hotline.text import split_message
 from storage.models import Contact, OutboxMessage
 from storage.pacing import Reservation, pause_all, reserve_slots
@@ -115,9 +115,6 @@ FINISH_ATTEMPTS = 3
 #: Longest pause between two attempts at recording "sent" rows held in memory.
 RECORD_BACKOFF_CAP = 5.0
 BLOCKED_ERROR = "contact blocked the bot or left the chat"
-#: Dedupe keys of bulk rows (``hotline.digests.send``): a digest to thousands of chats must not
-#: hold back a conversation, so rows of other kinds are claimed first.
-BULK_PREFIX = "digest:"
 
 
 def default_worker_id() -> str:
@@ -440,7 +437,7 @@ class OutboxDispatcher:
                 .group_by(o.channel, o.chat_id)
             )
             free = or_(o.claimed_until.is_(None), o.claimed_until < now)
-            bulk_last = case((o.dedupe_key.like(f"{BULK_PREFIX}%"), 1), else_=0)
+            bulk_last = case((o.dedupe_key.like(f"{BULK_DEDUPE_PREFIX}%"), 1), else_=0)
             ready = (
                 await session.execute(
                     select(o.id, o.channel, o.chat_id, o.contact_id, _contacts.c.active)

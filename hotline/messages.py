@@ -44,6 +44,10 @@ class InboundEvent:
     menu_size: int | None = None
 
 
+#: ``dedupe_key`` prefix of bulk outbox rows (a digest to every leader and member): the outbox
+#: dispatcher claims other rows first, so a conversation never queues behind a broadcast.
+BULK_DEDUPE_PREFIX = "digest:"
+
 #: A UTF-16 surrogate code point: never a character on its own. JSON can smuggle one in
 #: (``"\ud800"``), and no database, log file or chat API can encode it.
 _SURROGATE = re.compile("[\ud800-\udfff]")

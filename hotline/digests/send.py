@@ -30,7 +30,7 @@ from hotline.digests.render import caption, html_report, telegram_messages
 from hotline.domain.enums import Role
 from hotline.errors import InvalidInput
 from hotline.i18n import normalise_language
-from hotline.messages import OutboundMessage
+from hotline.messages import BULK_DEDUPE_PREFIX, OutboundMessage
 from hotline.services.notify import contact_for, enqueue
 from storage.models import DigestRun, Person
 
@@ -350,7 +350,7 @@ async def _queue(uow: Any, bundle: Bundle, people: list[Person], now: datetime) 
                 now=now,
                 contact_id=contact.id,
                 person_id=person.id,
-                dedupe_key=f"digest:{label}:{audience.key}:{person.id}:{index}"[:120],
+                dedupe_key=f"{BULK_DEDUPE_PREFIX}{label}:{audience.key}:{person.id}:{index}"[:120],
             )
         count += len(outgoing)
         reached += bool(outgoing)
