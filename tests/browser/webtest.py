@@ -89,6 +89,18 @@ async def sign_in(client: aiohttp.ClientSession, app: App, person: Person) -> No
 
 
 @asynccontextmanager
+async def world_site(pg_url: str | None, folder: Path, **world: object
+                     ) -> AsyncIterator[tuple[World, Served]]:
+    """A world (``tests.browser.world.world_app`` with ``world``'s options) and the web
+    serving it: what module-scoped page fixtures share."""
+    from tests.browser.world import world_app
+
+    async with world_app(pg_url, folder, **world) as built:  # type: ignore[arg-type]
+        async with served(built.app) as server:
+            yield built, server
+
+
+@asynccontextmanager
 async def one_ticket_site(pg_url: str | None, folder: Path, text: str
                           ) -> AsyncIterator[tuple[World, Served, Ticket]]:
     """People, one reporter's ticket filed with ``text``, and the web serving them: the small

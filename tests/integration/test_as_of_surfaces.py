@@ -27,7 +27,7 @@ from hotline.digests.render import telegram_text
 from hotline.digests.schedule import period_for, send_scheduled_digests
 from hotline.web.ratelimit import RateLimiter
 from tests.browser import world as W
-from tests.browser.webtest import Served, served, sign_in
+from tests.browser.webtest import Served, sign_in, world_site
 from tests.integration.test_web_numbers import _assert_dashboard_is_digest
 
 pytestmark = [pytest.mark.timeout(600), pytest.mark.asyncio(loop_scope="module")]
@@ -44,9 +44,8 @@ INSTANTS = 20
 async def site(pg_url: str | None, tmp_path_factory: pytest.TempPathFactory
                ) -> AsyncIterator[tuple[W.World, Served]]:
     folder = tmp_path_factory.mktemp("as-of")
-    async with W.world_app(pg_url, folder, start=START, end=FIRST) as world:
-        async with served(world.app) as server:
-            yield world, server
+    async with world_site(pg_url, folder, start=START, end=FIRST) as found:
+        yield found
 
 
 def _instants(rng: random.Random) -> list[datetime]:

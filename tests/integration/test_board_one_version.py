@@ -18,7 +18,7 @@ import pytest_asyncio
 
 from hotline.digests.chart import chart_png
 from tests.browser import world as W
-from tests.browser.webtest import Served, served
+from tests.browser.webtest import Served, world_site
 from tests.factories import file
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.asyncio(loop_scope="module")]
@@ -30,9 +30,8 @@ START, END = W.local(2026, 11, 16, 8), W.local(2026, 12, 3, 14, 30)
 async def site(pg_url: str | None, tmp_path_factory: pytest.TempPathFactory
                ) -> AsyncIterator[tuple[W.World, Served]]:
     folder = tmp_path_factory.mktemp("board-version")
-    async with W.world_app(pg_url, folder, start=START, end=END) as world:
-        async with served(world.app) as server:
-            yield world, server
+    async with world_site(pg_url, folder, start=START, end=END) as found:
+        yield found
 
 
 def _moments(board: dict[str, Any]) -> set[datetime]:
