@@ -21,7 +21,8 @@ On PostgreSQL the processor runs in a thread of its own, with its own event loop
 pool (``InboxRunner``): the engine's work is mostly Python, and on the webhook's event loop it
 would make acknowledgements wait behind it. Several processes share the inbox through per-chat
 advisory locks (``storage.inbox.ChatLocks``). On SQLite (one writer, one process) it runs on
-the bot's loop, taking turns with the webhook's inserts on the runtime's write lock.
+the bot's loop, taking turns with the webhook's inserts on the runtime's write lock; two
+processors of one process on one file take chats from one registry.
 """
 
 from __future__ import annotations
@@ -184,7 +185,7 @@ class InboxProcessor:
         try:
             keys = await store.heads(self.app.engine, limit=4 * self.concurrency + len(self._active))
             keys = [k for k in keys if k not in self._active]
-            mine = await self.locks.try_lock(keys[:free * 2] if self.locks.shared else keys[:free])
+            mine = await self.locks.try_lock(keys[:free * 2])
         except Exception as error:
             log.warning("inbox: cannot look for waiting updates (%s); trying again in %.0f s",
                         type(error).__name__, self.poll_interval)
@@ -205,15 +206,15 @@ class InboxProcessor:
                     return
                 if not rows:
                     return
-                done: list[int] = []
+                done: list[tuple[str, str]] = []
                 try:
-                    for row_id, channel, payload in rows:
+                    for channel, update_id, payload in rows:
                         while not await self._process(channel, payload):
                             # Database unreachable: nothing of it was stored; same row again.
                             await asyncio.sleep(pause)
                             pause = min(pause * 2, 5.0)
                         pause = 0.2
-                        done.append(row_id)
+                        done.append((channel, update_id))
                         self.processed += 1
                         self.after()
                 finally:
@@ -223,12 +224,12 @@ class InboxProcessor:
             await self.locks.unlock(key)
             self._wake.set()  # rows that arrived meanwhile (here or at another worker)
 
-    async def _forget(self, ids: list[int]) -> None:
-        if not ids:
+    async def _forget(self, keys: list[tuple[str, str]]) -> None:
+        if not keys:
             return
         try:
             async with turn(self.turns):
-                await store.forget(self.app.engine, ids)
+                await store.forget(self.app.engine, keys)
         except Exception as error:  # processed again later, which changes nothing
             log.warning("inbox: processed rows not deleted (%s)", type(error).__name__)
 

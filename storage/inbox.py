@@ -10,18 +10,25 @@ per chat, taken with ``pg_try_advisory_lock`` on one connection each processor k
 it lets go, so the next holder starts exactly where it stopped; a worker that dies loses its
 connection and with it its locks, so its chats pass on at once -- no lease to expire. Two
 chats hashing to the same key only take turns. Locks use the two-integer key space, which
-never meets the scheduler's one-``bigint`` leader lock.
+never meets the scheduler's one-``bigint`` leader lock. On SQLite (one process per file) the
+processors of the process take chats from one registry per database instead.
+
+Processed rows are deleted by their (channel, update id), never by ``id``: SQLite gives a new
+row the id of a deleted last row, so a stale id held by a slow processor could name an update
+that arrived since and was never processed. The key cannot: a row with the same key is the
+same update, whose effect is already committed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, text
+from sqlalchemy import bindparam, delete, func, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -45,10 +52,11 @@ def _record(insert: Any) -> Any:
 _RECORD = {"sqlite": _record(sqlite.insert), "postgresql": _record(postgresql.insert)}
 _HEADS = (select(_TABLE.c.chat_key).group_by(_TABLE.c.chat_key)
           .order_by(func.min(_TABLE.c.id)).limit(bindparam("limit")))
-_ROWS = (select(_TABLE.c.id, _TABLE.c.channel, _TABLE.c.payload)
+_ROWS = (select(_TABLE.c.id, _TABLE.c.channel, _TABLE.c.update_id, _TABLE.c.payload)
          .where(_TABLE.c.chat_key == bindparam("chat_key"))
          .order_by(_TABLE.c.id).limit(bindparam("limit")))
-_DELETE = delete(_TABLE).where(_TABLE.c.id.in_(bindparam("ids", expanding=True)))
+_DELETE = delete(_TABLE).where(
+    tuple_(_TABLE.c.channel, _TABLE.c.update_id).in_(bindparam("keys", expanding=True)))
 _COUNT = select(func.count()).select_from(_TABLE)
 
 
@@ -79,19 +87,20 @@ async def heads(engine: AsyncEngine, limit: int) -> list[str]:
     return keys
 
 
-async def rows_of(engine: AsyncEngine, key: str, limit: int) -> list[tuple[int, str, str]]:
-    """A chat's waiting rows in arrival order: (id, channel, payload)."""
+async def rows_of(engine: AsyncEngine, key: str, limit: int) -> list[tuple[str, str, str]]:
+    """A chat's waiting rows in arrival order: (channel, update id, payload)."""
     async with engine.connect() as conn:
         rows = (await conn.execute(_ROWS, {"chat_key": key, "limit": limit})).all()
         await conn.rollback()
-    return [(int(r.id), str(r.channel), str(r.payload)) for r in rows]
+    return [(str(r.channel), str(r.update_id), str(r.payload)) for r in rows]
 
 
-async def forget(engine: AsyncEngine, ids: Sequence[int]) -> None:
-    """Delete processed rows (their effect, and its ``inbound_updates`` mark, are committed)."""
-    if ids:
+async def forget(engine: AsyncEngine, keys: Sequence[tuple[str, str]]) -> None:
+    """Delete processed updates, by (channel, update id) -- see the module on why not by row
+    id. Their effect, and its ``inbound_updates`` mark, are committed."""
+    if keys:
         async with engine.begin() as conn:
-            await conn.execute(_DELETE, {"ids": list(ids)})
+            await conn.execute(_DELETE, {"keys": list(keys)})
 
 
 async def waiting(engine: AsyncEngine) -> int:
@@ -99,16 +108,41 @@ async def waiting(engine: AsyncEngine) -> int:
         return int(await conn.scalar(_COUNT) or 0)
 
 
+class _Registry:
+    """The chats being worked on in this process, per SQLite database file: two processors of
+    one process (two runtimes on one file) never take the same chat at the same time."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()  # processors may run on different threads' loops
+        self._held: dict[str, set[str]] = {}
+
+    def take(self, database: str, keys: list[str]) -> list[str]:
+        with self._mutex:
+            held = self._held.setdefault(database, set())
+            mine = [key for key in dict.fromkeys(keys) if key not in held]
+            held.update(mine)
+            return mine
+
+    def give_back(self, database: str, keys: Iterable[str]) -> None:
+        with self._mutex:
+            self._held.get(database, set()).difference_update(keys)
+
+
+_IN_PROCESS = _Registry()
+
+
 class ChatLocks:
     """Which chats this processor may work on.
 
-    SQLite (one process): every chat is free; the processor itself never runs one chat twice.
+    SQLite (one process per file): a chat is taken from the process's registry for that file.
     PostgreSQL: session-level advisory locks on a connection of our own (see the module).
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.shared = engine.dialect.name == "postgresql"
+        self._database = engine.url.render_as_string(hide_password=True)
+        self._mine: set[str] = set()
         self._conn: AsyncConnection | None = None
         self._mutex = asyncio.Lock()  # one statement at a time on the lock connection
 
@@ -121,7 +155,11 @@ class ChatLocks:
     async def try_lock(self, keys: Iterable[str]) -> list[str]:
         """The subset of ``keys`` now ours."""
         keys = list(keys)
-        if not self.shared or not keys:
+        if not self.shared:
+            mine = _IN_PROCESS.take(self._database, keys)
+            self._mine.update(mine)
+            return mine
+        if not keys:
             return keys
         async with self._mutex:
             conn = await self._connection()
@@ -137,6 +175,8 @@ class ChatLocks:
 
     async def unlock(self, key: str) -> None:
         if not self.shared:
+            self._mine.discard(key)
+            _IN_PROCESS.give_back(self._database, [key])
             return
         async with self._mutex:
             if self._conn is None:
@@ -158,6 +198,10 @@ class ChatLocks:
 
     async def close(self) -> None:
         """Let go of every lock (closing the session releases them all)."""
+        if not self.shared:
+            _IN_PROCESS.give_back(self._database, self._mine)
+            self._mine.clear()
+            return
         async with self._mutex:
             conn, self._conn = self._conn, None
         if conn is not None:
