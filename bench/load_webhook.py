@@ -288,24 +288,46 @@ def _stat(pid: int) -> list[str]:
         return []
 
 
-def worker_pids(parent: int) -> list[int]:
-    """``hotline run`` (``parent``) and its direct children (the forked workers), from /proc."""
-    children = [int(entry.name) for entry in Path("/proc").iterdir()
-                if entry.name.isdigit() and (fields := _stat(int(entry.name)))
-                and int(fields[1]) == parent]
-    return [parent, *children]
+def children_of(pid: int) -> list[int]:
+    """Direct children of ``pid``, from /proc."""
+    return [int(entry.name) for entry in Path("/proc").iterdir()
+            if entry.name.isdigit() and (fields := _stat(int(entry.name)))
+            and int(fields[1]) == pid]
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and all its descendants: ``hotline run``, its forked workers (with more than
+    one) and each worker's inbox processor process (PostgreSQL)."""
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children_of(pid))
+    return tree
+
+
+def serving_workers(root: int, workers: int) -> list[int]:
+    """The processes that answer webhooks: the forked workers, or ``hotline run`` itself when
+    it runs one worker (its only child is then its inbox processor)."""
+    return children_of(root) if workers > 1 else [root]
 
 
 def workers_cpu(parent: int) -> float:
-    """CPU seconds used so far by ``hotline run`` (``parent``) and its children, from /proc
-    (Linux): the workers are its children, or itself with one worker."""
+    """CPU seconds used so far by ``hotline run`` (``parent``) and every process under it, from
+    /proc (Linux): workers and their inbox processors."""
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     total = 0.0
-    for pid in worker_pids(parent):
+    for pid in process_tree(parent):
         fields = _stat(pid)
         if fields:
             total += (int(fields[11]) + int(fields[12])) / tick
     return total
+
+
+def worker_rss_mb(worker: int) -> float:
+    """Peak RSS of a worker plus that of its inbox processor process: an upper bound of what
+    one worker costs (the processor is forked, so pages they still share count twice)."""
+    return peak_rss_mb(worker) + sum(peak_rss_mb(child) for child in children_of(worker))
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -544,9 +566,7 @@ async def run(args: argparse.Namespace, *, measure_startup: bool = True) -> list
                 cpu = workers_cpu(proc.pid) - cpu
                 print(f"load: {len(timed.latencies):,} updates in {timed.seconds:.1f} s", flush=True)
                 await asyncio.sleep(2.0)  # the last replies leave the outbox
-                pids = worker_pids(proc.pid)
-                serving = pids[1:] or pids  # with one worker, hotline run serves itself
-                rss = max(peak_rss_mb(pid) for pid in serving)
+                rss = max(worker_rss_mb(pid) for pid in serving_workers(proc.pid, args.workers))
             finally:
                 await gen.close()
                 code = await stop_workers(proc)
@@ -583,7 +603,8 @@ async def run(args: argparse.Namespace, *, measure_startup: bool = True) -> list
         f"(load average at the end {load_avg})",
         ["updates", "users", "workers", "connections", "updates/s",
          "POST->200 (recorded) p50 / p95 / p99 / max ms", "POST->reply p50 / p95 / p99 ms",
-         "worker CPU ms/update", "peak RSS of a worker MiB", "start-up to first update served s",
+         "worker CPU ms/update", "peak RSS of a worker + its processor MiB",
+         "start-up to first update served s",
          "baseline 403 req/s", "ratio", "verified"],
         [[f"{len(ms):,}", f"{n_users:,}", args.workers, args.concurrency, f"{rate:,.0f}",
           f"{p50:.0f} / {p95:.0f} / {p99:.0f} / {max(ms):.0f}",
@@ -615,8 +636,8 @@ async def run(args: argparse.Namespace, *, measure_startup: bool = True) -> list
         Result(name, "postgres", w + "POST->reply p99", r99, "ms", None, None, note=size),
         Result(name, "postgres", w + "worker CPU per update", cpu / len(ms) * 1e3, "ms", None,
                None, note=size),
-        Result(name, "postgres", w + "peak RSS of one worker after the load", rss, "MiB", None,
-               None, note=size),
+        Result(name, "postgres", w + "peak RSS of one worker and its inbox processor after the load",
+               rss, "MiB", None, None, note=size),
         *([] if startup is None else [
             Result(name, "postgres", "start-up: hotline run to first update served", startup, "s",
                    None, None, note="one worker, database migrated and populated; /help through "

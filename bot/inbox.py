@@ -17,12 +17,13 @@ A restart processes whatever was recorded and not yet processed; a graceful stop
 recording first, then keeps processing for up to the drain timeout and leaves the rest for the
 next start (a row is never half-processed: its transaction commits or rolls back).
 
-On PostgreSQL the processor runs in a thread of its own, with its own event loop and database
-pool (``InboxRunner``): the engine's work is mostly Python, and on the webhook's event loop it
-would make acknowledgements wait behind it. Several processes share the inbox through per-chat
-advisory locks (``storage.inbox.ChatLocks``). On SQLite (one writer, one process) it runs on
-the bot's loop, taking turns with the webhook's inserts on the runtime's write lock; two
-processors of one process on one file take chats from one registry.
+On PostgreSQL the processor runs in a process of its own, forked by the runtime, with its own
+event loop and database pool (``InboxRunner``, ``bot.inbox_process``): the engine's work is
+mostly Python, and beside the webhook it would make acknowledgements wait behind it. Several
+workers share the inbox through per-chat advisory locks (``storage.inbox.ChatLocks``). On
+SQLite (one writer, one process) it runs on the bot's loop, taking turns with the webhook's
+inserts on the runtime's write lock; two processors of one process on one file take chats
+from one registry.
 """
 
 from __future__ import annotations
@@ -33,12 +34,12 @@ import copy
 import dataclasses
 import json
 import logging
-import os
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
+from bot.inbox_process import ForkedProcessor, lower_priority
 from handlers.engine import Engine, committed
 from hotline.deps import App
 from hotline.messages import InboundEvent
@@ -251,8 +252,20 @@ class InboxProcessor:
 
 
 class InboxRunner:
-    """Runs an ``InboxProcessor`` on this loop (SQLite) or in a thread with its own loop and
-    database pool (PostgreSQL); ``wake`` and ``stop`` are called from the bot's loop."""
+    """Runs an ``InboxProcessor`` where the database calls for it (``mode``):
+
+    * ``"loop"`` -- on the bot's loop (SQLite: one writer, taking turns on ``turns``);
+    * ``"process"`` -- in a forked process of its own (PostgreSQL, ``hotline run``'s default;
+      see ``bot.inbox_process`` for why);
+    * ``"thread"`` -- in a thread with its own loop (PostgreSQL, where a test's objects --
+      a manual clock moved during the test, an engine that notes what it saw -- must stay
+      shared with the caller).
+
+    The last two use a database pool of their own. ``wake`` and ``stop`` are called from the
+    bot's loop.
+    """
+
+    MODES = ("loop", "thread", "process")
 
     def __init__(
         self,
@@ -260,19 +273,22 @@ class InboxRunner:
         engine: Engine,
         decoders: Mapping[str, Decoder],
         *,
-        threaded: bool,
+        mode: str,
         turns: asyncio.Lock | None = None,
         after: Callable[[], None] = lambda: None,
         drain_timeout: float = 30.0,
         **options: Any,
     ) -> None:
+        if mode not in self.MODES:
+            raise ValueError(f"unknown inbox processing mode {mode!r}: one of {', '.join(self.MODES)}")
         self.app, self.engine, self.decoders = app, engine, decoders
-        self.threaded = threaded
+        self.mode = mode
         self.turns = turns
         self.after = after
         self.drain_timeout = drain_timeout
         self.options = options
         self.processor: InboxProcessor | None = None
+        self.forked: ForkedProcessor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
@@ -283,11 +299,17 @@ class InboxRunner:
     async def start(self) -> None:
         main = asyncio.get_running_loop()
         self._finished = main.create_future()
-        if not self.threaded:
+        if self.mode == "loop":
             self._loop, self._stop = main, asyncio.Event()
             self.processor = InboxProcessor(self.app, self.engine, self.decoders, turns=self.turns,
                                             after=self.after, **self.options)
             self._task = asyncio.create_task(self._run_here(), name="inbox processor")
+            return
+        if self.mode == "process":
+            self.forked = ForkedProcessor(self._forked_body, after=self.after,
+                                          nice=self.app.settings.inbox_processor_nice,
+                                          drain_timeout=self.drain_timeout)
+            await self.forked.start()
             return
 
         def after() -> None:
@@ -329,7 +351,7 @@ class InboxRunner:
         # When the CPU is short the operating system runs the webhook's acknowledgements (and the
         # outbox) first; the processor still gets every cycle they leave, which under a burst is
         # nearly all of them (settings.inbox_processor_nice; measured in bench/load_webhook.py).
-        _lower_priority(self.app.settings.inbox_processor_nice)
+        lower_priority(self.app.settings.inbox_processor_nice)
         try:
             asyncio.run(self._thread_run(after))
         except BaseException as failure:  # reported to the bot's loop, which stops the runtime
@@ -340,25 +362,45 @@ class InboxRunner:
             finish(error)
 
     async def _thread_run(self, after: Callable[[], None]) -> None:
+        async with self._own_pool() as (replica, handler):
+            self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+            self.processor = InboxProcessor(replica, handler, self.decoders, after=after,
+                                            **self.options)
+            self._ready.set()
+            await self.processor.run(self._stop, self.drain_timeout)
+
+    async def _forked_body(self, stop: asyncio.Event, ready: Callable[[Callable[[], None]], None],
+                           processed: Callable[[], None]) -> None:
+        """Runs in the forked process (``bot.inbox_process``)."""
+        async with self._own_pool() as (replica, handler):
+            self.processor = InboxProcessor(replica, handler, self.decoders, after=processed,
+                                            **self.options)
+            ready(self.processor.wake)
+            await self.processor.run(stop, self.drain_timeout)
+
+    @contextlib.asynccontextmanager
+    async def _own_pool(self) -> AsyncIterator[tuple[App, Engine]]:
+        """The app and engine with a database pool of this loop's own (a pool belongs to one
+        event loop, and after a fork the parent's connections must never be used)."""
         app = self.app
         engine = create_engine(app.engine.url.render_as_string(hide_password=False),
                                pool_size=self.options.get("concurrency", 8) + 2)
         replica = dataclasses.replace(app, engine=engine, sessions=make_sessionmaker(engine))
         handler = copy.copy(self.engine)
         handler.app = replica
-        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        self.processor = InboxProcessor(replica, handler, self.decoders, after=after, **self.options)
-        self._ready.set()
         try:
-            await self.processor.run(self._stop, self.drain_timeout)
+            yield replica, handler
         finally:
             await engine.dispose()
 
     def wake(self) -> None:
+        if self.forked is not None:
+            self.forked.wake()
+            return
         loop, processor = self._loop, self.processor
         if loop is None or processor is None or loop.is_closed():
             return
-        if self.threaded:
+        if self.mode == "thread":
             with contextlib.suppress(RuntimeError):  # the thread's loop just closed
                 loop.call_soon_threadsafe(processor.wake)
         else:
@@ -366,14 +408,20 @@ class InboxRunner:
 
     async def finished(self) -> None:
         """Returns when the processor ended (raises what made it fail)."""
+        if self.forked is not None:
+            await self.forked.finished()
+            return
         assert self._finished is not None
         await asyncio.shield(self._finished)
 
     async def stop(self) -> None:
         """Stop taking new chats, drain (bounded), and wait for the processor to end."""
+        if self.forked is not None:
+            await self.forked.stop()
+            return
         loop, stop = self._loop, self._stop
         if loop is not None and stop is not None and not loop.is_closed():
-            if self.threaded:
+            if self.mode == "thread":
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(stop.set)
             else:
@@ -409,15 +457,3 @@ async def submit_or_record(worker: Any, event: InboundEvent, raw: bytes | str | 
         return bool(await worker.record(event, raw))
     await worker.submit(event)
     return True
-
-
-def _lower_priority(nice: int) -> None:
-    """Lower this thread's scheduling priority by ``nice`` (a no-op where threads cannot have
-    their own priority: on Linux ``setpriority`` on the thread id affects only that thread)."""
-    if not sys.platform.startswith("linux") or nice <= 0:
-        return
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + nice)
-    except OSError:
-        log.debug("could not lower the inbox processor's priority", exc_info=True)

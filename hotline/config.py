@@ -100,9 +100,13 @@ class Settings(BaseSettings):
     webhook_port: int = Field(8080, ge=1, le=65535)
     webhook_path: str = "/telegram/webhook"
     public_base_url: str | None = None
-    #: How much lower the inbox processor thread runs than the webhook (PostgreSQL, Linux): the
+    #: How much lower the inbox processor runs than the webhook (PostgreSQL, Linux): the
     #: acknowledgements channels wait for come first when the CPU is short (0 = same priority).
     inbox_processor_nice: int = Field(5, ge=0, le=19)
+    #: Where the inbox processor runs on PostgreSQL: a process of its own per worker (forked by
+    #: ``hotline run``), or a thread of the worker (``thread``; acknowledgements then wait
+    #: behind its Python work when the CPU is short). SQLite always processes in the worker.
+    inbox_processing: Literal["process", "thread"] = "process"
 
     # --- outbox dispatcher ---------------------------------------------------------------------
     outbox_per_chat_interval: float = Field(1.0, ge=0)

@@ -19,6 +19,7 @@ import socket
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -115,6 +116,8 @@ class RuntimeChild:
 
     def __init__(self, env: dict[str, str], start: datetime, **options: Any) -> None:
         self.ready, self.hung = _fork.Event(), _fork.Event()
+        #: Its child processes when it was killed (its inbox processor, on PostgreSQL).
+        self.processors: list[int] = []
         self.process = _fork.Process(
             target=_child_main, args=(env, start.isoformat(), options, self.ready, self.hung),
             daemon=True,
@@ -128,10 +131,39 @@ class RuntimeChild:
         return self
 
     async def kill(self) -> None:
+        """SIGKILL, as a crash would; its inbox processor process (PostgreSQL) dies with it."""
+        self.processors = processors = (children_of(self.process.pid)
+                                        if self.process.pid is not None else [])
         if self.process.pid is not None and self.process.exitcode is None:
             os.kill(self.process.pid, signal.SIGKILL)
         await asyncio.to_thread(self.process.join, 10)
         assert self.process.exitcode == -signal.SIGKILL, self.process.exitcode
+        for _ in range(100):
+            if not any(map(running, processors)):
+                break
+            await asyncio.sleep(0.05)
+        assert not any(map(running, processors)), "the inbox processor outlived its runtime"
+
+
+def children_of(pid: int) -> list[int]:
+    """Direct children of ``pid`` (Linux /proc; empty elsewhere)."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = entry.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry.parent.name))
+    return found
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (exited, waiting to be reaped by its parent)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 async def register(app: App, chat_id: int, *, name: str = "Nguyễn Văn An",

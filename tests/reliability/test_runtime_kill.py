@@ -92,7 +92,7 @@ async def tickets_by_chat(app: App) -> Counter[str]:
 
 
 async def test_kill_during_intake_loses_no_acknowledged_report(
-    app: App, telegram_server: FakeTelegramServer, database_url: str
+    app: App, telegram_server: FakeTelegramServer, database_url: str, is_pg: bool
 ) -> None:
     fake = telegram_server
     app.clock = RunningClock(app.clock.now())
@@ -126,7 +126,8 @@ async def test_kill_during_intake_loses_no_acknowledged_report(
 
         tapping = asyncio.gather(*(tap(i, chat) for i, chat in enumerate(chats)))
         await asyncio.wait_for(enough.wait(), 20)
-        await first.kill()
+        await first.kill()  # and, on PostgreSQL, its inbox processor process with it
+        assert bool(first.processors) == is_pg, first.processors
         await tapping
         acked = {chat for chat, status in statuses.items() if status == 200}
         filed = await tickets_by_chat(app)

@@ -1,4 +1,5 @@
-"""The inbox processor thread yields the CPU to the webhook that acknowledges updates."""
+"""The inbox processor (a thread, or the main thread of its process before it starts its loop)
+yields the CPU to the webhook that acknowledges updates."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import threading
 
 import pytest
 
-from bot.inbox import _lower_priority
+from bot.inbox_process import lower_priority
 from hotline.config import Settings
 
 
@@ -20,7 +21,7 @@ def test_the_processor_thread_runs_lower_and_the_webhook_thread_does_not() -> No
     def processor() -> None:
         tid = threading.get_native_id()
         before = os.getpriority(os.PRIO_PROCESS, tid)
-        _lower_priority(Settings().inbox_processor_nice)
+        lower_priority(Settings().inbox_processor_nice)
         seen["change"] = os.getpriority(os.PRIO_PROCESS, tid) - before
 
     thread = threading.Thread(target=processor)
@@ -34,5 +35,5 @@ def test_the_processor_thread_runs_lower_and_the_webhook_thread_does_not() -> No
 def test_nice_zero_leaves_the_priority_alone() -> None:
     tid = threading.get_native_id()
     before = os.getpriority(os.PRIO_PROCESS, tid)
-    _lower_priority(0)
+    lower_priority(0)
     assert os.getpriority(os.PRIO_PROCESS, tid) == before

@@ -1,0 +1,107 @@
+"""PostgreSQL: the inbox processor runs in a process of its own, and lives and dies with the runtime.
+
+``hotline run`` on PostgreSQL forks one processor process per worker (``bot.inbox_process``):
+the webhook's acknowledgements never wait for the engine's Python work. Scenarios: reports
+posted to the webhook are answered through the processor process; a stop drains it and it
+exits; a processor that dies stops the runtime with one clear error (a supervisor restarts
+the whole worker) and what it left recorded is processed by the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from typing import Any
+
+import aiohttp
+import pytest
+from pydantic import SecretStr
+
+from bot.runtime import BotRuntime
+from hotline.deps import App
+from storage import inbox as store
+from tests.fakes.telegram_api import FakeTelegramServer, make_test_bot
+from tests.integration.test_dispatcher import RunningClock, running_clock
+from tests.reliability.support import register, running
+
+pytestmark = pytest.mark.timeout(60)
+
+SECRET = "process-Webhook_secret"
+CHATS = [7301, 7302, 7303]
+
+
+@pytest.fixture
+def clock_running(app: App) -> RunningClock:
+    return running_clock(app)
+
+
+@pytest.fixture
+async def pg_app(app: App, is_pg: bool, clock_running: RunningClock) -> App:
+    if not is_pg:
+        pytest.skip("the processor runs in a process of its own on PostgreSQL")
+    app.settings = app.settings.model_copy(update={"webhook_secret": SecretStr(SECRET)})
+    for chat in CHATS:
+        await register(app, chat)
+    return app
+
+
+async def post(runtime: BotRuntime, fake: FakeTelegramServer, chat: int, text: str) -> int:
+    update = fake.text_update(text, user=fake.user(chat, f"User{chat}", None, language_code="vi"))
+    async with aiohttp.ClientSession() as session, session.post(
+        runtime.telegram_webhook_url or "", json=update,
+        headers={"X-Telegram-Bot-Api-Secret-Token": SECRET},
+    ) as response:
+        return response.status
+
+
+async def start(app: App, fake: FakeTelegramServer, **options: Any) -> tuple[BotRuntime, asyncio.Task[None]]:
+    runtime = BotRuntime(app, make_test_bot(fake), webhook=True, port=0, web=False, scheduler=False,
+                         worker_id="process-test", **options)
+    task = asyncio.create_task(runtime.run(handle_signals=False))
+    await asyncio.wait_for(runtime.started.wait(), 30)
+    return runtime, task
+
+
+async def test_reports_are_answered_through_the_processor_process_which_exits_on_stop(
+    pg_app: App, telegram_server: FakeTelegramServer
+) -> None:
+    runtime, task = await start(pg_app, telegram_server)
+    assert runtime.inbox_runner is not None and runtime.inbox_runner.forked is not None
+    pid = runtime.inbox_runner.forked.pid
+    assert pid is not None and pid != os.getpid() and running(pid)
+    # It yields the CPU to the webhook: lower priority by the setting (capped at 19).
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, ours + pg_app.settings.inbox_processor_nice)
+    for chat in CHATS:
+        assert await post(runtime, telegram_server, chat, "/help") == 200
+    for chat in CHATS:
+        await telegram_server.wait_for_sent(chat, 1, within=20)
+    runtime.stop()
+    await asyncio.wait_for(task, 40)
+    assert not running(pid), "the processor outlived its runtime"
+    assert await store.waiting(pg_app.engine) == 0
+
+
+async def test_a_dead_processor_stops_the_runtime_and_the_next_start_processes_its_rows(
+    pg_app: App, telegram_server: FakeTelegramServer
+) -> None:
+    runtime, task = await start(pg_app, telegram_server)
+    assert runtime.inbox_runner is not None and runtime.inbox_runner.forked is not None
+    pid = runtime.inbox_runner.forked.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)  # recorded, acknowledged, not processed
+    try:
+        assert await post(runtime, telegram_server, CHATS[0], "/help") == 200
+        assert await store.waiting(pg_app.engine) == 1
+    finally:
+        os.kill(pid, signal.SIGKILL)
+    with pytest.raises(RuntimeError, match="inbox processor process exited with signal 9"):
+        await asyncio.wait_for(task, 30)
+    assert await store.waiting(pg_app.engine) == 1  # nothing acknowledged is lost
+
+    runtime, task = await start(pg_app, telegram_server)
+    await telegram_server.wait_for_sent(CHATS[0], 1, within=20)
+    runtime.stop()
+    await asyncio.wait_for(task, 40)
+    assert await store.waiting(pg_app.engine) == 0
