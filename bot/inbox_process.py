@@ -96,15 +96,9 @@ class ForkedProcessor:
             raise
 
     def _on_readable(self) -> None:
-        sock = self._sock
-        if sock is None:
+        data = receive(self._sock) if self._sock is not None else None
+        if data is None:
             return
-        try:
-            data = sock.recv(4096)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            data = b""
         if not data:
             self._closed()
             return
@@ -149,8 +143,7 @@ class ForkedProcessor:
 
     def _send(self, message: bytes) -> None:
         if self._sock is not None:
-            with contextlib.suppress(BlockingIOError, InterruptedError, OSError):
-                self._sock.send(message)  # a full buffer means a wake is pending anyway
+            send_to(self._sock, message)
 
     async def finished(self) -> None:
         assert self._finished is not None
@@ -220,16 +213,12 @@ class ForkedProcessor:
         wakes: list[Callable[[], None]] = []
 
         def send(message: bytes) -> None:
-            with contextlib.suppress(BlockingIOError, InterruptedError, OSError):
-                sock.send(message)
+            send_to(sock, message)
 
         def readable() -> None:
-            try:
-                data = sock.recv(4096)
-            except (BlockingIOError, InterruptedError):
+            data = receive(sock)
+            if data is None:
                 return
-            except OSError:
-                data = b""
             if not data:  # the runtime is gone (stopped or killed): stop as asked to
                 loop.remove_reader(sock.fileno())
                 log.warning("inbox processor: the runtime is gone; stopping")
@@ -248,6 +237,24 @@ class ForkedProcessor:
             send(READY)
 
         await self.body(stop, ready, lambda: send(PROCESSED))
+
+
+def receive(sock: socket.socket) -> bytes | None:
+    """The messages waiting on the (non-blocking) socket; b"" when the other end has closed,
+    None when there is nothing to read after all."""
+    try:
+        return sock.recv(4096)
+    except (BlockingIOError, InterruptedError):
+        return None
+    except OSError:
+        return b""
+
+
+def send_to(sock: socket.socket, message: bytes) -> None:
+    """Send one message byte; a full buffer already holds a message of each kind that matters
+    (a wake, a stop), and a closed socket is noticed by the reader."""
+    with contextlib.suppress(BlockingIOError, InterruptedError, OSError):
+        sock.send(message)
 
 
 def lower_priority(nice: int) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from typing import Any
 
 import aiohttp
 import pytest
@@ -55,21 +54,22 @@ async def post(runtime: BotRuntime, fake: FakeTelegramServer, chat: int, text: s
         return response.status
 
 
-async def start(app: App, fake: FakeTelegramServer, **options: Any) -> tuple[BotRuntime, asyncio.Task[None]]:
+async def start(app: App, fake: FakeTelegramServer) -> tuple[BotRuntime, asyncio.Task[None], int]:
+    """The runtime as ``hotline run`` starts it, and the pid of its processor process."""
     runtime = BotRuntime(app, make_test_bot(fake), webhook=True, port=0, web=False, scheduler=False,
-                         worker_id="process-test", **options)
+                         worker_id="process-test")
     task = asyncio.create_task(runtime.run(handle_signals=False))
     await asyncio.wait_for(runtime.started.wait(), 30)
-    return runtime, task
+    assert runtime.inbox_runner is not None and runtime.inbox_runner.forked is not None
+    pid = runtime.inbox_runner.forked.pid
+    assert pid is not None and pid != os.getpid() and running(pid)
+    return runtime, task, pid
 
 
 async def test_reports_are_answered_through_the_processor_process_which_exits_on_stop(
     pg_app: App, telegram_server: FakeTelegramServer
 ) -> None:
-    runtime, task = await start(pg_app, telegram_server)
-    assert runtime.inbox_runner is not None and runtime.inbox_runner.forked is not None
-    pid = runtime.inbox_runner.forked.pid
-    assert pid is not None and pid != os.getpid() and running(pid)
+    runtime, task, pid = await start(pg_app, telegram_server)
     # It yields the CPU to the webhook: lower priority by the setting (capped at 19).
     ours = os.getpriority(os.PRIO_PROCESS, 0)
     assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, ours + pg_app.settings.inbox_processor_nice)
@@ -86,10 +86,7 @@ async def test_reports_are_answered_through_the_processor_process_which_exits_on
 async def test_a_dead_processor_stops_the_runtime_and_the_next_start_processes_its_rows(
     pg_app: App, telegram_server: FakeTelegramServer
 ) -> None:
-    runtime, task = await start(pg_app, telegram_server)
-    assert runtime.inbox_runner is not None and runtime.inbox_runner.forked is not None
-    pid = runtime.inbox_runner.forked.pid
-    assert pid is not None
+    runtime, task, pid = await start(pg_app, telegram_server)
     os.kill(pid, signal.SIGSTOP)  # recorded, acknowledged, not processed
     try:
         assert await post(runtime, telegram_server, CHATS[0], "/help") == 200
@@ -100,7 +97,7 @@ async def test_a_dead_processor_stops_the_runtime_and_the_next_start_processes_i
         await asyncio.wait_for(task, 30)
     assert await store.waiting(pg_app.engine) == 1  # nothing acknowledged is lost
 
-    runtime, task = await start(pg_app, telegram_server)
+    runtime, task, _ = await start(pg_app, telegram_server)
     await telegram_server.wait_for_sent(CHATS[0], 1, within=20)
     runtime.stop()
     await asyncio.wait_for(task, 40)
