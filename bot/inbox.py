@@ -17,9 +17,10 @@ A restart processes whatever was recorded and not yet processed; a graceful stop
 recording first, then keeps processing for up to the drain timeout and leaves the rest for the
 next start (a row is never half-processed: its transaction commits or rolls back).
 
-On PostgreSQL the processor runs in a process of its own, forked by the runtime, with its own
-event loop and database pool (``InboxRunner``, ``bot.inbox_process``): the engine's work is
-mostly Python, and beside the webhook it would make acknowledgements wait behind it. Several
+On PostgreSQL the processor runs in a thread of its own, or in a process forked by the runtime
+(``settings.inbox_processing``), with its own event loop and database pool (``InboxRunner``,
+``bot.inbox_process``): the engine's work is mostly Python, and on the webhook's event loop it
+would make acknowledgements wait behind it. Several
 workers share the inbox through per-chat advisory locks (``storage.inbox.ChatLocks``). On
 SQLite (one writer, one process) it runs on the bot's loop, taking turns with the webhook's
 inserts on the runtime's write lock; two processors of one process on one file take chats
@@ -255,11 +256,10 @@ class InboxRunner:
     """Runs an ``InboxProcessor`` where the database calls for it (``mode``):
 
     * ``"loop"`` -- on the bot's loop (SQLite: one writer, taking turns on ``turns``);
-    * ``"process"`` -- in a forked process of its own (PostgreSQL, ``hotline run``'s default;
-      see ``bot.inbox_process`` for why);
-    * ``"thread"`` -- in a thread with its own loop (PostgreSQL, where a test's objects --
-      a manual clock moved during the test, an engine that notes what it saw -- must stay
-      shared with the caller).
+    * ``"thread"`` -- in a thread with its own loop, at a lower priority (PostgreSQL's default:
+      the worker's one core is shared, the webhook first);
+    * ``"process"`` -- in a forked process of its own (PostgreSQL, ``HOTLINE_INBOX_PROCESSING``;
+      see ``bot.inbox_process`` for when that is better).
 
     The last two use a database pool of their own. ``wake`` and ``stop`` are called from the
     bot's loop.

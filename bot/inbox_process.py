@@ -1,12 +1,13 @@
 """The inbox processor in a process of its own (PostgreSQL): acknowledgements never wait for it.
 
-Why a process and not a thread: the engine's work is Python, and a thread doing it holds the
-interpreter lock. Run beside the webhook in one process, a processor thread that the operating
-system has just descheduled (the CPU is short in a burst: load, database, other workers) keeps
-the lock, and the webhook's acknowledgement waits until it runs again -- the tail of the
-"recorded" latency Telegram waits for. In a process of its own, at a lower priority
-(``settings.inbox_processor_nice``), it only competes for the CPU, where the webhook comes
-first. Measured in ``bench/load_webhook.py``.
+Why a process (``HOTLINE_INBOX_PROCESSING=process``): the engine's work is Python, and a thread
+doing it shares the interpreter lock with the webhook, so a worker never uses more than one
+core. In a process of its own, at a lower priority (``settings.inbox_processor_nice``), it uses
+a second one: measured in ``bench/load_webhook.py`` on two cores, one worker went from 21 to 36
+updates/s. The price shows where the
+machine has no core to spare: the processor's database work (PostgreSQL's backends run at
+normal priority) and the worker's sends then compete with the acknowledgements, and a second
+worker adds nothing -- there the thread (the default) is better.
 
 The processor is forked from the runtime once the bot is known (its name, which commands
 addressed to it carry) and before the web server starts, so it shares the runtime's loaded

@@ -103,10 +103,12 @@ class Settings(BaseSettings):
     #: How much lower the inbox processor runs than the webhook (PostgreSQL, Linux): the
     #: acknowledgements channels wait for come first when the CPU is short (0 = same priority).
     inbox_processor_nice: int = Field(5, ge=0, le=19)
-    #: Where the inbox processor runs on PostgreSQL: a process of its own per worker (forked by
-    #: ``hotline run``), or a thread of the worker (``thread``; acknowledgements then wait
-    #: behind its Python work when the CPU is short). SQLite always processes in the worker.
-    inbox_processing: Literal["process", "thread"] = "process"
+    #: Where the inbox processor runs on PostgreSQL: a thread of the worker (it shares the
+    #: worker's core: acknowledgements stay fast and more workers add throughput), or a process
+    #: of its own per worker (``process``: about 1.7x the updates/s of one worker, when the
+    #: machine has a core to spare for it; measured in bench/RESULTS.md). SQLite always
+    #: processes in the worker.
+    inbox_processing: Literal["thread", "process"] = "thread"
 
     # --- outbox dispatcher ---------------------------------------------------------------------
     outbox_per_chat_interval: float = Field(1.0, ge=0)

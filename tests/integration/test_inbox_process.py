@@ -1,7 +1,7 @@
-"""PostgreSQL: the inbox processor runs in a process of its own, and lives and dies with the runtime.
+"""PostgreSQL: the inbox processor in a process of its own lives and dies with the runtime.
 
-``hotline run`` on PostgreSQL forks one processor process per worker (``bot.inbox_process``):
-the webhook's acknowledgements never wait for the engine's Python work. Scenarios: reports
+With ``HOTLINE_INBOX_PROCESSING=process`` ``hotline run`` on PostgreSQL forks one processor
+process per worker (``bot.inbox_process``); the default runs it in a thread. Scenarios: reports
 posted to the webhook are answered through the processor process; a stop drains it and it
 exits; a processor that dies stops the runtime with one clear error (a supervisor restarts
 the whole worker) and what it left recorded is processed by the next start.
@@ -54,12 +54,18 @@ async def post(runtime: BotRuntime, fake: FakeTelegramServer, chat: int, text: s
         return response.status
 
 
-async def start(app: App, fake: FakeTelegramServer) -> tuple[BotRuntime, asyncio.Task[None], int]:
-    """The runtime as ``hotline run`` starts it, and the pid of its processor process."""
+async def started(app: App, fake: FakeTelegramServer) -> tuple[BotRuntime, asyncio.Task[None]]:
     runtime = BotRuntime(app, make_test_bot(fake), webhook=True, port=0, web=False, scheduler=False,
                          worker_id="process-test")
     task = asyncio.create_task(runtime.run(handle_signals=False))
     await asyncio.wait_for(runtime.started.wait(), 30)
+    return runtime, task
+
+
+async def start(app: App, fake: FakeTelegramServer) -> tuple[BotRuntime, asyncio.Task[None], int]:
+    """The runtime as ``hotline run`` starts it with the setting, and its processor's pid."""
+    app.settings = app.settings.model_copy(update={"inbox_processing": "process"})
+    runtime, task = await started(app, fake)
     assert runtime.inbox_runner is not None and runtime.inbox_runner.forked is not None
     pid = runtime.inbox_runner.forked.pid
     assert pid is not None and pid != os.getpid() and running(pid)
@@ -99,6 +105,22 @@ async def test_a_dead_processor_stops_the_runtime_and_the_next_start_processes_i
 
     runtime, task, _ = await start(pg_app, telegram_server)
     await telegram_server.wait_for_sent(CHATS[0], 1, within=20)
+    runtime.stop()
+    await asyncio.wait_for(task, 40)
+    assert await store.waiting(pg_app.engine) == 0
+
+
+async def test_the_default_processes_in_a_thread_of_the_worker(
+    pg_app: App, telegram_server: FakeTelegramServer
+) -> None:
+    """``HOTLINE_INBOX_PROCESSING=thread`` (the default): no second process, the same answers."""
+    runtime, task = await started(pg_app, telegram_server)
+    assert runtime.inbox_runner is not None and runtime.inbox_runner.mode == "thread"
+    assert runtime.inbox_runner.forked is None
+    for chat in CHATS:
+        assert await post(runtime, telegram_server, chat, "/help") == 200
+    for chat in CHATS:
+        await telegram_server.wait_for_sent(chat, 1, within=20)
     runtime.stop()
     await asyncio.wait_for(task, 40)
     assert await store.waiting(pg_app.engine) == 0
