@@ -40,8 +40,12 @@ Defaults: 50,000 updates from 5,000 users (about ten minutes at ~100 updates/s);
 ``--updates 2000 --users 200``. Skips with a message when PostgreSQL is not reachable
 (``HOTLINE_BENCH_PG_URL``, default ``postgresql+asyncpg://postgres@127.0.0.1:5432/test``).
 
+``--processing process`` runs each worker's inbox processor in a process of its own
+(``HOTLINE_INBOX_PROCESSING``; the default, ``thread``, runs it in the worker); its figures are
+named "load_webhook (process)".
+
 Usage: python bench/load_webhook.py [--updates N] [--users U] [--workers W[,W...]] [--concurrency C]
-       [--sessions S] [--web] [--json FILE]
+       [--sessions S] [--web] [--processing thread|process] [--json FILE]
 """
 
 from __future__ import annotations
@@ -528,8 +532,8 @@ async def run(args: argparse.Namespace, *, measure_startup: bool = True) -> list
     scripts = {uid: plan(budget + (1 if i < rest else 0)) for i, uid in enumerate(users)}
     scripts = {uid: actions for uid, actions in scripts.items() if actions}
     print(f"load test on {machine()}: {args.updates:,} updates from {n_users:,} users, "
-          f"{args.workers} workers, {args.concurrency} connections, {args.sessions} users in "
-          f"flight", flush=True)
+          f"{args.workers} workers (inbox processor: {args.processing}), {args.concurrency} "
+          f"connections, {args.sessions} users in flight", flush=True)
     started = time.perf_counter()
     async with temp_database("postgres") as url, FakeTelegramServer() as fake:
         members = await setup(url, users + warm_users)
@@ -621,7 +625,7 @@ async def run(args: argparse.Namespace, *, measure_startup: bool = True) -> list
         print("  " + line)
     print(f"verification {'PASSED' if ok else 'FAILED'}; mean latency {statistics.fmean(ms):.0f} ms; "
           f"total {time.perf_counter() - started:.0f} s", flush=True)
-    name = "load_webhook"
+    name = bench_name(args.processing)
     size = f"{len(ms):,} updates, {n_users:,} users, {args.workers} workers, {args.concurrency} conn"
     w = f"{args.workers} worker{'s' if args.workers > 1 else ''}: "
     return [
@@ -647,6 +651,10 @@ async def run(args: argparse.Namespace, *, measure_startup: bool = True) -> list
     ]
 
 
+def bench_name(processing: str) -> str:
+    return "load_webhook" if processing == "thread" else f"load_webhook ({processing})"
+
+
 def main() -> None:
     json_path = pop_json_arg()
     parser = argparse.ArgumentParser(description=__doc__,
@@ -660,7 +668,10 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=0,
                         help="users acting at once (default 4 x concurrency)")
     parser.add_argument("--web", action="store_true", help="serve the web pages in the workers")
+    parser.add_argument("--processing", choices=["thread", "process"], default="thread",
+                        help="where each worker's inbox processor runs (HOTLINE_INBOX_PROCESSING)")
     args = parser.parse_args()
+    os.environ["HOTLINE_INBOX_PROCESSING"] = args.processing  # the workers inherit it
     args.sessions = args.sessions or 4 * args.concurrency
     if not postgres_available():
         print("load test skipped: PostgreSQL is not reachable (set HOTLINE_BENCH_PG_URL)")
@@ -681,7 +692,7 @@ def main() -> None:
         print(f"throughput: {counts[-1]} workers {rates[-1]:,.0f} updates/s, {counts[0]} worker(s) "
               f"{rates[0]:,.0f} updates/s: ratio {ratio:.2f} (issue 23 target >= 1.3: "
               f"{'met' if ratio >= 1.3 else 'NOT met'})")
-        results.append(Result("load_webhook", "postgres",
+        results.append(Result(bench_name(args.processing), "postgres",
                               f"updates/s, {counts[-1]} vs {counts[0]} workers", ratio, "x",
                               target=">= 1.3", met=ratio >= 1.3))
     write_results(json_path, results)

@@ -122,6 +122,12 @@ BENCHES = [
           ["--updates", "3000", "--users", "300", "--workers", "1,2"],
           ["--updates", "1000", "--users", "100", "--concurrency", "16", "--workers", "1,2"],
           sqlite_flag=False, postgres_only=True),
+    # The same with each worker's inbox processor in a process of its own (the option).
+    Bench("load_webhook_process", "load_webhook.py",
+          ["--updates", "3000", "--users", "300", "--workers", "1,2", "--processing", "process"],
+          ["--updates", "1000", "--users", "100", "--concurrency", "16", "--workers", "1,2",
+           "--processing", "process"],
+          sqlite_flag=False, postgres_only=True),
 ]
 
 
