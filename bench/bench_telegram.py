@@ -13,7 +13,10 @@ dispatcher and the web pages are off: this is the inbound path.
 Baseline, measured in the same run: aiogram's bare dispatch behind the same webhook server
 (``bot.telegram.runner.WebhookRunner``: same guard, same parsing, same mapping and lock) with
 a handler that does nothing. The ratio (engine / bare) is the share of aiogram's own
-throughput left once the engine does real work; the target is >= 0.25.
+throughput left once the engine does real work. It had a target (>= 0.25), retired by issue 23:
+it compares against a handler that does nothing, and no engine keeping one transaction per
+update can approach it; it is still reported. Issue 23's targets for the webhook are in
+``load_webhook.py`` (time to recorded, and throughput with 1 and 2 workers).
 
 Also measured, in the same rounds, to show what bounds the ratio: the same runtime around a
 handler that runs only the transaction every update needs in this design (claim, caller, step,
@@ -257,7 +260,7 @@ async def run(kind: str, n: int, n_users: int, concurrency: int, repeats: int) -
     ratio, ceiling = engine_rate / bare_rate, minimal_rate / bare_rate
     spread = ", ".join(f"{k} {min(v):,.0f}-{max(v):,.0f}" for k, v in rates.items())
     return [kind, n, n_users, concurrency, repeats, f"{engine_rate:,.0f}", f"{bare_rate:,.0f}",
-            f"{ratio:.2f}", "yes" if ratio >= 0.25 else "NO", f"{minimal_rate:,.0f}",
+            f"{ratio:.2f}", f"{minimal_rate:,.0f}",
             f"{ceiling:.2f}", spread]
 
 
@@ -278,7 +281,7 @@ def main() -> None:
     print_table(
         "Telegram webhook -> engine -> committed, vs aiogram's bare dispatch (same server, no-op handler)",
         ["database", "updates", "users", "concurrency", "rounds", "engine updates/s (median)",
-         "bare dispatch updates/s (median)", "ratio", ">= 0.25", "minimal transaction updates/s (median)",
+         "bare dispatch updates/s (median)", "ratio", "minimal transaction updates/s (median)",
          "ceiling ratio (minimal / bare)", "range over rounds"],
         rows,
     )
@@ -287,10 +290,10 @@ def main() -> None:
                figure="updates/s through the engine to commit", value=_number(row[5]),
                unit="updates/s", baseline=_number(row[6]), ratio=_number(row[7]),
                baseline_label="aiogram bare dispatch, no-op handler",
-               target="ratio >= 0.25", met=_number(row[7]) >= 0.25,
-               note=f"{row[1]} updates x {row[4]} rounds (medians; {row[11]}), {row[2]} users, "
-                    f"concurrency {row[3]}; the minimal transaction alone: {row[9]} updates/s, "
-                    f"ceiling ratio {row[10]}")
+               target="", met=None,
+               note=f"{row[1]} updates x {row[4]} rounds (medians; {row[10]}), {row[2]} users, "
+                    f"concurrency {row[3]}; the minimal transaction alone: {row[8]} updates/s, "
+                    f"ceiling ratio {row[9]}")
         for row in rows
     ])
 
