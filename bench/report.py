@@ -304,9 +304,11 @@ def updated(previous: str, outcomes: list[Outcome], *, command: str, started: st
             end = next((i for i in range(head, len(lines)) if not lines[i].startswith("| ")),
                        len(lines))
             lines[end:end] = new_rows
-        start = next((i for i, line in enumerate(lines)
-                      if line.startswith("<details>") and f"bench/{outcome.bench.script}" in line), None)
         section = output_section(outcome)
+        # The same script may run as two benchmarks (load_webhook with --processing): a section
+        # is the one whose command line is this run's.
+        code = section[0].split("</code>")[0] + "</code>"
+        start = next((i for i, line in enumerate(lines) if line.startswith(code)), None)
         if start is None:
             lines += ["", *section]
         else:

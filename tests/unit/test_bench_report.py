@@ -79,3 +79,23 @@ def test_a_failed_rerun_lands_in_the_summary_table_with_no_machine_paths() -> No
     assert str(report.ROOT) not in again and str(sys.base_prefix) not in again
     assert 'File "bench/bench_b.py", line 9' in again
     assert 'File "<python>/lib/python3.11/asyncio/runners.py"' in again
+
+
+def test_one_script_run_as_two_benchmarks_keeps_both_sections() -> None:
+    """load_webhook runs twice (``--processing thread`` and ``process``): re-running one
+    replaces its own section, never the other's."""
+    def run(name: str, value: float, *args: str) -> report.Outcome:
+        bench = report.Bench(name, "load.py", list(args), [], json=True)
+        out = f"### {name} table\n| a | b |\n|---|---|\n| {value} | x |\n"
+        return report.Outcome(bench, [sys.executable, f"{report.BENCH}/load.py", *args], 3.0, 0, out,
+                              [Result(name, "postgres", "rate", value, "1/s")])
+
+    first = report.report([run("load", 1.0), run("load_process", 2.0, "--processing", "process")],
+                          quick=False, command="bench/run", started="2026-11-23 10:00",
+                          loads=LOADS, postgres=True)
+    again = report.updated(first, [run("load_process", 5.0, "--processing", "process")],
+                           command="bench/run --update --only load_process",
+                           started="2026-11-23 12:00", loads=LOADS)
+    assert again.count("<details>") == 2
+    assert "### load table" in again and "| 1.0 | x |" in again
+    assert "| 5.0 | x |" in again and "| 2.0 | x |" not in again
