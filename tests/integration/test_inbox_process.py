@@ -62,6 +62,19 @@ async def started(app: App, fake: FakeTelegramServer) -> tuple[BotRuntime, async
     return runtime, task
 
 
+async def every_chat_answered_then_stop(runtime: BotRuntime, task: asyncio.Task[None],
+                                        app: App, fake: FakeTelegramServer) -> None:
+    """Each chat sends /help through the webhook and gets its answer; then a graceful stop
+    leaves nothing waiting."""
+    for chat in CHATS:
+        assert await post(runtime, fake, chat, "/help") == 200
+    for chat in CHATS:
+        await fake.wait_for_sent(chat, 1, within=20)
+    runtime.stop()
+    await asyncio.wait_for(task, 40)
+    assert await store.waiting(app.engine) == 0
+
+
 async def start(app: App, fake: FakeTelegramServer) -> tuple[BotRuntime, asyncio.Task[None], int]:
     """The runtime as ``hotline run`` starts it with the setting, and its processor's pid."""
     app.settings = app.settings.model_copy(update={"inbox_processing": "process"})
@@ -79,14 +92,8 @@ async def test_reports_are_answered_through_the_processor_process_which_exits_on
     # It yields the CPU to the webhook: lower priority by the setting (capped at 19).
     ours = os.getpriority(os.PRIO_PROCESS, 0)
     assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, ours + pg_app.settings.inbox_processor_nice)
-    for chat in CHATS:
-        assert await post(runtime, telegram_server, chat, "/help") == 200
-    for chat in CHATS:
-        await telegram_server.wait_for_sent(chat, 1, within=20)
-    runtime.stop()
-    await asyncio.wait_for(task, 40)
+    await every_chat_answered_then_stop(runtime, task, pg_app, telegram_server)
     assert not running(pid), "the processor outlived its runtime"
-    assert await store.waiting(pg_app.engine) == 0
 
 
 async def test_a_dead_processor_stops_the_runtime_and_the_next_start_processes_its_rows(
@@ -117,10 +124,4 @@ async def test_the_default_processes_in_a_thread_of_the_worker(
     runtime, task = await started(pg_app, telegram_server)
     assert runtime.inbox_runner is not None and runtime.inbox_runner.mode == "thread"
     assert runtime.inbox_runner.forked is None
-    for chat in CHATS:
-        assert await post(runtime, telegram_server, chat, "/help") == 200
-    for chat in CHATS:
-        await telegram_server.wait_for_sent(chat, 1, within=20)
-    runtime.stop()
-    await asyncio.wait_for(task, 40)
-    assert await store.waiting(pg_app.engine) == 0
+    await every_chat_answered_then_stop(runtime, task, pg_app, telegram_server)
