@@ -19,7 +19,8 @@ Why a margin under the limit (``GLOBAL_MARGIN``): the limit counts *arrivals* at
 Between a slot and the request's arrival lie the event loop's wake-up, aiogram and the
 network, whose delays vary; evenly spaced slots ``1/rate`` apart keep any 1-second window at
 30 or fewer arrivals only while those delays vary by less than ``30/rate - 1`` seconds
-(75 ms at 27.9/s, nothing at 30/s). A slot woken up more than ``tolerance`` late is
+(87 ms at 27.6/s, 75 ms at 27.9/s, nothing at 30/s; on a loaded two-core machine 75 ms was once
+exceeded in 3,200 sends, hence 92 %). A slot woken up more than ``tolerance`` late is
 given up rather than used, which bounds the part of that spread this process adds.
 """
 
@@ -39,7 +40,7 @@ from storage.pacing import Reservation
 log = logging.getLogger(__name__)
 
 #: Fraction of the overall limit actually used (see the module docstring).
-GLOBAL_MARGIN = 0.93
+GLOBAL_MARGIN = 0.92
 #: Slots reserved per database round trip (at most; fewer when fewer sends wait).
 RESERVE_BATCH = 8
 
