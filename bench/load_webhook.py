@@ -92,6 +92,7 @@ from hotline.services.app import open_app
 from storage import migrate
 from storage.models import Contact, InboundUpdate, InboxEntry, OutboxMessage, Ticket
 from tests.fakes.telegram_api import FakeTelegramServer, SentMessage
+from tests.procfs import children_of, stat_fields
 
 SECRET = "load-Webhook_secret"
 FIRST_USER = 5_000_001
@@ -284,21 +285,6 @@ async def setup(url: str, users: list[int]) -> list[int]:
     return members
 
 
-def _stat(pid: int) -> list[str]:
-    """The fields of /proc/<pid>/stat after the command name (empty if the process is gone)."""
-    try:
-        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return []
-
-
-def children_of(pid: int) -> list[int]:
-    """Direct children of ``pid``, from /proc."""
-    return [int(entry.name) for entry in Path("/proc").iterdir()
-            if entry.name.isdigit() and (fields := _stat(int(entry.name)))
-            and int(fields[1]) == pid]
-
-
 def process_tree(root: int) -> list[int]:
     """``root`` and all its descendants: ``hotline run``, its forked workers (with more than
     one) and each worker's inbox processor process (PostgreSQL)."""
@@ -322,7 +308,7 @@ def workers_cpu(parent: int) -> float:
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     total = 0.0
     for pid in process_tree(parent):
-        fields = _stat(pid)
+        fields = stat_fields(pid)
         if fields:
             total += (int(fields[11]) + int(fields[12])) / tick
     return total

@@ -20,11 +20,10 @@ next start (a row is never half-processed: its transaction commits or rolls back
 On PostgreSQL the processor runs in a thread of its own, or in a process forked by the runtime
 (``settings.inbox_processing``), with its own event loop and database pool (``InboxRunner``,
 ``bot.inbox_process``): the engine's work is mostly Python, and on the webhook's event loop it
-would make acknowledgements wait behind it. Several
-workers share the inbox through per-chat advisory locks (``storage.inbox.ChatLocks``). On
-SQLite (one writer, one process) it runs on the bot's loop, taking turns with the webhook's
-inserts on the runtime's write lock; two processors of one process on one file take chats
-from one registry.
+would make acknowledgements wait behind it. Several workers share the inbox through per-chat
+advisory locks (``storage.inbox.ChatLocks``). On SQLite (one writer, one process) it runs on
+the bot's loop, taking turns with the webhook's inserts on the runtime's write lock; two
+processors of one process on one file take chats from one registry.
 """
 
 from __future__ import annotations

@@ -4,10 +4,10 @@ Why a process (``HOTLINE_INBOX_PROCESSING=process``): the engine's work is Pytho
 doing it shares the interpreter lock with the webhook, so a worker never uses more than one
 core. In a process of its own, at a lower priority (``settings.inbox_processor_nice``), it uses
 a second one: measured in ``bench/load_webhook.py`` on two cores, one worker went from 21 to 36
-updates/s. The price shows where the
-machine has no core to spare: the processor's database work (PostgreSQL's backends run at
-normal priority) and the worker's sends then compete with the acknowledgements, and a second
-worker adds nothing -- there the thread (the default) is better.
+updates/s. The price shows where the machine has no core to spare: the processor's database
+work (PostgreSQL's backends run at normal priority) and the worker's sends then compete with
+the acknowledgements, and a second worker adds nothing -- there the thread (the default) is
+better.
 
 The processor is forked from the runtime once the bot is known (its name, which commands
 addressed to it carry) and before the web server starts, so it shares the runtime's loaded

@@ -109,9 +109,8 @@ class BotRuntime:
     and benchmarks: ``port=0`` listens on a free port (see ``local_url``), ``dispatch=False``
     leaves the outbox alone, ``scheduler=False`` skips the escalation scheduler,
     ``verify_token=False`` skips the ``getMe`` check. ``reuse_port=True`` shares the port with
-    other workers (``hotline run --workers``, ``bot.workers``). ``inbox_processing`` ("process"
-    or "thread"; default ``settings.inbox_processing``) is where the inbox processor runs on
-    PostgreSQL (``bot.inbox.InboxRunner``).
+    other workers (``hotline run --workers``, ``bot.workers``). Where the inbox processor runs on
+    PostgreSQL is ``settings.inbox_processing`` (``bot.inbox.InboxRunner``).
     """
 
     def __init__(
@@ -136,7 +135,6 @@ class BotRuntime:
         dispatcher_options: dict[str, Any] | None = None,
         inbox: bool = True,
         inbox_options: dict[str, Any] | None = None,
-        inbox_processing: str | None = None,
     ) -> None:
         self.app = app
         self.bot = bot
@@ -194,8 +192,7 @@ class BotRuntime:
         dispatcher = self.dispatcher
         self.inbox_runner: InboxRunner | None = None
         if self.inbox is not None and decoders:
-            mode = ("loop" if app.engine.dialect.name == "sqlite"
-                    else inbox_processing or app.settings.inbox_processing)
+            mode = "loop" if app.engine.dialect.name == "sqlite" else app.settings.inbox_processing
             self.inbox_runner = InboxRunner(
                 app, self.engine, decoders, mode=mode,
                 turns=self._sqlite_turns, drain_timeout=drain_timeout,

@@ -52,7 +52,7 @@ def _record(insert: Any) -> Any:
 _RECORD = {"sqlite": _record(sqlite.insert), "postgresql": _record(postgresql.insert)}
 _HEADS = (select(_TABLE.c.chat_key).group_by(_TABLE.c.chat_key)
           .order_by(func.min(_TABLE.c.id)).limit(bindparam("limit")))
-_ROWS = (select(_TABLE.c.id, _TABLE.c.channel, _TABLE.c.update_id, _TABLE.c.payload)
+_ROWS = (select(_TABLE.c.channel, _TABLE.c.update_id, _TABLE.c.payload)
          .where(_TABLE.c.chat_key == bindparam("chat_key"))
          .order_by(_TABLE.c.id).limit(bindparam("limit")))
 _DELETE = delete(_TABLE).where(

@@ -22,7 +22,8 @@ from hotline.deps import App
 from storage import inbox as store
 from tests.fakes.telegram_api import FakeTelegramServer, make_test_bot
 from tests.integration.test_dispatcher import RunningClock, running_clock
-from tests.reliability.support import register, running
+from tests.procfs import running
+from tests.reliability.support import register
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -19,7 +19,6 @@ import socket
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -29,6 +28,7 @@ from hotline.domain.enums import OrgKind
 from hotline.services import people
 from storage.models import Contact, InboxEntry, OutboxMessage, Person
 from tests.fakes.telegram_api import FakeTelegramServer
+from tests.procfs import children_of, running
 
 WORKER = "reliability-worker"
 SECRET = "reliability-Webhook_secret"
@@ -143,27 +143,6 @@ class RuntimeChild:
                 break
             await asyncio.sleep(0.05)
         assert not any(map(running, processors)), "the inbox processor outlived its runtime"
-
-
-def children_of(pid: int) -> list[int]:
-    """Direct children of ``pid`` (Linux /proc; empty elsewhere)."""
-    found = []
-    for entry in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = entry.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(entry.parent.name))
-    return found
-
-
-def running(pid: int) -> bool:
-    """Alive and not a zombie (exited, waiting to be reaped by its parent)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 async def register(app: App, chat_id: int, *, name: str = "Nguyễn Văn An",
